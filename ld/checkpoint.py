@@ -1,0 +1,73 @@
+"""Loading mmengine checkpoints with ``torch.load(weights_only=True)`` kept on.
+
+torch >= 2.6 loads with ``weights_only=True`` by default, which refuses the non-tensor objects
+mmengine stores in a checkpoint's ``meta`` (its message hub's ``HistoryBuffer`` and the numpy arrays
+and scalars inside it). Rather than switching that safety off, :func:`allow_mmengine_globals`
+allow-lists exactly those types; any other pickled object is still refused, and
+:func:`load_checkpoint` turns that refusal into an error that names the file and what to do.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pickle
+
+import numpy as np
+import torch
+
+_HISTORY_BUFFER_STATISTICS = frozenset({"min", "max", "current", "mean"})
+
+
+def history_buffer_statistic(owner: Any, name: str) -> Any:
+    """The one ``getattr`` an mmengine checkpoint pickles: a statistics method of ``HistoryBuffer``.
+
+    ``HistoryBuffer`` stores ``{'min': HistoryBuffer.min, ...}``, which pickle writes as
+    ``getattr(HistoryBuffer, 'min')``. Allow-listing the builtin ``getattr`` would let a checkpoint
+    reach any attribute of any allowed object, so this stands in for it and accepts only those four.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    if owner is HistoryBuffer and name in _HISTORY_BUFFER_STATISTICS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f"refused getattr({owner!r}, {name!r}) while loading a checkpoint: only "
+                                 f"HistoryBuffer's statistics methods are allowed")
+
+
+def _mmengine_safe_globals() -> list:
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    from numpy._core import multiarray
+
+    # numpy 2 pickles these under numpy._core; checkpoints written under numpy 1 name numpy.core.
+    numpy_types = [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar,
+                   (multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+                   (multiarray.scalar, "numpy.core.multiarray.scalar")]
+    dtype_classes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.float16, np.int64,
+                                                  np.int32, np.bool_)]
+    return [HistoryBuffer, (history_buffer_statistic, "builtins.getattr"), *numpy_types, *dtype_classes]
+
+
+def allow_mmengine_globals() -> None:
+    """Allow-list the types mmengine writes into checkpoints (idempotent)."""
+    torch.serialization.add_safe_globals(_mmengine_safe_globals())
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; clear errors for a missing or unsafe file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist: train it first (dvc repro) or "
+                                "give the path of a local checkpoint file")
+    allow_mmengine_globals()
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError or others by version
+        if "weights_only" in str(err) or "Unsupported global" in str(err):
+            raise RuntimeError(
+                f"checkpoint {path} carries pickled objects that are not plain weights or mmengine "
+                f"training state, so it is refused (torch.load weights_only=True). If you trust the "
+                f"file, convert it to a plain state_dict first. Details: {str(err).splitlines()[0]}"
+            ) from err
+        raise

@@ -1,0 +1,1 @@
+"""Datasets: the embedded generated dataset."""

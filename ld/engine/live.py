@@ -1,0 +1,68 @@
+"""Training curves through DVCLive, so `dvc plots show` and `dvc plots diff` render them."""
+from __future__ import annotations
+
+import math
+
+from mmengine.dist import master_only
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+
+def _scalar(value) -> float | None:
+    try:
+        value = float(value.item() if hasattr(value, "item") else value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+@HOOKS.register_module()
+class DVCLiveHook(Hook):
+    """Logs the training losses every ``interval`` iterations and the validation metrics per epoch.
+
+    Args:
+        dir: DVCLive folder (``results/<profile>/live/<run>``), declared as plots in dvc.yaml.
+        interval: iterations between two logged points.
+    """
+
+    priority = "LOW"
+
+    def __init__(self, dir: str, interval: int = 1) -> None:
+        self.dir = dir
+        self.interval = interval
+        self.live = None
+
+    @master_only
+    def before_run(self, runner) -> None:
+        from dvclive import Live
+
+        # resume=True continues the step count of a resumed run; DVC itself stays untouched.
+        self.live = Live(self.dir, resume=True, save_dvc_exp=False, dvcyaml=None, report=None)
+
+    @master_only
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self.live is None or not outputs or (runner.iter + 1) % self.interval:
+            return
+        self.live.step = runner.iter + 1
+        for key, value in sorted(outputs.items()):
+            value = _scalar(value)
+            if value is not None:
+                self.live.log_metric(f"train/{key}", value, plot=True)
+        self.live.log_metric("train/lr", runner.optim_wrapper.get_lr()["lr"][0], plot=True)
+        self.live.next_step()
+
+    @master_only
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if self.live is None or not metrics:
+            return
+        self.live.step = runner.iter
+        for key, value in sorted(metrics.items()):
+            value = _scalar(value)
+            if value is not None:
+                self.live.log_metric(f"val/{key.replace('/', '_')}", value, plot=True)
+        self.live.next_step()
+
+    @master_only
+    def after_run(self, runner) -> None:
+        if self.live is not None:
+            self.live.end()

@@ -1,0 +1,128 @@
+"""A thin runner over mmengine: resolve a row config against a profile, train it, export the model.
+
+A run's scratch folder (``work/<profile>/<run>/<digest>``) is keyed by everything that defines the
+run (the resolved config and the teacher's checkpoint bytes), so a killed run resumes from its last
+checkpoint, while a run whose parameters changed starts afresh instead of resuming stale state.
+The exported model (``models/<profile>/<run>/{model.pth,config.py}``) is what later stages use.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ld.checkpoint import load_checkpoint
+from ld.io import atomic_write_bytes
+from ld.profiles import apply_profile, get_profile
+
+DISTILLERS = ("KnowledgeDistillationSingleStageDetector",)
+
+
+def is_distiller(cfg) -> bool:
+    """Whether ``cfg`` trains a student from a teacher."""
+    return cfg.model.type in DISTILLERS
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def build_train_config(
+    config: str | Path,
+    params: dict[str, Any],
+    *,
+    profile: str | None = None,
+    data_root: str | Path | None = None,
+    teacher_dir: str | Path | None = None,
+    work_root: str | Path = "work",
+    live_dir: str | Path | None = None,
+    launcher: str = "none",
+):
+    """The mmengine ``Config`` of one run: row config + profile + seed + teacher + logging.
+
+    Args:
+        config: a row config under ``pipelines/configs``.
+        params: the parsed ``params.yaml``.
+        profile: profile name (default ``params['profile']``).
+        data_root: dataset root (default ``data/<profile>``).
+        teacher_dir: for a distillation config, the exported teacher (``config.py`` + ``model.pth``).
+        work_root: where run folders with intermediate checkpoints live.
+        live_dir: DVCLive folder for the training curves (none if not given).
+        launcher: mmengine launcher: 'none' (one process) or 'pytorch' (torchrun).
+    """
+    from mmengine.config import Config
+
+    config = Path(config)
+    if not config.is_file():
+        raise FileNotFoundError(f"config {config} not found (configs live in pipelines/configs/)")
+    profile = profile or params["profile"]
+    cfg = Config.fromfile(str(config))
+    num_gpus = int(os.environ.get("WORLD_SIZE", params.get("num_gpus", 1)))
+    apply_profile(cfg, get_profile(params, profile), data_root=data_root or Path("data") / profile,
+                  num_gpus=num_gpus)
+    cfg.randomness = dict(seed=int(params.get("seed", 0)), deterministic=False)
+    cfg.launcher = launcher
+    cfg.env_cfg.dist_cfg = dict(backend="nccl" if torch.cuda.is_available() else "gloo")
+
+    digest = hashlib.sha256()
+    if is_distiller(cfg):
+        if teacher_dir is None:
+            raise ValueError(f"{config} distils from a teacher: pass --teacher <exported teacher folder>")
+        teacher_dir = Path(teacher_dir)
+        for name in ("config.py", "model.pth"):
+            if not (teacher_dir / name).is_file():
+                raise FileNotFoundError(f"teacher {teacher_dir} has no {name}: train the teacher first "
+                                        f"(`ld train` or `dvc repro`)")
+        cfg.model.teacher_config = str(teacher_dir / "config.py")
+        cfg.model.teacher_ckpt = str(teacher_dir / "model.pth")
+        ld_params = params.get("ld", {})
+        loss_ld = cfg.model.bbox_head.loss_ld
+        loss_ld.T = float(ld_params.get("temperature", loss_ld.T))
+        loss_ld.loss_weight = float(ld_params.get("loss_weight", loss_ld.loss_weight))
+        if not loss_ld.T > 0:
+            raise ValueError(f"params.yaml: ld.temperature must be > 0, got {loss_ld.T}")
+        digest.update(_file_digest(teacher_dir / "model.pth").encode())
+    digest.update(cfg.pretty_text.encode())
+    cfg.work_dir = str(Path(work_root) / profile / config.stem / digest.hexdigest()[:12])
+    cfg.resume = True  # mmengine resumes from the latest checkpoint in work_dir, if there is one
+    cfg.load_from = None
+    if live_dir is not None:
+        cfg.custom_hooks = list(cfg.get("custom_hooks", [])) + [
+            dict(type="DVCLiveHook", dir=str(live_dir), interval=cfg.default_hooks.logger.interval)]
+    return cfg
+
+
+def export_model(work_dir: str | Path, cfg, out_dir: str | Path) -> Path:
+    """Copy the last checkpoint of ``work_dir`` (weights and meta, no optimizer) and the resolved
+    config to ``out_dir/model.pth`` and ``out_dir/config.py``."""
+    work_dir, out_dir = Path(work_dir), Path(out_dir)
+    pointer = work_dir / "last_checkpoint"
+    if not pointer.is_file():
+        raise FileNotFoundError(f"{work_dir} has no last_checkpoint: the run did not save a checkpoint")
+    ckpt = load_checkpoint(pointer.read_text().strip())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / ".model.pth.tmp"
+    torch.save({"state_dict": ckpt["state_dict"], "meta": ckpt.get("meta", {})}, tmp)
+    os.replace(tmp, out_dir / "model.pth")
+    atomic_write_bytes(out_dir / "config.py", cfg.pretty_text.encode())
+    return out_dir / "model.pth"
+
+
+def train(cfg, out_dir: str | Path | None = None) -> None:
+    """Train ``cfg`` (resuming from its work_dir's latest checkpoint) and export it to ``out_dir``."""
+    from mmengine.runner import Runner
+
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    if out_dir is not None and runner.rank == 0:
+        if Path(out_dir).exists():
+            shutil.rmtree(out_dir)
+        export_model(cfg.work_dir, cfg, out_dir)

@@ -1,0 +1,52 @@
+"""COCO box metrics through pycocotools, as the numbers the paper's COCO tables report."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+# Names of COCOeval.stats[0:9], in order.
+COCO_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")
+
+
+def _load_results(results: str | Path | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if isinstance(results, list):
+        return results
+    path = Path(results)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not a COCO results JSON file ({err}); expected a list of "
+                         "{image_id, category_id, bbox, score} records") from err
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: a COCO results file is a JSON list of detections, got {type(data).__name__}")
+    return data
+
+
+def evaluate_coco(gt_json: str | Path, results: str | Path | list[dict[str, Any]]) -> dict[str, float]:
+    """COCO bbox metrics of ``results`` (a results file or its records) against ``gt_json``.
+
+    Returns ``{AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100}``, each in [0, 1]. pycocotools marks
+    a size range with no ground truth as -1; that is reported as -1, not hidden.
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    records = _load_results(results)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_json))
+    if not records:
+        return {name: 0.0 for name in COCO_METRICS}
+    unknown = {r["image_id"] for r in records} - set(gt.getImgIds())
+    if unknown:
+        raise ValueError(f"detections refer to image ids not in {gt_json}: {sorted(unknown)[:5]}")
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        dt = gt.loadRes(records)
+        ev = COCOeval(gt, dt, iouType="bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {name: round(float(v), 6) for name, v in zip(COCO_METRICS, ev.stats[:9])}

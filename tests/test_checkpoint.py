@@ -1,0 +1,72 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import ld
+from ld.checkpoint import load_checkpoint
+
+
+class _Arbitrary:
+    def __init__(self):
+        self.payload = "anything"
+
+
+def _mmengine_like_checkpoint():
+    from mmengine.logging import MessageHub
+
+    hub = MessageHub.get_instance("ld-test-ckpt")
+    for i in range(5):
+        hub.update_scalar("train/loss", 1.0 / (i + 1))
+    hub.update_info("iter", 5)
+    return {"meta": {"epoch": 1, "iter": 5, "seed": 0, "message_hub": hub.state_dict(),
+                     "dataset_meta": {"classes": ("a", "b")}},
+            "state_dict": {"w": torch.arange(6.0).reshape(2, 3)},
+            "optimizer": {"state": {}, "param_groups": [{"lr": 0.01, "params": [0]}]}}
+
+
+def test_mmengine_checkpoint_round_trips_with_weights_only(tmp_path):
+    path = tmp_path / "ckpt.pth"
+    torch.save(_mmengine_like_checkpoint(), path)
+    ckpt = load_checkpoint(path)
+    assert torch.equal(ckpt["state_dict"]["w"], torch.arange(6.0).reshape(2, 3))
+    buffer = ckpt["meta"]["message_hub"]["log_scalars"]["train/loss"]
+    assert isinstance(buffer._log_history, np.ndarray)
+    assert buffer.current() == pytest.approx(0.2)
+    # plain torch.load with the default weights_only=True accepts it too once ld is imported
+    assert torch.load(path)["meta"]["iter"] == 5
+
+
+def test_weights_only_is_not_switched_off(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {}, "meta": {"obj": _Arbitrary()}}, path)
+    with pytest.raises(RuntimeError, match=r"evil\.pth.*refused"):
+        load_checkpoint(path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path)
+
+
+def test_missing_checkpoint_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train it first"):
+        load_checkpoint(tmp_path / "nope.pth")
+
+
+def test_import_registers_project_modules():
+    from mmengine.registry import HOOKS
+
+    assert HOOKS.get("DVCLiveHook") is ld.engine.live.DVCLiveHook
+
+
+class _ReachesForAttribute:
+    """Pickles as getattr(numpy.ndarray, 'tofile'): what a hostile file would do with a free getattr."""
+
+    def __reduce__(self):
+        return (getattr, (np.ndarray, "tofile"))
+
+
+def test_getattr_is_allowed_only_for_history_buffer_statistics(tmp_path):
+    path = tmp_path / "reach.pth"
+    torch.save({"meta": {"x": _ReachesForAttribute()}}, path)
+    with pytest.raises(RuntimeError, match="refused"):
+        load_checkpoint(path)

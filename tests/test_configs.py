@@ -1,0 +1,88 @@
+"""Row configs resolve against every profile, and the profile does what it says."""
+from pathlib import Path
+
+import pytest
+
+from ld.data.synth import CLASSES
+from ld.engine.evaluate import student_only
+from ld.engine.train import build_train_config, is_distiller
+from ld.profiles import get_profile, load_params, scaled_lr
+
+CONFIGS = sorted(p.stem for p in Path(__file__).resolve().parents[1].glob("pipelines/configs/*.py"))
+
+
+@pytest.fixture
+def params(repo_root):
+    return load_params()
+
+
+def _teacher_dir(tmp_path):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "config.py").write_text("")
+    (tmp_path / "model.pth").write_bytes(b"weights")
+    return tmp_path
+
+
+def test_lr_rule_is_the_papers():
+    assert scaled_lr(2, 8, 0.01) == pytest.approx(0.01)  # the paper's 8 GPUs x 2 images
+    assert scaled_lr(6, 1, 0.01) == pytest.approx(0.00375)
+    with pytest.raises(ValueError, match="base_lr"):
+        scaled_lr(2, 8, -0.01)
+
+
+def test_unknown_profile_lists_known_ones(params):
+    with pytest.raises(KeyError, match="unknown profile 'huge'.*smoke"):
+        get_profile(params, "huge")
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("profile", ["smoke", "mini"])
+def test_every_config_resolves_under_every_profile(params, name, profile, tmp_path):
+    teacher = _teacher_dir(tmp_path) if name.startswith("ld_") else None
+    cfg = build_train_config(f"pipelines/configs/{name}.py", params, profile=profile, teacher_dir=teacher,
+                             work_root=tmp_path / "work")
+    prof = get_profile(params, profile)
+    size = prof["data"]["image_size"]
+    assert cfg.train_dataloader.dataset.data_root == f"data/{profile}"
+    assert cfg.val_evaluator.ann_file == f"data/{profile}/annotations/instances_val.json"
+    assert tuple(cfg.train_dataloader.dataset.metainfo.classes) == CLASSES
+    assert cfg.model.bbox_head.num_classes == len(CLASSES)
+    resizes = [s for k in ("train_dataloader", "test_dataloader") for s in cfg[k].dataset.pipeline
+               if s.type == "Resize"]
+    assert resizes and all(tuple(s.scale) == (size, size) for s in resizes)
+    assert cfg.model.neck.out_channels == cfg.model.bbox_head.feat_channels == prof["model"]["channels"]
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(prof["batch_size"] / 16 * prof["base_lr"])
+    assert cfg.train_cfg.max_epochs == prof["schedules"][cfg.get("schedule", "1x")]
+    assert cfg.model.backbone.init_cfg is None  # nothing is downloaded: the profiles train from scratch
+    assert Path(cfg.work_dir).parent == tmp_path / "work" / profile / name
+
+
+def test_distillation_config_points_at_the_trained_teacher(params, tmp_path):
+    teacher = _teacher_dir(tmp_path / "teacher")
+    params = {**params, "ld": {"temperature": 4.0, "loss_weight": 0.5}}
+    cfg = build_train_config("pipelines/configs/ld_r18_gfl_r50_1x.py", params, teacher_dir=teacher,
+                             work_root=tmp_path / "work")
+    assert is_distiller(cfg)
+    assert cfg.model.teacher_ckpt == str(teacher / "model.pth")
+    assert cfg.model.bbox_head.loss_ld.T == 4.0 and cfg.model.bbox_head.loss_ld.loss_weight == 0.5
+    student = student_only(cfg)
+    assert student.model.type == "GFL" and student.model.bbox_head.type == "GFLHead"
+    assert "teacher_config" not in student.model and "loss_ld" not in student.model.bbox_head
+
+
+def test_distillation_without_teacher_is_a_clear_error(params, tmp_path):
+    with pytest.raises(ValueError, match="--teacher"):
+        build_train_config("pipelines/configs/ld_r18_gfl_r50_1x.py", params, work_root=tmp_path)
+    with pytest.raises(FileNotFoundError, match="has no config.py: train the teacher first"):
+        build_train_config("pipelines/configs/ld_r18_gfl_r50_1x.py", params, teacher_dir=tmp_path,
+                           work_root=tmp_path)
+
+
+def test_changed_teacher_weights_give_a_new_run_folder(params, tmp_path):
+    teacher = _teacher_dir(tmp_path / "teacher")
+    first = build_train_config("pipelines/configs/ld_r18_gfl_r50_1x.py", params, teacher_dir=teacher,
+                               work_root=tmp_path)
+    (teacher / "model.pth").write_bytes(b"other weights")
+    second = build_train_config("pipelines/configs/ld_r18_gfl_r50_1x.py", params, teacher_dir=teacher,
+                                work_root=tmp_path)
+    assert first.work_dir != second.work_dir

@@ -1,0 +1,86 @@
+"""End to end: `dvc repro` of the smoke profile in a fresh copy of the repository, as a user runs it."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+RUNS = ("gfl_r50_2x", "gfl_r18_1x", "ld_r18_gfl_r50_1x")
+
+
+def _run(args, cwd, env):
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory):
+    """A copy of the repository's files (tracked and untracked-not-ignored) as a fresh git repo."""
+    dst = tmp_path_factory.mktemp("clone")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if src.is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "clone"]):
+        _run(cmd, dst, env)
+    return dst, env
+
+
+@pytest.fixture(scope="module")
+def repro(clone):
+    root, env = clone
+    return _run(["dvc", "repro"], root, env)
+
+
+def test_smoke_repro_writes_metrics_for_every_run(clone, repro):
+    root, _ = clone
+    for run in RUNS:
+        metrics = json.loads((root / "results" / "smoke" / "metrics" / f"{run}.json").read_text())
+        assert set(metrics) >= {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR100"}
+        for name, value in metrics.items():
+            assert value == -1.0 or 0.0 <= value <= 1.0, (run, name, value)
+        assert (root / "models" / "smoke" / run / "model.pth").is_file()
+        assert (root / "results" / "smoke" / "live" / run / "plots" / "metrics").is_dir()
+    table = (root / "results" / "smoke" / "tables" / "slice.md").read_text()
+    assert all(f"| {run} " in table for run in RUNS) and "not run" not in table
+    assert (root / "results" / "smoke" / "figures" / "slice_ap.png").stat().st_size > 1000
+
+
+def test_distilled_checkpoint_holds_the_student_only(clone, repro):
+    import torch
+
+    import ld  # noqa: F401  (allow-lists mmengine's types for weights_only)
+
+    root, _ = clone
+    student = torch.load(root / "models/smoke/ld_r18_gfl_r50_1x/model.pth")["state_dict"]
+    baseline = torch.load(root / "models/smoke/gfl_r18_1x/model.pth")["state_dict"]
+    assert not any(k.startswith("teacher") for k in student)
+    assert set(student) == set(baseline)
+
+
+def test_second_repro_runs_nothing(clone, repro):
+    root, env = clone
+    out = _run(["dvc", "repro"], root, env)
+    assert "Running stage" not in out, out
+
+
+def test_changed_ld_param_reruns_only_what_depends_on_it(clone, repro):
+    root, env = clone
+    out = _run(["dvc", "exp", "run", "-n", "weight-0.5", "-S", "ld.loss_weight=0.5"], root, env)
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"distill@ld_r18_gfl_r50_1x", "eval_distill@ld_r18_gfl_r50_1x", "table"}, out
+    shown = json.loads(_run(["dvc", "exp", "show", "--json"], root, env))
+    text = json.dumps(shown)
+    assert "weight-0.5" in text and "ld.loss_weight" not in text or "loss_weight" in text

@@ -1,0 +1,34 @@
+import json
+import re
+
+import pandas as pd
+
+from ld.tables import metrics_table, runs_from_params, write_table
+
+PARAMS = {"train": ["gfl_r50_2x", "gfl_r18_1x"], "distill": {"ld_r18_gfl_r50_1x": {"teacher": "gfl_r50_2x"}}}
+
+
+def test_runs_come_from_params_with_their_roles():
+    rows = runs_from_params(PARAMS)
+    assert [(r["run"], r["method"], r["teacher"]) for r in rows] == [
+        ("gfl_r50_2x", "teacher", ""), ("gfl_r18_1x", "baseline", ""), ("ld_r18_gfl_r50_1x", "LD", "gfl_r50_2x")]
+
+
+def test_missing_metrics_are_marked_not_run_and_stale_files_ignored(tmp_path):
+    (tmp_path / "gfl_r18_1x.json").write_text(json.dumps({"AP": 0.25, "AP50": 0.5, "AP75": 0.2, "APs": 0.1,
+                                                          "APm": 0.3, "APl": -1.0, "AR100": 0.4}))
+    (tmp_path / "stale_run.json").write_text(json.dumps({"AP": 0.9}))
+    df = metrics_table(tmp_path, runs_from_params(PARAMS))
+    assert list(df.run) == ["gfl_r50_2x", "gfl_r18_1x", "ld_r18_gfl_r50_1x"]
+    assert list(df.status) == ["not run", "ok", "not run"]
+    assert df.loc[1, "AP"] == 0.25 and pd.isna(df.loc[0, "AP"])
+
+
+def test_write_table_writes_markdown_in_percent_and_exact_csv(tmp_path):
+    (tmp_path / "gfl_r18_1x.json").write_text(json.dumps(dict.fromkeys(
+        ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR100"], 0.4321)))
+    df = metrics_table(tmp_path, runs_from_params(PARAMS))
+    md, csv = write_table(df, tmp_path / "tables" / "slice")
+    assert re.search(r"\| gfl_r18_1x +\| baseline +\| +\| +43\.2 \|", md.read_text())
+    back = pd.read_csv(csv)
+    assert back.loc[1, "AP"] == 0.4321 and back.loc[0, "status"] == "not run"
