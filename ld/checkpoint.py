@@ -9,13 +9,14 @@ allow-lists exactly those types; any other pickled object is still refused, and
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
-import pickle
-
 import numpy as np
 import torch
+
+from ld.errors import BadFileError, MissingFileError
 
 _HISTORY_BUFFER_STATISTICS = frozenset({"min", "max", "current", "mean"})
 
@@ -37,7 +38,6 @@ def history_buffer_statistic(owner: Any, name: str) -> Any:
 
 def _mmengine_safe_globals() -> list:
     from mmengine.logging.history_buffer import HistoryBuffer
-
     from numpy._core import multiarray
 
     # numpy 2 pickles these under numpy._core; checkpoints written under numpy 1 name numpy.core.
@@ -58,14 +58,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Load a checkpoint with ``weights_only=True``; clear errors for a missing or unsafe file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist: train it first (dvc repro) or "
+        raise MissingFileError(f"checkpoint {path} does not exist: train it first (dvc repro) or "
                                 "give the path of a local checkpoint file")
     allow_mmengine_globals()
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError or others by version
         if "weights_only" in str(err) or "Unsupported global" in str(err):
-            raise RuntimeError(
+            raise BadFileError(
                 f"checkpoint {path} carries pickled objects that are not plain weights or mmengine "
                 f"training state, so it is refused (torch.load weights_only=True). If you trust the "
                 f"file, convert it to a plain state_dict first. Details: {str(err).splitlines()[0]}"

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from ld.errors import LDError
 
 
 def _cmd_data_synth(args) -> None:
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (FileNotFoundError, KeyError, ValueError) as err:
+    except LDError as err:
         print(f"ld {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

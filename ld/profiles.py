@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from ld.errors import ConfigError, MissingFileError
+
 PARAMS_FILE = "params.yaml"
 
 
@@ -17,11 +19,11 @@ def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     """Read ``params.yaml``; a missing file or key is an error that names it."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run from the repository root or pass --params")
+        raise MissingFileError(f"{path} not found: run from the repository root or pass --params")
     params = yaml.safe_load(path.read_text()) or {}
     for key in ("profile", "profiles"):
         if key not in params:
-            raise KeyError(f"{path}: missing top-level key '{key}'")
+            raise ConfigError(f"{path}: missing top-level key '{key}'")
     return params
 
 
@@ -30,16 +32,16 @@ def get_profile(params: dict[str, Any], name: str | None = None) -> dict[str, An
     name = name or params["profile"]
     profiles = params["profiles"]
     if name not in profiles:
-        raise KeyError(f"params.yaml: unknown profile '{name}'; known profiles: {sorted(profiles)}")
+        raise ConfigError(f"params.yaml: unknown profile '{name}'; known profiles: {sorted(profiles)}")
     return profiles[name]
 
 
 def scaled_lr(batch_size: int, num_gpus: int, base_lr: float) -> float:
     """The paper's LR rule: ``lr = samples_per_gpu * num_gpus / 16 * base_lr`` (base_lr 0.01)."""
     if batch_size < 1 or num_gpus < 1:
-        raise ValueError(f"batch_size and num_gpus must be >= 1, got {batch_size} and {num_gpus}")
+        raise ConfigError(f"batch_size and num_gpus must be >= 1, got {batch_size} and {num_gpus}")
     if not base_lr > 0:
-        raise ValueError(f"base_lr must be > 0, got {base_lr}")
+        raise ConfigError(f"base_lr must be > 0, got {base_lr}")
     return batch_size * num_gpus / 16 * base_lr
 
 
@@ -47,7 +49,7 @@ def schedule_epochs(profile: dict[str, Any], schedule: str) -> int:
     """Epochs of a named schedule ('1x', '2x', ...) in this profile."""
     schedules = profile["schedules"]
     if schedule not in schedules:
-        raise KeyError(f"params.yaml: the profile has no schedule '{schedule}' (it has {sorted(schedules)})")
+        raise ConfigError(f"params.yaml: the profile has no schedule '{schedule}' (it has {sorted(schedules)})")
     return int(schedules[schedule])
 
 

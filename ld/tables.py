@@ -43,12 +43,22 @@ def metrics_table(metrics_dir: str | Path, runs: list[dict[str, str]]) -> pd.Dat
     return pd.DataFrame.from_records(records, columns=["run", "method", "teacher", *TABLE_METRICS, "status"])
 
 
+def _percent(value) -> str:
+    if value is None or pd.isna(value):
+        return ""
+    return "n/a" if value < 0 else f"{100 * value:.1f}"
+
+
 def write_table(df: pd.DataFrame, stem: str | Path) -> tuple[Path, Path]:
-    """Write ``stem.md`` and ``stem.csv`` atomically; AP values shown in percent in the Markdown."""
+    """Write ``stem.md`` and ``stem.csv`` atomically.
+
+    The Markdown shows metrics in percent, 'n/a' where COCO has no ground truth of that size
+    (pycocotools' -1) and nothing for runs not run; the CSV keeps the exact values.
+    """
     stem = Path(stem)
     shown = df.copy()
     for col in TABLE_METRICS:
-        shown[col] = [("" if v is None or pd.isna(v) else f"{100 * v:.1f}") for v in df[col]]
+        shown[col] = [_percent(v) for v in df[col]]
     md = atomic_write_text(stem.with_suffix(".md"), shown.to_markdown(index=False) + "\n")
     csv = atomic_write_text(stem.with_suffix(".csv"), df.to_csv(index=False, float_format="%.6f"))
     return md, csv

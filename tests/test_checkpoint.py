@@ -6,6 +6,7 @@ import torch
 
 import ld
 from ld.checkpoint import load_checkpoint
+from ld.errors import BadFileError
 
 
 class _Arbitrary:
@@ -41,7 +42,7 @@ def test_mmengine_checkpoint_round_trips_with_weights_only(tmp_path):
 def test_weights_only_is_not_switched_off(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": {}, "meta": {"obj": _Arbitrary()}}, path)
-    with pytest.raises(RuntimeError, match=r"evil\.pth.*refused"):
+    with pytest.raises(BadFileError, match=r"evil\.pth.*refused"):
         load_checkpoint(path)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path)
@@ -68,5 +69,5 @@ class _ReachesForAttribute:
 def test_getattr_is_allowed_only_for_history_buffer_statistics(tmp_path):
     path = tmp_path / "reach.pth"
     torch.save({"meta": {"x": _ReachesForAttribute()}}, path)
-    with pytest.raises(RuntimeError, match="refused"):
+    with pytest.raises(BadFileError, match="refused"):
         load_checkpoint(path)

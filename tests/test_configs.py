@@ -6,6 +6,7 @@ import pytest
 from ld.data.synth import CLASSES
 from ld.engine.evaluate import student_only
 from ld.engine.train import build_train_config, is_distiller
+from ld.errors import ConfigError
 from ld.profiles import get_profile, load_params, scaled_lr
 
 CONFIGS = sorted(p.stem for p in Path(__file__).resolve().parents[1].glob("pipelines/configs/*.py"))
@@ -31,7 +32,7 @@ def test_lr_rule_is_the_papers():
 
 
 def test_unknown_profile_lists_known_ones(params):
-    with pytest.raises(KeyError, match="unknown profile 'huge'.*smoke"):
+    with pytest.raises(ConfigError, match="unknown profile 'huge'.*smoke"):
         get_profile(params, "huge")
 
 

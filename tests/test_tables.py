@@ -32,3 +32,11 @@ def test_write_table_writes_markdown_in_percent_and_exact_csv(tmp_path):
     assert re.search(r"\| gfl_r18_1x +\| baseline +\| +\| +43\.2 \|", md.read_text())
     back = pd.read_csv(csv)
     assert back.loc[1, "AP"] == 0.4321 and back.loc[0, "status"] == "not run"
+
+
+def test_size_range_without_ground_truth_reads_n_a(tmp_path):
+    (tmp_path / "gfl_r18_1x.json").write_text(json.dumps({**dict.fromkeys(
+        ["AP", "AP50", "AP75", "APs", "APm", "AR100"], 0.5), "APl": -1.0}))
+    md, _ = write_table(metrics_table(tmp_path, runs_from_params(PARAMS)), tmp_path / "t")
+    row = next(line for line in md.read_text().splitlines() if "gfl_r18_1x" in line)
+    assert "n/a" in row and "-100" not in row

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ld.errors import ConfigError, MissingFileError
 from ld.io import atomic_write_bytes, atomic_write_json
 
 CLASSES: tuple[str, ...] = ("disc", "square", "triangle")
@@ -46,11 +47,11 @@ class SynthSpec:
     def __post_init__(self) -> None:
         for name in ("num_train", "num_val", "image_size", "max_objects"):
             if getattr(self, name) < 1:
-                raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"data.{name} must be >= 1, got {getattr(self, name)}")
         if self.image_size < 32:
-            raise ValueError(f"data.image_size must be >= 32 pixels, got {self.image_size}")
+            raise ConfigError(f"data.image_size must be >= 32 pixels, got {self.image_size}")
         if not 0.0 < self.max_occlusion < 1.0:
-            raise ValueError(f"data.max_occlusion must lie in (0, 1), got {self.max_occlusion}")
+            raise ConfigError(f"data.max_occlusion must lie in (0, 1), got {self.max_occlusion}")
 
 
 @dataclass(frozen=True)
@@ -212,5 +213,5 @@ def load_summary(root: str | Path) -> dict:
     """The ``meta.json`` that :func:`write_dataset` left under ``root``."""
     path = Path(root) / "meta.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: generate the dataset first (`ld data synth {root}`)")
+        raise MissingFileError(f"{path} not found: generate the dataset first (`ld data synth {root}`)")
     return json.loads(path.read_text())

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ld.checkpoint import load_checkpoint
+from ld.errors import ConfigError, MissingFileError
 from ld.io import atomic_write_bytes
 from ld.profiles import apply_profile, get_profile
 
@@ -62,7 +63,7 @@ def build_train_config(
 
     config = Path(config)
     if not config.is_file():
-        raise FileNotFoundError(f"config {config} not found (configs live in pipelines/configs/)")
+        raise MissingFileError(f"config {config} not found (configs live in pipelines/configs/)")
     profile = profile or params["profile"]
     cfg = Config.fromfile(str(config))
     num_gpus = int(os.environ.get("WORLD_SIZE", params.get("num_gpus", 1)))
@@ -75,11 +76,11 @@ def build_train_config(
     digest = hashlib.sha256()
     if is_distiller(cfg):
         if teacher_dir is None:
-            raise ValueError(f"{config} distils from a teacher: pass --teacher <exported teacher folder>")
+            raise ConfigError(f"{config} distils from a teacher: pass --teacher <exported teacher folder>")
         teacher_dir = Path(teacher_dir)
         for name in ("config.py", "model.pth"):
             if not (teacher_dir / name).is_file():
-                raise FileNotFoundError(f"teacher {teacher_dir} has no {name}: train the teacher first "
+                raise MissingFileError(f"teacher {teacher_dir} has no {name}: train the teacher first "
                                         f"(`ld train` or `dvc repro`)")
         cfg.model.teacher_config = str(teacher_dir / "config.py")
         cfg.model.teacher_ckpt = str(teacher_dir / "model.pth")
@@ -88,7 +89,7 @@ def build_train_config(
         loss_ld.T = float(ld_params.get("temperature", loss_ld.T))
         loss_ld.loss_weight = float(ld_params.get("loss_weight", loss_ld.loss_weight))
         if not loss_ld.T > 0:
-            raise ValueError(f"params.yaml: ld.temperature must be > 0, got {loss_ld.T}")
+            raise ConfigError(f"params.yaml: ld.temperature must be > 0, got {loss_ld.T}")
         digest.update(_file_digest(teacher_dir / "model.pth").encode())
     digest.update(cfg.pretty_text.encode())
     cfg.work_dir = str(Path(work_root) / profile / config.stem / digest.hexdigest()[:12])
@@ -106,7 +107,7 @@ def export_model(work_dir: str | Path, cfg, out_dir: str | Path) -> Path:
     work_dir, out_dir = Path(work_dir), Path(out_dir)
     pointer = work_dir / "last_checkpoint"
     if not pointer.is_file():
-        raise FileNotFoundError(f"{work_dir} has no last_checkpoint: the run did not save a checkpoint")
+        raise MissingFileError(f"{work_dir} has no last_checkpoint: the run did not save a checkpoint")
     ckpt = load_checkpoint(pointer.read_text().strip())
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / ".model.pth.tmp"

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ld.errors import BadFileError
+
 # Names of COCOeval.stats[0:9], in order.
 COCO_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")
 
@@ -18,10 +20,10 @@ def _load_results(results: str | Path | list[dict[str, Any]]) -> list[dict[str, 
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not a COCO results JSON file ({err}); expected a list of "
+        raise BadFileError(f"{path} is not a COCO results JSON file ({err}); expected a list of "
                          "{image_id, category_id, bbox, score} records") from err
     if not isinstance(data, list):
-        raise ValueError(f"{path}: a COCO results file is a JSON list of detections, got {type(data).__name__}")
+        raise BadFileError(f"{path}: a COCO results file is a JSON list of detections, got {type(data).__name__}")
     return data
 
 
@@ -41,7 +43,7 @@ def evaluate_coco(gt_json: str | Path, results: str | Path | list[dict[str, Any]
         return {name: 0.0 for name in COCO_METRICS}
     unknown = {r["image_id"] for r in records} - set(gt.getImgIds())
     if unknown:
-        raise ValueError(f"detections refer to image ids not in {gt_json}: {sorted(unknown)[:5]}")
+        raise BadFileError(f"detections refer to image ids not in {gt_json}: {sorted(unknown)[:5]}")
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
         dt = gt.loadRes(records)
