@@ -23,21 +23,23 @@ class DVCLiveHook(Hook):
     Args:
         dir: DVCLive folder (``results/<profile>/live/<run>``), declared as plots in dvc.yaml.
         interval: iterations between two logged points.
+        resume: continue the curves of a resumed run; otherwise earlier curves in ``dir`` are removed.
     """
 
     priority = "LOW"
 
-    def __init__(self, dir: str, interval: int = 1) -> None:
+    def __init__(self, dir: str, interval: int = 1, resume: bool = False) -> None:
         self.dir = dir
         self.interval = interval
+        self.resume = resume
         self.live = None
 
     @master_only
     def before_run(self, runner) -> None:
         from dvclive import Live
 
-        # resume=True continues the step count of a resumed run; DVC itself stays untouched.
-        self.live = Live(self.dir, resume=True, save_dvc_exp=False, dvcyaml=None, report=None)
+        # DVC itself stays untouched: no experiment, dvc.yaml or report is written from here.
+        self.live = Live(self.dir, resume=self.resume, save_dvc_exp=False, dvcyaml=None, report=None)
 
     @master_only
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:

@@ -21,6 +21,9 @@ from ld.io import atomic_write_bytes
 from ld.profiles import apply_profile, get_profile
 
 DISTILLERS = ("KnowledgeDistillationSingleStageDetector",)
+# What an exported model keeps of mmengine's checkpoint meta: no times, paths or logs, so the same
+# training gives the same bytes.
+STABLE_META = ("epoch", "iter", "seed", "dataset_meta", "mmengine_version", "mmdet_version")
 
 
 def is_distiller(cfg) -> bool:
@@ -97,7 +100,8 @@ def build_train_config(
     cfg.load_from = None
     if live_dir is not None:
         cfg.custom_hooks = list(cfg.get("custom_hooks", [])) + [
-            dict(type="DVCLiveHook", dir=str(live_dir), interval=cfg.default_hooks.logger.interval)]
+            dict(type="DVCLiveHook", dir=str(live_dir), interval=cfg.default_hooks.logger.interval,
+                 resume=(Path(cfg.work_dir) / "last_checkpoint").is_file())]
     return cfg
 
 
@@ -109,9 +113,10 @@ def export_model(work_dir: str | Path, cfg, out_dir: str | Path) -> Path:
     if not pointer.is_file():
         raise MissingFileError(f"{work_dir} has no last_checkpoint: the run did not save a checkpoint")
     ckpt = load_checkpoint(pointer.read_text().strip())
+    meta = {k: v for k, v in ckpt.get("meta", {}).items() if k in STABLE_META}
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / ".model.pth.tmp"
-    torch.save({"state_dict": ckpt["state_dict"], "meta": ckpt.get("meta", {})}, tmp)
+    torch.save({"state_dict": ckpt["state_dict"], "meta": meta}, tmp)
     os.replace(tmp, out_dir / "model.pth")
     atomic_write_bytes(out_dir / "config.py", cfg.pretty_text.encode())
     return out_dir / "model.pth"
