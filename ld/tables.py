@@ -12,35 +12,64 @@ from ld.io import atomic_write_text
 TABLE_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
 
 
-def runs_from_params(params: dict[str, Any]) -> list[dict[str, str]]:
-    """Every run of ``params.yaml``, in table order: ``{run, method, teacher}`` each.
+DISTILL_TERMS = (("ld_main", "Main LD"), ("ld_vlr", "VLR LD"), ("kd_main", "Main KD"))
 
-    Runs come from the params (never from globbing ``results/``, which may hold stale files).
+
+def describe_config(config: str | Path) -> tuple[str, str]:
+    """``(model, method)`` of a row config, e.g. ``('GFocalV1 R-18 1x', 'Main LD + VLR LD')``;
+    the method is empty for a detector trained without distillation."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(config))
+    head = cfg.model.bbox_head
+    family = "GFocalV2" if "v2" in head.type else "GFocalV1"
+    model = f"{family} R-{cfg.model.backbone.depth} {cfg.get('schedule', '1x')}"
+    method = " + ".join(label for key, label in DISTILL_TERMS if head.get(key, {}).get("enabled"))
+    return model, method
+
+
+def runs_from_params(params: dict[str, Any], configs_dir: str | Path = "pipelines/configs") -> list[dict[str, str]]:
+    """Every run of ``params.yaml``, in table order: ``{run, model, method, teacher}`` each.
+
+    Runs come from the params (never from globbing ``results/``, which may hold stale files). A
+    trained run is the 'baseline' of the distilled runs of the same model, else a 'teacher' if it
+    teaches; a distilled run's method lists its LD terms, marked 'Self-LD' when the teacher is the
+    same model.
     """
+    configs_dir = Path(configs_dir)
     distill = params.get("distill") or {}
     teachers = {spec["teacher"] for spec in distill.values()}
-    rows = [{"run": run, "method": "teacher" if run in teachers else "baseline", "teacher": ""}
+    models = {run: describe_config(configs_dir / f"{run}.py") for run in [*(params.get("train") or []), *distill]}
+    distilled_models = {models[run][0] for run in distill}
+    rows = [{"run": run, "model": models[run][0], "teacher": "",
+             "method": "teacher" if run in teachers and models[run][0] not in distilled_models else "baseline"}
             for run in params.get("train") or []]
-    rows += [{"run": run, "method": "LD", "teacher": spec["teacher"]} for run, spec in distill.items()]
+    for run, spec in distill.items():
+        model, method = models[run]
+        if models.get(spec["teacher"], ("",))[0] == model:
+            method = f"Self-LD ({method})"
+        rows.append({"run": run, "model": model, "method": method, "teacher": spec["teacher"]})
     return rows
 
 
+def _read_metrics(metrics_dir: Path, run: str) -> dict[str, float] | None:
+    path = metrics_dir / f"{run}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def metrics_table(metrics_dir: str | Path, runs: list[dict[str, str]]) -> pd.DataFrame:
-    """One row per run with its COCO metrics; a run without a metrics file is marked 'not run'."""
+    """One row per run with its COCO metrics and its teacher's AP; a run without a metrics file is
+    marked 'not run' and left empty."""
     metrics_dir = Path(metrics_dir)
     records = []
     for row in runs:
-        path = metrics_dir / f"{row['run']}.json"
-        record = dict(row)
-        if path.is_file():
-            metrics = json.loads(path.read_text())
-            record.update({k: metrics.get(k) for k in TABLE_METRICS})
-            record["status"] = "ok"
-        else:
-            record.update({k: None for k in TABLE_METRICS})
-            record["status"] = "not run"
+        metrics = _read_metrics(metrics_dir, row["run"])
+        teacher = _read_metrics(metrics_dir, row["teacher"]) if row["teacher"] else None
+        record = {**row, **{k: (metrics or {}).get(k) for k in TABLE_METRICS},
+                  "teacher_AP": (teacher or {}).get("AP"), "status": "ok" if metrics else "not run"}
         records.append(record)
-    return pd.DataFrame.from_records(records, columns=["run", "method", "teacher", *TABLE_METRICS, "status"])
+    return pd.DataFrame.from_records(records, columns=["run", "model", "method", "teacher", *TABLE_METRICS,
+                                                      "teacher_AP", "status"])
 
 
 def _percent(value) -> str:
@@ -57,7 +86,7 @@ def write_table(df: pd.DataFrame, stem: str | Path) -> tuple[Path, Path]:
     """
     stem = Path(stem)
     shown = df.copy()
-    for col in TABLE_METRICS:
+    for col in (*TABLE_METRICS, "teacher_AP"):
         shown[col] = [_percent(v) for v in df[col]]
     md = atomic_write_text(stem.with_suffix(".md"), shown.to_markdown(index=False) + "\n")
     csv = atomic_write_text(stem.with_suffix(".csv"), df.to_csv(index=False, float_format="%.6f"))

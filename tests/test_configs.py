@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 
 from ld.data.synth import CLASSES
-from ld.engine.evaluate import student_only
 from ld.engine.train import build_train_config, is_distiller
 from ld.errors import ConfigError
+from ld.models.distiller import student_only
 from ld.profiles import get_profile, load_params, scaled_lr
 
 CONFIGS = sorted(p.stem for p in Path(__file__).resolve().parents[1].glob("pipelines/configs/*.py"))
@@ -39,7 +39,8 @@ def test_unknown_profile_lists_known_ones(params):
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("profile", ["smoke", "mini"])
 def test_every_config_resolves_under_every_profile(params, name, profile, tmp_path):
-    teacher = _teacher_dir(tmp_path) if name.startswith("ld_") else None
+    spec = params["distill"].get(name)
+    teacher = _teacher_dir(tmp_path / spec["teacher"]) if spec else None
     cfg = build_train_config(f"pipelines/configs/{name}.py", params, profile=profile, teacher_dir=teacher,
                              work_root=tmp_path / "work")
     prof = get_profile(params, profile)
@@ -58,29 +59,56 @@ def test_every_config_resolves_under_every_profile(params, name, profile, tmp_pa
     assert Path(cfg.work_dir).parent == tmp_path / "work" / profile / name
 
 
+def test_every_distillation_run_names_the_teacher_its_config_names(params):
+    from mmengine.config import Config
+
+    for run, spec in params["distill"].items():
+        assert Config.fromfile(f"pipelines/configs/{run}.py").teacher == spec["teacher"], run
+        assert spec["teacher"] in params["train"] or spec["teacher"] in params["distill"], run
+
+
 def test_distillation_config_points_at_the_trained_teacher(params, tmp_path):
-    teacher = _teacher_dir(tmp_path / "teacher")
+    teacher = _teacher_dir(tmp_path / "gfl_r50_2x")
     params = {**params, "ld": {"temperature": 4.0, "loss_weight": 0.5}}
-    cfg = build_train_config("pipelines/configs/ld_r18_gfl_r50_1x.py", params, teacher_dir=teacher,
+    cfg = build_train_config("pipelines/configs/ld_full_r18_gfl_r50_1x.py", params, teacher_dir=teacher,
                              work_root=tmp_path / "work")
     assert is_distiller(cfg)
     assert cfg.model.teacher_ckpt == str(teacher / "model.pth")
-    assert cfg.model.bbox_head.loss_ld.T == 4.0 and cfg.model.bbox_head.loss_ld.loss_weight == 0.5
+    head = cfg.model.bbox_head
+    assert head.ld_main.T == head.ld_vlr.T == 4.0 and head.ld_main.loss_weight == head.ld_vlr.loss_weight == 0.5
+    assert head.kd_main.T == 2 and head.kd_main.loss_weight == 10.0  # KD keeps its own recipe
     student = student_only(cfg)
     assert student.model.type == "GFL" and student.model.bbox_head.type == "GFLHead"
-    assert "teacher_config" not in student.model and "loss_ld" not in student.model.bbox_head
+    assert "teacher_config" not in student.model and "ld_main" not in student.model.bbox_head
+
+
+def test_paper_rows_are_distinguishable_configs(params, tmp_path):
+    teacher = _teacher_dir(tmp_path / "gfl_r50_2x")
+    flags = {}
+    for row in ("ld_r18_gfl_r50_1x", "ld_vlr_r18_gfl_r50_1x", "ld_full_r18_gfl_r50_1x"):
+        head = build_train_config(f"pipelines/configs/{row}.py", params, teacher_dir=teacher,
+                                  work_root=tmp_path).model.bbox_head
+        flags[row] = (head.ld_main.enabled, head.ld_vlr.enabled, head.kd_main.enabled)
+    assert flags == {"ld_r18_gfl_r50_1x": (True, False, False), "ld_vlr_r18_gfl_r50_1x": (True, True, False),
+                     "ld_full_r18_gfl_r50_1x": (True, True, True)}
+
+
+def test_teacher_folder_must_be_the_configs_teacher(params, tmp_path):
+    with pytest.raises(ConfigError, match="distils from 'gfl_r50_2x'"):
+        build_train_config("pipelines/configs/ld_r18_gfl_r50_1x.py", params,
+                           teacher_dir=_teacher_dir(tmp_path / "gfl_r18_1x"), work_root=tmp_path)
 
 
 def test_distillation_without_teacher_is_a_clear_error(params, tmp_path):
     with pytest.raises(ValueError, match="--teacher"):
         build_train_config("pipelines/configs/ld_r18_gfl_r50_1x.py", params, work_root=tmp_path)
     with pytest.raises(FileNotFoundError, match="has no config.py: train the teacher first"):
-        build_train_config("pipelines/configs/ld_r18_gfl_r50_1x.py", params, teacher_dir=tmp_path,
+        build_train_config("pipelines/configs/ld_r18_gfl_r50_1x.py", params, teacher_dir=tmp_path / "gfl_r50_2x",
                            work_root=tmp_path)
 
 
 def test_changed_teacher_weights_give_a_new_run_folder(params, tmp_path):
-    teacher = _teacher_dir(tmp_path / "teacher")
+    teacher = _teacher_dir(tmp_path / "gfl_r50_2x")
     first = build_train_config("pipelines/configs/ld_r18_gfl_r50_1x.py", params, teacher_dir=teacher,
                                work_root=tmp_path)
     (teacher / "model.pth").write_bytes(b"other weights")

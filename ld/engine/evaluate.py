@@ -5,29 +5,12 @@ detector, so the teacher is neither built nor loaded (LD costs nothing at infere
 """
 from __future__ import annotations
 
-import copy
 import tempfile
 from pathlib import Path
 
 from ld.evaluation.coco import evaluate_coco
 from ld.io import atomic_write_json
-
-STUDENT_HEADS = {"LDHead": "GFLHead"}
-
-
-def student_only(cfg):
-    """A copy of ``cfg`` whose model is the student detector alone (no teacher, no LD losses)."""
-    cfg = copy.deepcopy(cfg)
-    model = cfg.model
-    if model.type == "KnowledgeDistillationSingleStageDetector":
-        model.type = "GFL"
-        for key in ("teacher_config", "teacher_ckpt", "eval_teacher"):
-            model.pop(key, None)
-    head = model.bbox_head
-    if head.type in STUDENT_HEADS:
-        head.type = STUDENT_HEADS[head.type]
-        head.pop("loss_ld", None)
-    return cfg
+from ld.models.distiller import student_only
 
 
 def predict_coco(cfg, checkpoint: str | Path, out_prefix: str | Path) -> Path:

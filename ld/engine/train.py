@@ -7,6 +7,7 @@ The exported model (``models/<profile>/<run>/{model.pth,config.py}``) is what la
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import shutil
@@ -18,12 +19,12 @@ import torch
 from ld.checkpoint import load_checkpoint
 from ld.errors import ConfigError, MissingFileError
 from ld.io import atomic_write_bytes
+from ld.models.distiller import DISTILLERS
 from ld.profiles import apply_profile, get_profile
 
-DISTILLERS = ("KnowledgeDistillationSingleStageDetector",)
-# What an exported model keeps of mmengine's checkpoint meta: no times, paths or logs, so the same
-# training gives the same bytes.
-STABLE_META = ("epoch", "iter", "seed", "dataset_meta", "mmengine_version", "mmdet_version")
+# What an exported model keeps of mmengine's checkpoint meta: no times, paths, logs or versions (mmengine
+# appends the working tree's git commit to its version), so the same training gives the same bytes.
+STABLE_META = ("epoch", "iter", "seed", "dataset_meta")
 
 
 def is_distiller(cfg) -> bool:
@@ -37,6 +38,18 @@ def _file_digest(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def apply_ld_params(head, ld_params: dict[str, Any]) -> None:
+    """params.yaml's ``ld`` (``temperature``, ``loss_weight``) set T and the weight of both LD terms
+    (main region and VLR) of a distillation head, for experiments like ``-S ld.temperature=5``."""
+    for term in ("ld_main", "ld_vlr"):
+        if "temperature" in ld_params:
+            head[term].T = float(ld_params["temperature"])
+        if "loss_weight" in ld_params:
+            head[term].loss_weight = float(ld_params["loss_weight"])
+        if not head[term].T > 0:
+            raise ConfigError(f"params.yaml: ld.temperature must be > 0, got {head[term].T}")
 
 
 def build_train_config(
@@ -85,14 +98,12 @@ def build_train_config(
             if not (teacher_dir / name).is_file():
                 raise MissingFileError(f"teacher {teacher_dir} has no {name}: train the teacher first "
                                         f"(`ld train` or `dvc repro`)")
+        if cfg.get("teacher") and teacher_dir.name != cfg.teacher:
+            raise ConfigError(f"{config} distils from '{cfg.teacher}', but --teacher is {teacher_dir}: "
+                              "fix params.yaml's distill entry or the config's `teacher`")
         cfg.model.teacher_config = str(teacher_dir / "config.py")
         cfg.model.teacher_ckpt = str(teacher_dir / "model.pth")
-        ld_params = params.get("ld", {})
-        loss_ld = cfg.model.bbox_head.loss_ld
-        loss_ld.T = float(ld_params.get("temperature", loss_ld.T))
-        loss_ld.loss_weight = float(ld_params.get("loss_weight", loss_ld.loss_weight))
-        if not loss_ld.T > 0:
-            raise ConfigError(f"params.yaml: ld.temperature must be > 0, got {loss_ld.T}")
+        apply_ld_params(cfg.model.bbox_head, params.get("ld") or {})
         digest.update(_file_digest(teacher_dir / "model.pth").encode())
     digest.update(cfg.pretty_text.encode())
     cfg.work_dir = str(Path(work_root) / profile / config.stem / digest.hexdigest()[:12])
@@ -118,7 +129,9 @@ def export_model(work_dir: str | Path, cfg, out_dir: str | Path) -> Path:
     tmp = out_dir / ".model.pth.tmp"
     torch.save({"state_dict": ckpt["state_dict"], "meta": meta}, tmp)
     os.replace(tmp, out_dir / "model.pth")
-    atomic_write_bytes(out_dir / "config.py", cfg.pretty_text.encode())
+    exported = copy.deepcopy(cfg)  # the run's config without its logging hooks
+    exported.custom_hooks = [h for h in exported.get("custom_hooks", []) if h.get("type") != "DVCLiveHook"]
+    atomic_write_bytes(out_dir / "config.py", exported.pretty_text.encode())
     return out_dir / "model.pth"
 
 

@@ -1,0 +1,3 @@
+# Main LD + VLR LD: GFocalV1 R-18 student, 1x, from the GFocalV1 R-50 2x teacher.
+_base_ = './ld_r18_gfl_r50_1x.py'
+model = dict(bbox_head=dict(ld_vlr=dict(enabled=True)))

@@ -1,0 +1,324 @@
+"""The LD family on hand-made tensors and on real (tiny) models: LD loss, VLR, DGQP, the LD heads,
+the distiller and its teacher handling."""
+import math
+
+import pytest
+import torch
+from mmengine.config import Config
+
+import ld
+from ld.dgqp import dgqp_features, joint_score_logits
+from ld.errors import ConfigError
+from ld.vlr import atss_thresholds, vlr_region
+
+# ---------------------------------------------------------------------------------------------------------------
+# ld_loss
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_ld_loss_is_zero_for_identical_distributions_and_grows_as_they_diverge():
+    gen = torch.Generator().manual_seed(0)
+    teacher = torch.randn(8, 17, generator=gen)
+    assert torch.allclose(ld.ld_loss(teacher.clone(), teacher), torch.zeros(8), atol=1e-6)
+    losses = [ld.ld_loss(teacher + s * torch.randn(8, 17, generator=torch.Generator().manual_seed(1)), teacher).mean()
+              for s in (0.5, 1.0, 2.0, 4.0)]
+    assert all(a < b for a, b in zip(losses, losses[1:]))
+
+
+def test_ld_loss_matches_the_definition():
+    s, t, T = torch.tensor([[1.0, 2.0, 0.0]]), torch.tensor([[0.0, 3.0, 1.0]]), 2.0
+    p_t, p_s = torch.softmax(t / T, 1), torch.softmax(s / T, 1)
+    expected = T * T * (p_t * (p_t.log() - p_s.log())).sum() / 3  # KL averaged over the 3 bins
+    torch.testing.assert_close(ld.ld_loss(s, t, T), expected.reshape(1))
+
+
+def test_ld_loss_equals_mmdets_kd_loss_unreduced():
+    from mmdet.models.losses.kd_loss import knowledge_distillation_kl_div_loss
+
+    gen = torch.Generator().manual_seed(2)
+    s, t = torch.randn(5, 17, generator=gen), torch.randn(5, 17, generator=gen)
+    torch.testing.assert_close(ld.ld_loss(s, t, 10.0),
+                               knowledge_distillation_kl_div_loss(s, t, T=10, reduction="none"))
+
+
+def test_ld_loss_sends_gradients_to_the_student_only():
+    s = torch.randn(4, 17, requires_grad=True)
+    t = torch.randn(4, 17, requires_grad=True)
+    ld.ld_loss(s, t).sum().backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0
+    assert t.grad is None
+
+
+def test_ld_loss_refuses_mismatched_bins():
+    with pytest.raises(ValueError, match="reg_max"):
+        ld.ld_loss(torch.zeros(4, 17), torch.zeros(4, 9))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# vlr_region
+# ---------------------------------------------------------------------------------------------------------------
+
+# Four 4x4 anchors with centres every 2 px along x; the ground truth is the first anchor.
+ANCHORS = torch.tensor([[0.0, 0.0, 4.0, 4.0], [2.0, 0.0, 6.0, 4.0], [4.0, 0.0, 8.0, 4.0], [6.0, 0.0, 10.0, 4.0]])
+GT = torch.tensor([[0.0, 0.0, 4.0, 4.0]])
+
+
+def test_atss_threshold_is_mean_plus_std_of_candidate_ious():
+    # IoUs 1, 1/3, 0, 0: mean 1/3, unbiased std sqrt(2/9)
+    torch.testing.assert_close(atss_thresholds(ANCHORS, [4], GT), torch.tensor([1 / 3 + math.sqrt(2 / 9)]))
+
+
+def test_vlr_on_a_one_box_image_is_the_band_below_the_atss_threshold():
+    # t = 0.805, band [0.201, 0.805). DIoUs: anchor 0: 1 (a positive, above the band); anchor 1: IoU 1/3
+    # minus rho^2 / c^2 = 4 / 52, i.e. 0.256, inside; anchors 2 and 3: negative.
+    weights, gt_index = vlr_region(ANCHORS, [4], GT, alpha=0.25)
+    assert gt_index.tolist() == [-1, 0, -1, -1]
+    torch.testing.assert_close(weights, torch.tensor([0.0, 1 / 3, 0.0, 0.0]))
+    # a higher alpha lifts the band's floor (0.402) above anchor 1's DIoU
+    assert vlr_region(ANCHORS, [4], GT, alpha=0.5)[1].tolist() == [-1, -1, -1, -1]
+
+
+def test_vlr_anchor_claimed_by_two_boxes_goes_to_the_larger_iou():
+    gts = torch.tensor([[0.0, 0.0, 4.0, 4.0], [3.0, 0.0, 7.0, 4.0]])
+    # Anchor 1 ([2, 6]) is in both bands: DIoU 0.256 < t_0 = 0.805 with gt 0 (IoU 1/3), and
+    # DIoU 0.6 - 1/41 = 0.576 < t_1 = 0.635 with gt 1 (IoU 0.6): it goes to gt 1, weight 0.6.
+    torch.testing.assert_close(atss_thresholds(ANCHORS, [4], gts)[1], torch.tensor(0.6354), atol=1e-4, rtol=0)
+    weights, gt_index = vlr_region(ANCHORS, [4], gts, alpha=0.0)
+    assert gt_index[1].item() == 1
+    assert weights[1].item() == pytest.approx(0.6)
+
+
+def test_vlr_uses_topk_per_level_and_handles_no_ground_truth():
+    anchors = torch.cat([ANCHORS, ANCHORS * 2])
+    weights, gt_index = vlr_region(anchors, [4, 4], GT, topk=2)
+    assert weights.shape == (8,) and gt_index.shape == (8,)
+    assert ((weights > 0) == (gt_index >= 0)).all()
+    empty_w, empty_i = vlr_region(anchors, [4, 4], torch.zeros(0, 4))
+    assert empty_w.sum() == 0 and (empty_i == -1).all()
+    with pytest.raises(ValueError, match="sums to"):
+        vlr_region(anchors, [4, 3], GT)
+
+
+def test_vlr_matches_a_slow_loop_on_random_boxes():
+    gen = torch.Generator().manual_seed(3)
+    xy = torch.rand(60, 2, generator=gen) * 50
+    anchors = torch.cat([xy, xy + 4 + torch.rand(60, 2, generator=gen) * 12], 1)
+    gts = torch.tensor([[5.0, 5.0, 25.0, 20.0], [20.0, 10.0, 45.0, 40.0]])
+    weights, gt_index = vlr_region(anchors, [30, 30], gts, alpha=0.25, topk=9)
+    t = atss_thresholds(anchors, [30, 30], gts, topk=9)
+    for i, a in enumerate(anchors.tolist()):
+        best = (0.0, -1)
+        for g, box in enumerate(gts.tolist()):
+            iw = max(0.0, min(a[2], box[2]) - max(a[0], box[0]))
+            ih = max(0.0, min(a[3], box[3]) - max(a[1], box[1]))
+            union = (a[2] - a[0]) * (a[3] - a[1]) + (box[2] - box[0]) * (box[3] - box[1]) - iw * ih
+            iou = iw * ih / union
+            rho2 = ((a[0] + a[2] - box[0] - box[2]) ** 2 + (a[1] + a[3] - box[1] - box[3]) ** 2) / 4
+            c2 = (max(a[2], box[2]) - min(a[0], box[0])) ** 2 + (max(a[3], box[3]) - min(a[1], box[1])) ** 2
+            if 0.25 * t[g] <= iou - rho2 / c2 < t[g] and iou > best[0]:
+                best = (iou, g)
+        assert gt_index[i].item() == best[1]
+        assert weights[i].item() == pytest.approx(best[0], abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# DGQP
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_dgqp_features_of_uniform_and_peaked_distributions():
+    uniform = dgqp_features(torch.zeros(2, 68, 3, 5))
+    assert uniform.shape == (2, 20, 3, 5)
+    torch.testing.assert_close(uniform, torch.full_like(uniform, 1 / 17))
+    peaked = torch.full((1, 68, 1, 1), -50.0)
+    peaked[:, ::17] = 50.0  # each edge certain at bin 0
+    feats = dgqp_features(peaked).reshape(4, 5)
+    torch.testing.assert_close(feats[:, 0], torch.ones(4))
+    torch.testing.assert_close(feats[:, 4], torch.full((4,), 0.25))  # mean of (1, 0, 0, 0)
+
+
+def test_joint_score_logits_give_the_product_of_probabilities():
+    gen = torch.Generator().manual_seed(4)
+    cls = (torch.randn(2, 3, 4, 4, generator=gen) * 4).requires_grad_()
+    quality = torch.rand(2, 1, 4, 4, generator=gen) * 0.98 + 0.01
+    joint = joint_score_logits(cls, quality)
+    torch.testing.assert_close(joint.sigmoid(), cls.sigmoid() * quality, rtol=1e-5, atol=1e-6)
+    joint.sum().backward()
+    assert torch.isfinite(cls.grad).all()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Heads, distiller and teacher on tiny real models
+# ---------------------------------------------------------------------------------------------------------------
+
+DISTILL_ROWS = ["ld_r18_gfl_r50_1x", "ld_vlr_r18_gfl_r50_1x", "ld_full_r18_gfl_r50_1x", "selfld_r18_1x",
+                "ld_r18_ld_r34_1x", "ld_gflv2_r18_gflv2_r50_1x", "ld_r18_gflv2_r50_1x"]
+EXPECTED_LOSSES = {
+    "ld_r18_gfl_r50_1x": {"loss_ld"}, "ld_vlr_r18_gfl_r50_1x": {"loss_ld", "loss_ld_vlr"},
+    "ld_full_r18_gfl_r50_1x": {"loss_ld", "loss_ld_vlr", "loss_kd"}, "selfld_r18_1x": {"loss_ld"},
+    "ld_r18_ld_r34_1x": {"loss_ld"}, "ld_gflv2_r18_gflv2_r50_1x": {"loss_ld"}, "ld_r18_gflv2_r50_1x": {"loss_ld"}}
+
+
+def _resolved(run: str, params) -> Config:
+    from ld.profiles import apply_profile, get_profile
+
+    cfg = Config.fromfile(f"pipelines/configs/{run}.py")
+    apply_profile(cfg, get_profile(params, "smoke"), data_root="data/smoke")
+    return cfg
+
+
+def _export_untrained(run: str, params, root) -> "Path":  # noqa: F821
+    """An exported model folder (config.py + model.pth) of ``run`` with its initial weights."""
+    from mmdet.registry import MODELS
+
+    from ld.models import student_only
+
+    cfg = student_only(_resolved(run, params))
+    out = root / run
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.py").write_text(cfg.pretty_text)
+    torch.manual_seed(0)
+    torch.save({"state_dict": MODELS.build(cfg.model).state_dict()}, out / "model.pth")
+    return out
+
+
+@pytest.fixture(scope="module")
+def params():
+    from ld.profiles import load_params
+    from tests.conftest import REPO
+
+    return load_params(REPO / "params.yaml")
+
+
+def _distiller(row: str, params, tmp_path, **head_overrides):
+    from mmdet.registry import MODELS
+
+    from ld.engine.train import build_train_config
+
+    teacher = _export_untrained(params["distill"][row]["teacher"], params, tmp_path)
+    cfg = build_train_config(f"pipelines/configs/{row}.py", params, profile="smoke", teacher_dir=teacher,
+                             work_root=tmp_path / "work")
+    for key, value in head_overrides.items():  # replace, not merge
+        cfg.model.bbox_head[key] = value
+    torch.manual_seed(0)
+    return MODELS.build(cfg.model)
+
+
+def _batch(model, num_items=(3, 2), size=96):
+    from mmdet.testing import demo_mm_inputs
+
+    data = demo_mm_inputs(batch_size=len(num_items), image_shapes=[(3, size, size)] * len(num_items),
+                          num_items=list(num_items), num_classes=3, use_box_type=False)
+    return model.data_preprocessor(data, True)
+
+
+@pytest.fixture(autouse=True)
+def _repo(repo_root):
+    return repo_root
+
+
+@pytest.mark.parametrize("row", DISTILL_ROWS)
+def test_each_method_trains_a_step_with_finite_losses_and_a_frozen_teacher(row, params, tmp_path):
+    model = _distiller(row, params, tmp_path)
+    model.train()
+    assert not model.teacher.training and model.training
+    data = _batch(model)
+    losses = model(**data, mode="loss")
+    assert EXPECTED_LOSSES[row] <= set(losses)
+    assert not {"loss_ld", "loss_ld_vlr", "loss_kd"} - EXPECTED_LOSSES[row] & set(losses)
+    total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(v) for v in losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    assert all(p.grad is None and not p.requires_grad for p in model.teacher.parameters())
+    assert model.bbox_head.gfl_reg.weight.grad.abs().sum() > 0
+    assert not any(k.startswith(("teacher", "_teacher")) for k in model.state_dict())
+    assert all(not n.startswith("_teacher") for n, _ in model.named_parameters())
+
+
+def test_distillation_losses_are_positive_when_student_and_teacher_differ(params, tmp_path):
+    model = _distiller("ld_full_r18_gfl_r50_1x", params, tmp_path)
+    losses = model(**_batch(model), mode="loss")
+    for name in ("loss_ld", "loss_ld_vlr", "loss_kd"):
+        assert losses[name].item() > 0, name
+
+
+def test_image_without_ground_truth_gives_zero_ld_losses_with_a_gradient_path(params, tmp_path):
+    model = _distiller("ld_full_r18_gfl_r50_1x", params, tmp_path)
+    losses = model(**_batch(model, num_items=(0,)), mode="loss")
+    for name in ("loss_ld", "loss_ld_vlr", "loss_kd"):
+        assert losses[name].item() == 0.0 and losses[name].requires_grad, name
+
+
+def test_upstream_normalisation_sums_over_images_per_positive_does_not(params, tmp_path):
+    """Upstream LD is a sum over the batch's positives: a batch's loss is the sum of its images' losses.
+    Per-positive normalisation makes it an average instead."""
+    for normalize in ("upstream", "per_positive"):
+        model = _distiller("ld_vlr_r18_gfl_r50_1x", params, tmp_path / normalize, normalize=normalize)
+        model.eval()  # BN statistics of the running mean: images independent of each other
+        batch = _batch(model, num_items=(3, 2))
+        both = model(**batch, mode="loss")
+        single = [model.loss(batch["inputs"][i:i + 1], batch["data_samples"][i:i + 1]) for i in range(2)]
+        for name in ("loss_ld", "loss_ld_vlr"):
+            parts = [s[name].item() for s in single]
+            if normalize == "upstream":
+                assert both[name].item() == pytest.approx(sum(parts), rel=1e-4), name
+            else:
+                assert min(parts) - 1e-6 <= both[name].item() <= max(parts) + 1e-6, name
+
+
+def test_gflv2_head_outputs_a_joint_score_below_the_class_probability(params, tmp_path):
+    from mmdet.registry import MODELS
+
+    cfg = _resolved("gflv2_r18_1x", params)
+    model = MODELS.build(cfg.model)
+    head = model.bbox_head
+    assert head.reg_conf[0].in_channels == 20 and head.reg_conf[0].out_channels == 64
+    feats = model.extract_feat(torch.randn(1, 3, 96, 96))
+    cls_v2, reg = head(feats)
+    plain = [super(type(head), head).forward_single(f, s)[0] for f, s in zip(feats, head.scales)]
+    for joint, cls in zip(cls_v2, plain):
+        assert joint.shape == cls.shape
+        assert ((joint.sigmoid() > 0) & (joint.sigmoid() <= cls.sigmoid() + 1e-6)).all()
+
+
+def test_teacher_checkpoint_for_another_architecture_is_refused_with_the_keys(params, tmp_path):
+    from ld.models import build_teacher
+
+    teacher = _export_untrained("gfl_r50_2x", params, tmp_path)
+    wrong = _export_untrained("gfl_r18_1x", params, tmp_path)
+    with pytest.raises(ConfigError, match=r"does not fit the teacher config.*missing keys"):
+        build_teacher(teacher / "config.py", wrong / "model.pth")
+
+
+def test_teacher_with_another_reg_max_is_a_clear_error(params, tmp_path):
+    from mmdet.registry import MODELS
+
+    teacher = _export_untrained("gfl_r50_2x", params, tmp_path)
+    cfg = Config.fromfile(str(teacher / "config.py"))
+    cfg.model.bbox_head.reg_max = 8
+    (teacher / "config.py").write_text(cfg.pretty_text)
+    torch.save({"state_dict": MODELS.build(cfg.model).state_dict()}, teacher / "model.pth")
+    with pytest.raises(ConfigError, match="reg_max 8 != student reg_max 16"):
+        _distiller_from(teacher, params, tmp_path)
+
+
+def _distiller_from(teacher_dir, params, tmp_path):
+    from mmdet.registry import MODELS
+
+    from ld.engine.train import build_train_config
+
+    cfg = build_train_config("pipelines/configs/ld_r18_gfl_r50_1x.py", params, profile="smoke",
+                             teacher_dir=teacher_dir, work_root=tmp_path / "work")
+    return MODELS.build(cfg.model)
+
+
+def test_head_regions_must_be_switched_explicitly(params, tmp_path):
+    with pytest.raises(ConfigError, match="ld_vlr must say explicitly"):
+        _distiller("ld_r18_gfl_r50_1x", params, tmp_path, ld_vlr=dict(loss_weight=0.25, T=10))
+    with pytest.raises(ConfigError, match="normalize"):
+        _distiller("ld_r18_gfl_r50_1x", params, tmp_path / "b", normalize="per_image")
+
+
+def test_teacher_follows_the_student_across_dtypes(params, tmp_path):
+    model = _distiller("ld_r18_gfl_r50_1x", params, tmp_path).double()
+    assert next(model.teacher.parameters()).dtype == torch.float64
