@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
-RUNS = ("gfl_r50_2x", "gfl_r18_1x", "ld_r18_gfl_r50_1x")
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+RUNS = (*PARAMS["train"], *PARAMS["distill"])
 
 
 def _run(args, cwd, env):
@@ -53,9 +55,9 @@ def test_smoke_repro_writes_metrics_for_every_run(clone, repro):
             assert value == -1.0 or 0.0 <= value <= 1.0, (run, name, value)
         assert (root / "models" / "smoke" / run / "model.pth").is_file()
         assert (root / "results" / "smoke" / "live" / run / "plots" / "metrics").is_dir()
-    table = (root / "results" / "smoke" / "tables" / "slice.md").read_text()
+    table = (root / "results" / "smoke" / "tables" / "runs.md").read_text()
     assert all(f"| {run} " in table for run in RUNS) and "not run" not in table
-    assert (root / "results" / "smoke" / "figures" / "slice_ap.png").stat().st_size > 1000
+    assert (root / "results" / "smoke" / "figures" / "runs_ap.png").stat().st_size > 1000
 
 
 def test_distilled_checkpoint_holds_the_student_only(clone, repro):
@@ -87,7 +89,8 @@ def test_changed_ld_param_reruns_only_what_depends_on_it(clone, repro):
     root, env = clone
     out = _run(["dvc", "exp", "run", "-n", "weight-0.5", "-S", "ld.loss_weight=0.5"], root, env)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"distill@ld_r18_gfl_r50_1x", "eval_distill@ld_r18_gfl_r50_1x", "table"}, out
+    distilled = PARAMS["distill"]  # every distillation run depends on `ld`; no trained run does
+    assert ran == {f"{stage}@{run}" for run in distilled for stage in ("distill", "eval_distill")} | {"table"}, out
     shown = json.loads(_run(["dvc", "exp", "show", "--json"], root, env))
     main = next(entry for entry in shown if entry["name"] == "main")
     exp = next(rev for e in main["experiments"] for rev in e["revs"] if rev["name"] == "weight-0.5")

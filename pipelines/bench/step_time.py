@@ -8,7 +8,6 @@ initial weights (time does not depend on what they learnt). Run from the reposit
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import tempfile
