@@ -32,8 +32,29 @@ def _cmd_train(args) -> None:
 def _cmd_eval(args) -> None:
     from ld.engine.evaluate import evaluate_checkpoint
 
-    metrics = evaluate_checkpoint(args.config, args.checkpoint, args.out)
+    metrics = evaluate_checkpoint(args.config, args.checkpoint, args.out, results=args.results,
+                                  results_out=args.results_out, tables_dir=args.tables, nms=args.nms)
     print(json.dumps(metrics))
+
+
+def _cmd_convert(args) -> None:
+    from ld.convert import convert_checkpoint
+
+    sizes = convert_checkpoint(args.src, args.dst, args.config)
+    print(f"{args.src}: {sizes['src_bytes'] / 2**20:.1f} MiB -> {args.dst}: {sizes['dst_bytes'] / 2**20:.1f} MiB "
+          f"(kept {sizes['kept_keys']} student keys, dropped {sizes['dropped_keys']} teacher keys; "
+          "optimizer state dropped)")
+
+
+def _cmd_bench_fps(args) -> None:
+    from ld.engine.fps import benchmark_fps
+    from ld.io import atomic_write_json
+
+    result = benchmark_fps(args.config, args.checkpoint, num_images=args.images, warmup=args.warmup,
+                           batch_size=args.batch_size, nms=args.nms)
+    print(json.dumps(result))
+    if args.out:
+        atomic_write_json(args.out, result)
 
 
 def _cmd_notebook(args) -> None:
@@ -69,11 +90,32 @@ def build_parser() -> argparse.ArgumentParser:
                     help="'pytorch' under torchrun for several GPUs")
     tr.set_defaults(func=_cmd_train)
 
-    ev = sub.add_parser("eval", help="COCO metrics of an exported model (the student alone)")
-    ev.add_argument("config")
-    ev.add_argument("checkpoint")
-    ev.add_argument("--out", required=True, help="metrics JSON to write")
+    ev = sub.add_parser("eval", help="COCO (and VOC) metrics of an exported model, the student alone")
+    ev.add_argument("config", help="the run's config (models/<profile>/<run>/config.py)")
+    ev.add_argument("checkpoint", nargs="?", default=None, help="its weights (not needed with --results)")
+    ev.add_argument("--out", required=True, help="metrics JSON to write: {coco: {...}, voc: {...}}")
+    ev.add_argument("--results", default=None, help="evaluate this COCO results file instead of the model")
+    ev.add_argument("--results-out", default=None, help="keep the detections as a COCO results file (test-dev)")
+    ev.add_argument("--tables", default=None, help="folder for the per-class VOC table (Markdown + CSV)")
+    ev.add_argument("--nms", default=None, choices=["nms", "voting_cluster_diounms"], help="test-time NMS")
     ev.set_defaults(func=_cmd_eval)
+
+    cv = sub.add_parser("convert", help="strip teacher weights and optimizer state from a checkpoint")
+    cv.add_argument("src", help="a distillation checkpoint (this project's or upstream LD's)")
+    cv.add_argument("dst", help="the student-only checkpoint to write")
+    cv.add_argument("--config", required=True, help="the student's config; the weights must fit it exactly")
+    cv.set_defaults(func=_cmd_convert)
+
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_command", required=True)
+    fps = bench.add_parser("fps", help="inference FPS of the student alone")
+    fps.add_argument("config")
+    fps.add_argument("checkpoint")
+    fps.add_argument("--images", type=int, default=50, help="timed images")
+    fps.add_argument("--warmup", type=int, default=5, help="untimed batches first")
+    fps.add_argument("--batch-size", type=int, default=1)
+    fps.add_argument("--nms", default=None, choices=["nms", "voting_cluster_diounms"])
+    fps.add_argument("--out", default=None, help="JSON to write")
+    fps.set_defaults(func=_cmd_bench_fps)
 
     nb = sub.add_parser("notebook", help="execute a notebook with papermill (project kernel, repo root)")
     nb.add_argument("src")

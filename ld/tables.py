@@ -53,8 +53,9 @@ def runs_from_params(params: dict[str, Any], configs_dir: str | Path = "pipeline
 
 
 def _read_metrics(metrics_dir: Path, run: str) -> dict[str, float] | None:
+    """The COCO metrics of a run's metrics file (``{"coco": {...}, "voc": {...}}``), if it exists."""
     path = metrics_dir / f"{run}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return json.loads(path.read_text())["coco"] if path.is_file() else None
 
 
 def metrics_table(metrics_dir: str | Path, runs: list[dict[str, str]]) -> pd.DataFrame:
@@ -84,11 +85,16 @@ def write_table(df: pd.DataFrame, stem: str | Path) -> tuple[Path, Path]:
     The Markdown shows metrics in percent, 'n/a' where COCO has no ground truth of that size
     (pycocotools' -1) and nothing for runs not run; the CSV keeps the exact values.
     """
-    stem = Path(stem)
     shown = df.copy()
     for col in (*TABLE_METRICS, "teacher_AP"):
         shown[col] = [_percent(v) for v in df[col]]
-    md = atomic_write_text(stem.with_suffix(".md"), shown.to_markdown(index=False) + "\n")
+    return write_frame(df, stem, shown)
+
+
+def write_frame(df: pd.DataFrame, stem: str | Path, shown: pd.DataFrame | None = None) -> tuple[Path, Path]:
+    """Write ``stem.csv`` (exact values) and ``stem.md`` (``shown``, default ``df``), atomically."""
+    stem = Path(stem)
+    md = atomic_write_text(stem.with_suffix(".md"), (df if shown is None else shown).to_markdown(index=False) + "\n")
     csv = atomic_write_text(stem.with_suffix(".csv"), df.to_csv(index=False, float_format="%.6f"))
     return md, csv
 

@@ -50,9 +50,11 @@ def test_smoke_repro_writes_metrics_for_every_run(clone, repro):
     root, _ = clone
     for run in RUNS:
         metrics = json.loads((root / "results" / "smoke" / "metrics" / f"{run}.json").read_text())
-        assert set(metrics) >= {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR100"}
-        for name, value in metrics.items():
+        assert set(metrics["coco"]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR100"}
+        assert set(metrics["voc"]) >= {"AP", "AP50", "AP75", "mAP50_voc07_11pt", "mAP50_area"}
+        for name, value in [*metrics["coco"].items(), *metrics["voc"]["AP_by_iou_voc07_11pt"].items()]:
             assert value == -1.0 or 0.0 <= value <= 1.0, (run, name, value)
+        assert "| mAP " in (root / "results" / "smoke" / "eval" / run / "voc_per_class.md").read_text()
         assert (root / "models" / "smoke" / run / "model.pth").is_file()
         assert (root / "results" / "smoke" / "live" / run / "plots" / "metrics").is_dir()
     table = (root / "results" / "smoke" / "tables" / "runs.md").read_text()
@@ -97,4 +99,4 @@ def test_changed_ld_param_reruns_only_what_depends_on_it(clone, repro):
     metrics_file = "results/smoke/metrics/ld_r18_gfl_r50_1x.json"
     for entry, weight in ((main, 0.25), (exp, 0.5)):
         assert entry["data"]["params"]["params.yaml"]["data"]["ld"]["loss_weight"] == weight
-        assert 0.0 <= entry["data"]["metrics"][metrics_file]["data"]["AP"] <= 1.0
+        assert 0.0 <= entry["data"]["metrics"][metrics_file]["data"]["coco"]["AP"] <= 1.0

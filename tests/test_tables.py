@@ -27,9 +27,9 @@ def test_runs_come_from_params_with_their_roles():
 
 
 def test_missing_metrics_are_marked_not_run_and_stale_files_ignored(tmp_path):
-    (tmp_path / "gfl_r18_1x.json").write_text(json.dumps({"AP": 0.25, "AP50": 0.5, "AP75": 0.2, "APs": 0.1,
-                                                          "APm": 0.3, "APl": -1.0, "AR100": 0.4}))
-    (tmp_path / "stale_run.json").write_text(json.dumps({"AP": 0.9}))
+    (tmp_path / "gfl_r18_1x.json").write_text(json.dumps({"coco": {
+        "AP": 0.25, "AP50": 0.5, "AP75": 0.2, "APs": 0.1, "APm": 0.3, "APl": -1.0, "AR100": 0.4}}))
+    (tmp_path / "stale_run.json").write_text(json.dumps({"coco": {"AP": 0.9}}))
     df = metrics_table(tmp_path, runs_from_params(PARAMS))
     assert list(df.run) == ["gfl_r50_2x", "gfl_r18_1x", "ld_r18_gfl_r50_1x"]
     assert list(df.status) == ["not run", "ok", "not run"]
@@ -38,15 +38,15 @@ def test_missing_metrics_are_marked_not_run_and_stale_files_ignored(tmp_path):
 
 def test_distilled_rows_show_their_teachers_ap(tmp_path):
     for run, ap in (("gfl_r50_2x", 0.5), ("ld_r18_gfl_r50_1x", 0.3)):
-        (tmp_path / f"{run}.json").write_text(json.dumps({"AP": ap}))
+        (tmp_path / f"{run}.json").write_text(json.dumps({"coco": {"AP": ap}}))
     df = metrics_table(tmp_path, runs_from_params(PARAMS)).set_index("run")
     assert df.loc["ld_r18_gfl_r50_1x", "teacher_AP"] == 0.5
     assert pd.isna(df.loc["gfl_r18_1x", "teacher_AP"])
 
 
 def test_write_table_writes_markdown_in_percent_and_exact_csv(tmp_path):
-    (tmp_path / "gfl_r18_1x.json").write_text(json.dumps(dict.fromkeys(
-        ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR100"], 0.4321)))
+    (tmp_path / "gfl_r18_1x.json").write_text(json.dumps({"coco": dict.fromkeys(
+        ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR100"], 0.4321)}))
     df = metrics_table(tmp_path, runs_from_params(PARAMS))
     md, csv = write_table(df, tmp_path / "tables" / "slice")
     assert re.search(r"\| gfl_r18_1x +\| GFocalV1 R-18 1x +\| baseline +\| +\| +43\.2 \|", md.read_text())
@@ -55,8 +55,8 @@ def test_write_table_writes_markdown_in_percent_and_exact_csv(tmp_path):
 
 
 def test_size_range_without_ground_truth_reads_n_a(tmp_path):
-    (tmp_path / "gfl_r18_1x.json").write_text(json.dumps({**dict.fromkeys(
-        ["AP", "AP50", "AP75", "APs", "APm", "AR100"], 0.5), "APl": -1.0}))
+    (tmp_path / "gfl_r18_1x.json").write_text(json.dumps({"coco": {**dict.fromkeys(
+        ["AP", "AP50", "AP75", "APs", "APm", "AR100"], 0.5), "APl": -1.0}}))
     md, _ = write_table(metrics_table(tmp_path, runs_from_params(PARAMS)), tmp_path / "t")
     row = next(line for line in md.read_text().splitlines() if "gfl_r18_1x" in line)
     assert "n/a" in row and "-100" not in row

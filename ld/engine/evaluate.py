@@ -1,16 +1,36 @@
-"""Evaluate an exported model: inference on the validation split, then COCO metrics.
+"""Evaluate an exported model (or a results file): inference on the test split, COCO metrics, and VOC
+metrics where the dataset also has a VOC tree.
 
 A distillation run is evaluated as the student alone: its config is turned into the plain student
 detector, so the teacher is neither built nor loaded (LD costs nothing at inference).
 """
 from __future__ import annotations
 
+import json
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from ld.evaluation.coco import evaluate_coco
+import numpy as np
+
+from ld.errors import ConfigError, MissingFileError
+from ld.evaluation.coco import evaluate_coco, load_results
+from ld.evaluation.voc import evaluate_voc, load_voc_annotations, voc_table
 from ld.io import atomic_write_json
 from ld.models.distiller import student_only
+from ld.tables import write_frame
+
+NMS_TYPES = ("nms", "voting_cluster_diounms")
+
+
+def set_nms(cfg, nms: str | None, iou_threshold: float = 0.6) -> None:
+    """Choose the test-time NMS of ``cfg`` (mmdet's ``nms`` or ``voting_cluster_diounms``) in place."""
+    if nms is None:
+        return
+    if nms not in NMS_TYPES:
+        raise ConfigError(f"unknown NMS type {nms!r}: use one of {NMS_TYPES}")
+    cfg.model.test_cfg.nms = dict(type=nms, iou_threshold=iou_threshold)
 
 
 def predict_coco(cfg, checkpoint: str | Path, out_prefix: str | Path) -> Path:
@@ -20,6 +40,8 @@ def predict_coco(cfg, checkpoint: str | Path, out_prefix: str | Path) -> Path:
     """
     from mmengine.runner import Runner
 
+    if not Path(checkpoint).is_file():
+        raise MissingFileError(f"checkpoint {checkpoint} not found: train the run first (`dvc repro`)")
     cfg = student_only(cfg)
     cfg.custom_hooks = []
     cfg.load_from = str(checkpoint)
@@ -28,18 +50,79 @@ def predict_coco(cfg, checkpoint: str | Path, out_prefix: str | Path) -> Path:
                               format_only=True, outfile_prefix=str(out_prefix))
     with tempfile.TemporaryDirectory(prefix="ld-eval-") as work_dir:
         cfg.work_dir = work_dir
+        # a visualizer of its own: mmengine's instances are global, and an earlier one writes to its own dir
+        cfg.visualizer.name = f"ld-eval-{Path(work_dir).name}"
         cfg.visualizer.vis_backends = [dict(type="LocalVisBackend")]
         Runner.from_cfg(cfg).test()
     return Path(f"{out_prefix}.bbox.json")
 
 
-def evaluate_checkpoint(config: str | Path, checkpoint: str | Path, out_json: str | Path) -> dict[str, float]:
-    """COCO metrics of an exported model, written atomically to ``out_json``."""
+def voc_detections(records: list[dict[str, Any]], coco_gt: dict[str, Any], voc_ids: list[str],
+                   num_classes: int) -> list[list[np.ndarray]]:
+    """COCO result records -> per image (in ``voc_ids`` order), per class ``(D, 5)`` xyxy + score arrays.
+
+    Boxes are moved to VOC's inclusive pixel convention (``x2 - 1``, ``y2 - 1``), the convention of
+    the ground truth that :func:`ld.evaluation.voc.load_voc_annotations` reads.
+    """
+    image_of_id = {img["id"]: Path(img["file_name"]).stem for img in coco_gt["images"]}
+    class_of_cat = {cat["id"]: i for i, cat in enumerate(sorted(coco_gt["categories"], key=lambda c: c["id"]))}
+    per_image: dict[str, list[list[list[float]]]] = {vid: [[] for _ in range(num_classes)] for vid in voc_ids}
+    for r in records:
+        x, y, w, h = r["bbox"]
+        per_image[image_of_id[r["image_id"]]][class_of_cat[r["category_id"]]].append(
+            [x, y, x + w - 1, y + h - 1, r["score"]])
+    return [[np.asarray(c, dtype=np.float32).reshape(-1, 5) for c in per_image[vid]] for vid in voc_ids]
+
+
+def evaluate_results(cfg, results: str | Path | list[dict[str, Any]], tables_dir: str | Path | None = None
+                     ) -> dict[str, Any]:
+    """COCO metrics of a results file against the config's test annotations, and VOC metrics when
+    the dataset root also holds a VOC tree (``Annotations/``, ``ImageSets/Main/<split>.txt``)."""
+    ann_file = Path(cfg.test_evaluator.ann_file)
+    records = load_results(results)
+    metrics: dict[str, Any] = {"coco": evaluate_coco(ann_file, records)}
+    root = Path(cfg.test_dataloader.dataset.data_root)
+    split = Path(cfg.test_dataloader.dataset.ann_file).stem.removeprefix("instances_")
+    if (root / "ImageSets" / "Main" / f"{split}.txt").is_file():
+        classes = list(cfg.test_dataloader.dataset.metainfo.classes)
+        gt = load_voc_annotations(root, split, classes)
+        voc_ids = (root / "ImageSets" / "Main" / f"{split}.txt").read_text().split()
+        voc = evaluate_voc(gt, voc_detections(records, json.loads(ann_file.read_text()), voc_ids, len(classes)),
+                           classes)
+        if tables_dir is not None:
+            write_frame(voc_table(voc), Path(tables_dir) / "voc_per_class")
+        metrics["voc"] = {k: v for k, v in voc.items() if k != "per_class"}
+    return metrics
+
+
+def evaluate_checkpoint(config: str | Path, checkpoint: str | Path | None, out_json: str | Path, *,
+                        results: str | Path | None = None, results_out: str | Path | None = None,
+                        tables_dir: str | Path | None = None, nms: str | None = None) -> dict[str, Any]:
+    """Metrics of an exported model (or of a ``results`` file), written atomically to ``out_json``.
+
+    Args:
+        config: the run's config (``models/<profile>/<run>/config.py``).
+        checkpoint: its weights; not needed when ``results`` is given.
+        out_json: the metrics JSON: ``{"coco": {...}, "voc": {...}}``.
+        results: evaluate this COCO results file instead of running the model.
+        results_out: also keep the detections as a COCO results file (for the test-dev server).
+        tables_dir: where to write the per-class VOC table (Markdown + CSV).
+        nms: override the test-time NMS ('nms' or 'voting_cluster_diounms').
+    """
     from mmengine.config import Config
 
     cfg = Config.fromfile(str(config))
-    with tempfile.TemporaryDirectory(prefix="ld-dets-") as tmp:
-        results = predict_coco(cfg, checkpoint, Path(tmp) / "dets")
-        metrics = evaluate_coco(cfg.test_evaluator.ann_file, results)
+    set_nms(cfg, nms)
+    if results is not None:
+        metrics = evaluate_results(cfg, results, tables_dir)
+    else:
+        if checkpoint is None:
+            raise ConfigError("give a checkpoint to evaluate, or --results with a COCO results file")
+        with tempfile.TemporaryDirectory(prefix="ld-dets-") as tmp:
+            dets = predict_coco(cfg, checkpoint, Path(tmp) / "dets")
+            metrics = evaluate_results(cfg, dets, tables_dir)
+            if results_out is not None:
+                Path(results_out).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(dets, results_out)
     atomic_write_json(out_json, metrics)
     return metrics

@@ -13,7 +13,8 @@ from ld.errors import BadFileError
 COCO_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")
 
 
-def _load_results(results: str | Path | list[dict[str, Any]]) -> list[dict[str, Any]]:
+def load_results(results: str | Path | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of a COCO results file (or the records themselves); a clear error if it is not one."""
     if isinstance(results, list):
         return results
     path = Path(results)
@@ -36,7 +37,7 @@ def evaluate_coco(gt_json: str | Path, results: str | Path | list[dict[str, Any]
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    records = _load_results(results)
+    records = load_results(results)
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(gt_json))
     if not records:

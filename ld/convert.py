@@ -1,0 +1,62 @@
+"""Checkpoint conversion: a distillation run's checkpoint -> a student-only checkpoint.
+
+Takes this project's checkpoints and the upstream LD repository's mmdet-2.x-era files, which carry
+the teacher's weights (``teacher_model.*``, or inside the head) and the optimizer state, and keeps
+exactly the student's weights, checked key by key against the student config.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ld.checkpoint import load_checkpoint
+from ld.errors import BadFileError
+
+TEACHER_MARKERS = ("teacher_model.", "teacher.", "_teacher.")
+
+
+def is_teacher_key(key: str) -> bool:
+    """Whether a state-dict key belongs to a teacher (at the top level or nested, e.g. in the head)."""
+    return any(key.startswith(m) or f".{m}" in key for m in TEACHER_MARKERS)
+
+
+def student_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The student's weights of a checkpoint: no teacher keys, no DDP ``module.`` prefix."""
+    state = ckpt.get("state_dict", ckpt)
+    return {k.removeprefix("module."): v for k, v in state.items() if not is_teacher_key(k.removeprefix("module."))}
+
+
+def convert_checkpoint(src: str | Path, dst: str | Path, config: str | Path) -> dict[str, int]:
+    """Write ``dst``: the student weights of ``src`` that exactly fit the student of ``config``.
+
+    Returns sizes and counts (``src_bytes``, ``dst_bytes``, ``dropped_keys``, ``kept_keys``). Refuses,
+    naming the keys, when the weights do not fit the config.
+    """
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+
+    from ld.models.distiller import student_only
+
+    ckpt = load_checkpoint(src)
+    state = ckpt.get("state_dict", ckpt)
+    student = student_state_dict(ckpt)
+    model_state = MODELS.build(student_only(Config.fromfile(str(config))).model).state_dict()
+    missing = sorted(set(model_state) - set(student))
+    unexpected = sorted(set(student) - set(model_state))
+    wrong = sorted(k for k in set(model_state) & set(student) if model_state[k].shape != student[k].shape)
+    if missing or unexpected or wrong:
+        raise BadFileError(
+            f"{src} does not fit the student of {config}: {len(missing)} missing keys {missing[:5]}, "
+            f"{len(unexpected)} unexpected keys {unexpected[:5]}, {len(wrong)} of another shape {wrong[:5]}. "
+            "Give the config the student was trained with.")
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    meta = {k: v for k, v in ckpt.get("meta", {}).items() if k in ("epoch", "iter", "seed", "dataset_meta")}
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    torch.save({"state_dict": student, "meta": meta}, tmp)
+    os.replace(tmp, dst)
+    return {"src_bytes": Path(src).stat().st_size, "dst_bytes": dst.stat().st_size,
+            "dropped_keys": len(state) - len(student), "kept_keys": len(student)}

@@ -1,0 +1,112 @@
+"""`ld eval`, `ld convert` and `ld bench fps` on a tiny generated dataset and an untrained model."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+import ld  # noqa: F401
+from ld.convert import convert_checkpoint, is_teacher_key
+from ld.data.synth import SynthSpec, write_dataset
+from ld.engine.evaluate import evaluate_checkpoint, set_nms, voc_detections
+from ld.errors import BadFileError, ConfigError
+from ld.models import student_only
+from ld.profiles import apply_profile, get_profile, load_params
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """An exported, untrained GFocalV1 R-18 (config.py + model.pth) over a 4-image generated dataset."""
+    from mmdet.registry import MODELS
+
+    from tests.conftest import REPO
+
+    root = tmp_path_factory.mktemp("tiny")
+    write_dataset(root / "data", SynthSpec(num_train=2, num_val=4, image_size=64), show_progress=False)
+    cfg = Config.fromfile(str(REPO / "pipelines/configs/gfl_r18_1x.py"))
+    profile = get_profile(load_params(REPO / "params.yaml"), "smoke")
+    apply_profile(cfg, {**profile, "data": {**profile["data"], "image_size": 64}}, data_root=root / "data")
+    cfg.model.test_cfg.score_thr = 0.0  # an untrained model scores low: keep its boxes
+    (root / "model").mkdir()
+    (root / "model" / "config.py").write_text(cfg.pretty_text)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    torch.save({"state_dict": model.state_dict(), "meta": {"epoch": 1}}, root / "model" / "model.pth")
+    return root
+
+
+def test_eval_writes_coco_and_voc_metrics_and_a_results_file_that_evaluates_the_same(tiny_run, tmp_path):
+    run = tiny_run / "model"
+    metrics = evaluate_checkpoint(run / "config.py", run / "model.pth", tmp_path / "m.json",
+                                  results_out=tmp_path / "dets.bbox.json", tables_dir=tmp_path / "tables")
+    assert set(metrics) == {"coco", "voc"}
+    assert set(metrics["coco"]) == {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100"}
+    voc = metrics["voc"]
+    assert voc["AP"] == pytest.approx(np.mean(list(voc["AP_by_iou_voc07_11pt"].values())), abs=1e-6)
+    assert voc["AP50"] == voc["AP_by_iou_voc07_11pt"]["AP50"] == voc["mAP50_voc07_11pt"]
+    assert json.loads((tmp_path / "m.json").read_text()) == metrics
+    assert "| disc " in (tmp_path / "tables" / "voc_per_class.md").read_text()
+    records = json.loads((tmp_path / "dets.bbox.json").read_text())
+    assert records and {"image_id", "category_id", "bbox", "score"} <= set(records[0])
+    again = evaluate_checkpoint(run / "config.py", None, tmp_path / "m2.json", results=tmp_path / "dets.bbox.json")
+    assert again == metrics
+
+
+def test_voting_nms_is_selectable_at_evaluation(tiny_run, tmp_path):
+    run = tiny_run / "model"
+    metrics = evaluate_checkpoint(run / "config.py", run / "model.pth", tmp_path / "m.json",
+                                  nms="voting_cluster_diounms")
+    assert 0.0 <= metrics["coco"]["AR100"] <= 1.0
+    with pytest.raises(ConfigError, match="unknown NMS type"):
+        set_nms(Config.fromfile(str(run / "config.py")), "soft_nms_please")
+
+
+def test_voc_detections_use_the_inclusive_pixel_convention():
+    gt = {"images": [{"id": 7, "file_name": "val_000000.jpg"}], "categories": [{"id": 1}, {"id": 2}]}
+    dets = voc_detections([{"image_id": 7, "category_id": 2, "bbox": [10, 20, 30, 40], "score": 0.5}], gt,
+                          ["val_000000"], 2)
+    assert dets[0][0].shape == (0, 5)
+    np.testing.assert_allclose(dets[0][1], [[10, 20, 39, 59, 0.5]])
+
+
+def _upstream_style_checkpoint(tiny_run, path):
+    """What an mmdet-2.x-era LD checkpoint carries: student weights, the teacher's, optimizer state."""
+    student = torch.load(tiny_run / "model" / "model.pth")["state_dict"]
+    state = {**student, **{f"teacher_model.{k}": v for k, v in list(student.items())[:20]},
+             "bbox_head.teacher_model.gfl_reg.weight": torch.zeros(3)}
+    torch.save({"state_dict": state, "optimizer": {"state": {}, "param_groups": [{"lr": 0.01, "params": []}]},
+                "meta": {"epoch": 12, "mmdet_version": "2.25.0", "CLASSES": ("a", "b", "c")}}, path)
+    return len(student)
+
+
+def test_convert_keeps_exactly_the_student(tiny_run, tmp_path):
+    src = tmp_path / "ld_upstream.pth"
+    kept = _upstream_style_checkpoint(tiny_run, src)
+    sizes = convert_checkpoint(src, tmp_path / "student.pth", tiny_run / "model" / "config.py")
+    assert sizes["kept_keys"] == kept and sizes["dropped_keys"] == 21
+    assert sizes["dst_bytes"] < sizes["src_bytes"]
+    out = torch.load(tmp_path / "student.pth")
+    assert set(out) == {"state_dict", "meta"} and not any(is_teacher_key(k) for k in out["state_dict"])
+    from mmdet.registry import MODELS
+
+    model = MODELS.build(student_only(Config.fromfile(str(tiny_run / "model" / "config.py"))).model)
+    model.load_state_dict(out["state_dict"], strict=True)
+
+
+def test_convert_refuses_weights_of_another_model(tiny_run, tmp_path):
+    src = tmp_path / "other.pth"
+    torch.save({"state_dict": {"backbone.conv1.weight": torch.zeros(1)}}, src)
+    with pytest.raises(BadFileError, match=r"other\.pth does not fit the student.*missing keys"):
+        convert_checkpoint(src, tmp_path / "out.pth", tiny_run / "model" / "config.py")
+    assert not (tmp_path / "out.pth").exists()
+
+
+def test_fps_benchmark_reports_model_and_end_to_end_speed(tiny_run):
+    from ld.engine.fps import benchmark_fps
+
+    result = benchmark_fps(tiny_run / "model" / "config.py", tiny_run / "model" / "model.pth", num_images=3,
+                           warmup=1)
+    assert result["images"] == 3 and result["input_size"] == [64, 64] and result["nms"] == "nms"
+    assert result["model_fps"] > 0 and result["end_to_end_fps"] > 0
+    assert result["device"] == "cpu" and result["batch_size"] == 1
