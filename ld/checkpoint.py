@@ -71,3 +71,40 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                 f"file, convert it to a plain state_dict first. Details: {str(err).splitlines()[0]}"
             ) from err
         raise
+
+
+# What a saved model keeps of mmengine's checkpoint meta: no times, paths, logs or versions (mmengine
+# appends the working tree's git commit to its version), so the same weights give the same bytes.
+STABLE_META = ("epoch", "iter", "seed", "dataset_meta")
+
+
+def state_dict_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> str:
+    """How ``given`` fails to fit ``expected`` (missing, unexpected, other-shape keys); '' if it fits."""
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(given) if expected[k].shape != given[k].shape)
+    if not (missing or unexpected or wrong):
+        return ""
+    return (f"{len(missing)} missing keys {missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}, "
+            f"{len(wrong)} keys of another shape {wrong[:5]}")
+
+
+def load_weights(model: torch.nn.Module, path: str | os.PathLike, what: str = "checkpoint") -> None:
+    """Load ``path``'s weights into ``model`` exactly; an error naming the keys if they do not fit."""
+    state = load_checkpoint(path)
+    state = {k.removeprefix("module."): v for k, v in state.get("state_dict", state).items()}
+    problem = state_dict_mismatch(model.state_dict(), state)
+    if problem:
+        raise BadFileError(f"{what} {path} does not fit its config: {problem} (wrong architecture or number "
+                           "of classes?). Give the checkpoint trained with this config.")
+    model.load_state_dict(state, strict=True)
+
+
+def save_weights(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """Save weights and the stable part of ``meta`` atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"state_dict": state_dict, "meta": {k: v for k, v in meta.items() if k in STABLE_META}}, tmp)
+    os.replace(tmp, path)
+    return path

@@ -6,13 +6,12 @@ exactly the student's weights, checked key by key against the student config.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ld.checkpoint import load_checkpoint
+from ld.checkpoint import load_checkpoint, save_weights, state_dict_mismatch
 from ld.errors import BadFileError
 
 TEACHER_MARKERS = ("teacher_model.", "teacher.", "_teacher.")
@@ -44,19 +43,10 @@ def convert_checkpoint(src: str | Path, dst: str | Path, config: str | Path) -> 
     state = ckpt.get("state_dict", ckpt)
     student = student_state_dict(ckpt)
     model_state = MODELS.build(student_only(Config.fromfile(str(config))).model).state_dict()
-    missing = sorted(set(model_state) - set(student))
-    unexpected = sorted(set(student) - set(model_state))
-    wrong = sorted(k for k in set(model_state) & set(student) if model_state[k].shape != student[k].shape)
-    if missing or unexpected or wrong:
-        raise BadFileError(
-            f"{src} does not fit the student of {config}: {len(missing)} missing keys {missing[:5]}, "
-            f"{len(unexpected)} unexpected keys {unexpected[:5]}, {len(wrong)} of another shape {wrong[:5]}. "
-            "Give the config the student was trained with.")
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    meta = {k: v for k, v in ckpt.get("meta", {}).items() if k in ("epoch", "iter", "seed", "dataset_meta")}
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    torch.save({"state_dict": student, "meta": meta}, tmp)
-    os.replace(tmp, dst)
+    problem = state_dict_mismatch(model_state, student)
+    if problem:
+        raise BadFileError(f"{src} does not fit the student of {config}: {problem}. "
+                           "Give the config the student was trained with.")
+    dst = save_weights(dst, student, ckpt.get("meta", {}))
     return {"src_bytes": Path(src).stat().st_size, "dst_bytes": dst.stat().st_size,
             "dropped_keys": len(state) - len(student), "kept_keys": len(student)}

@@ -8,7 +8,7 @@ from mmengine.config import Config
 
 import ld
 from ld.dgqp import dgqp_features, joint_score_logits
-from ld.errors import ConfigError
+from ld.errors import BadFileError, ConfigError
 from ld.vlr import atss_thresholds, vlr_region
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -286,7 +286,7 @@ def test_teacher_checkpoint_for_another_architecture_is_refused_with_the_keys(pa
 
     teacher = _export_untrained("gfl_r50_2x", params, tmp_path)
     wrong = _export_untrained("gfl_r18_1x", params, tmp_path)
-    with pytest.raises(ConfigError, match=r"does not fit the teacher config.*missing keys"):
+    with pytest.raises(BadFileError, match=r"teacher checkpoint .*model\.pth does not fit its config.*missing keys"):
         build_teacher(teacher / "config.py", wrong / "model.pth")
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ld.checkpoint import load_checkpoint
+from ld.checkpoint import load_weights
 from ld.engine.evaluate import set_nms
 from ld.models.distiller import student_only
 
@@ -34,7 +34,7 @@ def benchmark_fps(config: str | Path, checkpoint: str | Path, num_images: int = 
     cfg = student_only(cfg)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = MODELS.build(cfg.model)
-    model.load_state_dict(load_checkpoint(checkpoint)["state_dict"], strict=True)
+    load_weights(model, checkpoint)
     model.to(dev).eval()
     loader_cfg = cfg.test_dataloader.copy()
     loader_cfg.batch_size = batch_size

@@ -16,15 +16,11 @@ from typing import Any
 
 import torch
 
-from ld.checkpoint import load_checkpoint
+from ld.checkpoint import load_checkpoint, save_weights
 from ld.errors import ConfigError, MissingFileError
 from ld.io import atomic_write_bytes
 from ld.models.distiller import DISTILLERS
 from ld.profiles import apply_profile, get_profile
-
-# What an exported model keeps of mmengine's checkpoint meta: no times, paths, logs or versions (mmengine
-# appends the working tree's git commit to its version), so the same training gives the same bytes.
-STABLE_META = ("epoch", "iter", "seed", "dataset_meta")
 
 
 def is_distiller(cfg) -> bool:
@@ -124,11 +120,7 @@ def export_model(work_dir: str | Path, cfg, out_dir: str | Path) -> Path:
     if not pointer.is_file():
         raise MissingFileError(f"{work_dir} has no last_checkpoint: the run did not save a checkpoint")
     ckpt = load_checkpoint(pointer.read_text().strip())
-    meta = {k: v for k, v in ckpt.get("meta", {}).items() if k in STABLE_META}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".model.pth.tmp"
-    torch.save({"state_dict": ckpt["state_dict"], "meta": meta}, tmp)
-    os.replace(tmp, out_dir / "model.pth")
+    save_weights(out_dir / "model.pth", ckpt["state_dict"], ckpt.get("meta", {}))
     exported = copy.deepcopy(cfg)  # the run's config without its logging hooks
     exported.custom_hooks = [h for h in exported.get("custom_hooks", []) if h.get("type") != "DVCLiveHook"]
     atomic_write_bytes(out_dir / "config.py", exported.pretty_text.encode())

@@ -16,7 +16,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from ld.checkpoint import load_checkpoint
+from ld.checkpoint import load_weights
 from ld.errors import ConfigError
 
 DISTILLERS = ("LocalizationDistiller",)
@@ -48,26 +48,14 @@ def build_teacher(teacher_config: str | Path | Config | dict, teacher_ckpt: str 
     """Build the teacher detector from its config and load its checkpoint, exactly.
 
     A checkpoint that does not fit the config (missing or unexpected keys, other shapes) is an error
-    naming the keys: a partially loaded teacher would silently distil noise.
+    naming the keys (:func:`ld.checkpoint.load_weights`): a partially loaded teacher would silently
+    distil noise.
     """
     cfg = Config.fromfile(str(teacher_config)) if isinstance(teacher_config, (str, Path)) else teacher_config
     cfg = student_only(cfg if isinstance(cfg, Config) else Config(cfg))
     teacher = MODELS.build(cfg.model)
     if teacher_ckpt is not None:
-        state = load_checkpoint(teacher_ckpt)
-        state = state.get("state_dict", state)
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-        own = teacher.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        wrong_shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-        if missing or unexpected or wrong_shape:
-            raise ConfigError(
-                f"teacher checkpoint {teacher_ckpt} does not fit the teacher config {teacher_config}: "
-                f"{len(missing)} missing keys {missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}, "
-                f"{len(wrong_shape)} keys of another shape {wrong_shape[:5]} (wrong architecture or number "
-                f"of classes?). Give the checkpoint trained with this config.")
-        teacher.load_state_dict(state, strict=True)
+        load_weights(teacher, teacher_ckpt, what=f"teacher checkpoint (teacher config {teacher_config})")
     else:
         print_log("teacher_ckpt is None: the teacher keeps its initial weights", logger="current", level=30)
     teacher.requires_grad_(False)

@@ -32,12 +32,12 @@ def _pre_nms_detections(run: Path):
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from ld.checkpoint import load_checkpoint
+    from ld.checkpoint import load_weights
     from ld.models import student_only
 
     cfg = student_only(Config.fromfile(str(run / "config.py")))
     model = MODELS.build(cfg.model)
-    model.load_state_dict(load_checkpoint(run / "model.pth")["state_dict"], strict=True)
+    load_weights(model, run / "model.pth")
     model.eval()
     out = []
     with torch.no_grad():
