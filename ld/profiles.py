@@ -109,5 +109,8 @@ def apply_profile(cfg, profile: dict[str, Any], *, data_root: str | Path, num_gp
              milestones=sorted({max(1, math.floor(epochs * 8 / 12)), max(1, math.floor(epochs * 11 / 12))})),
     ]
     cfg.default_hooks.logger.interval = max(1, int(profile.get("log_interval", 5)))
-    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=1, max_keep_ckpts=2, save_last=True)
+    # Checkpoints every `checkpoint_interval` epochs: a killed run resumes from the last one and redoes
+    # only the epoch it was in, so it ends with the same number of iterations as an uninterrupted run.
+    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=int(profile.get("checkpoint_interval", 1)),
+                                        max_keep_ckpts=2, save_last=True)
     cfg.lr_rule = dict(batch_size=batch_size, num_gpus=num_gpus, base_lr=float(profile["base_lr"]), lr=lr)

@@ -34,8 +34,9 @@ def clone(tmp_path_factory):
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / rel)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "clone"]):
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "config", "user.name", "ld-test"],
+                ["git", "config", "user.email", "ld-test@localhost"], ["git", "add", "-A"],
+                ["git", "commit", "-qm", "clone"]):
         _run(cmd, dst, env)
     return dst, env
 

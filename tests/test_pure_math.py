@@ -5,7 +5,7 @@ import pytest
 
 from tests.conftest import REPO
 
-PURE = ["box_ops", "ld_loss", "vlr", "dgqp", "voting_cluster_diou_nms"]
+PURE = ["box_ops", "ld_loss", "vlr", "dgqp", "voting_cluster_diou_nms", "ambiguity"]
 
 
 @pytest.mark.parametrize("name", PURE)
