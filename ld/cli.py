@@ -68,6 +68,17 @@ def _cmd_notebook(args) -> None:
     print(execute_notebook(args.src, args.dst, parameters, timeout=args.timeout))
 
 
+def _cmd_report(args) -> None:
+    import yaml
+
+    from ld.profiles import load_params
+    from ld.report import build_reports
+
+    profile = args.profile or load_params(args.params)["profile"]
+    parameters = {key: yaml.safe_load(value) for key, value in args.param}
+    print(build_reports(profile, args.out or f"results/{profile}/reports", parameters, timeout=args.timeout))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ld", description="Localization Distillation workspace")
     parser.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
@@ -124,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a parameter (VALUE read as YAML); 'profile' defaults to the profile")
     nb.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     nb.set_defaults(func=_cmd_notebook)
+
+    rp = sub.add_parser("report", help="execute the analysis notebooks and render HTML reports with an index")
+    rp.add_argument("--out", default=None, help="folder of the HTML reports (default: results/<profile>/reports)")
+    rp.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="a notebook parameter (VALUE read as YAML), passed to every notebook")
+    rp.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    rp.set_defaults(func=_cmd_report)
     return parser
 
 

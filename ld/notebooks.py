@@ -17,11 +17,17 @@ KERNEL = "ld-workspace"
 
 
 def strip_volatile(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Drop papermill's run timestamps and durations (notebook and cell metadata), in place."""
+    """Make an executed notebook depend on its results only, in place: drop papermill's timestamps and
+    durations, give the injected-parameters cell a fixed id (papermill draws a random one), and drop
+    stderr streams (library warnings, which depend on import order; errors are kept as errors)."""
     nb.metadata.pop("papermill", None)
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
     return nb
 
 

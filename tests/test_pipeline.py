@@ -63,6 +63,17 @@ def test_smoke_repro_writes_metrics_for_every_run(clone, repro):
     assert (root / "results" / "smoke" / "figures" / "runs_ap.png").stat().st_size > 1000
 
 
+def test_smoke_repro_writes_the_html_reports_with_their_figures(clone, repro):
+    reports = clone[0] / "results" / "smoke" / "reports"
+    index = (reports / "index.html").read_text()
+    for name in ("runs_table", "ambiguity", "compare_runs"):
+        assert f'href="{name}.html"' in index and "failed" not in index
+        assert "data:image/png;base64," in (reports / f"{name}.html").read_text(), name
+    figures = clone[0] / "results" / "smoke" / "figures"
+    assert (figures / "ambiguity" / "kl_to_teacher.png").is_file()
+    assert (figures / "compare" / "training_loss.png").is_file()
+
+
 def test_distilled_checkpoint_holds_the_student_only(clone, repro):
     import torch
 
@@ -93,7 +104,8 @@ def test_changed_ld_param_reruns_only_what_depends_on_it(clone, repro):
     out = _run(["dvc", "exp", "run", "-n", "weight-0.5", "-S", "ld.loss_weight=0.5"], root, env)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
     distilled = PARAMS["distill"]  # every distillation run depends on `ld`; no trained run does
-    assert ran == {f"{stage}@{run}" for run in distilled for stage in ("distill", "eval_distill")} | {"table"}, out
+    expected = {f"{stage}@{run}" for run in distilled for stage in ("distill", "eval_distill")} | {"table", "report"}
+    assert ran == expected, out
     shown = json.loads(_run(["dvc", "exp", "show", "--json"], root, env))
     main = next(entry for entry in shown if entry["name"] == "main")
     exp = next(rev for e in main["experiments"] for rev in e["revs"] if rev["name"] == "weight-0.5")
