@@ -19,3 +19,28 @@ def repo_root(monkeypatch) -> Path:
 def _quiet_threads():
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """An exported, untrained GFocalV1 R-18 (``model/config.py`` + ``model/model.pth``) over a generated
+    dataset of 2 train / 4 val images of 64 px (``data/``); its test_cfg keeps every box (score_thr 0)."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+
+    import ld  # noqa: F401
+    from ld.data.synth import SynthSpec, write_dataset
+    from ld.profiles import apply_profile, get_profile, load_params
+
+    root = tmp_path_factory.mktemp("tiny")
+    write_dataset(root / "data", SynthSpec(num_train=2, num_val=4, image_size=64), show_progress=False)
+    cfg = Config.fromfile(str(REPO / "pipelines/configs/gfl_r18_1x.py"))
+    profile = get_profile(load_params(REPO / "params.yaml"), "smoke")
+    apply_profile(cfg, {**profile, "data": {**profile["data"], "image_size": 64}}, data_root=root / "data")
+    cfg.model.test_cfg.score_thr = 0.0  # an untrained model scores low: keep its boxes
+    (root / "model").mkdir()
+    (root / "model" / "config.py").write_text(cfg.pretty_text)
+    torch.manual_seed(0)
+    torch.save({"state_dict": MODELS.build(cfg.model).state_dict(), "meta": {"epoch": 1}}, root / "model" / "model.pth")
+    return root

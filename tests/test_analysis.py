@@ -1,30 +1,13 @@
 """The ambiguity analysis on an exported (untrained) model over a tiny generated dataset."""
 import pytest
-import torch
-from mmengine.config import Config
 
 import ld  # noqa: F401
 from ld.analysis import ambiguity_table, load_model, predict_with_distributions, size_range, val_loader
-from ld.data.synth import SynthSpec, write_dataset
-from ld.profiles import apply_profile, get_profile, load_params
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    from mmdet.registry import MODELS
-
-    from tests.conftest import REPO
-
-    root = tmp_path_factory.mktemp("analysis")
-    write_dataset(root / "data", SynthSpec(num_train=1, num_val=3, image_size=64), show_progress=False)
-    cfg = Config.fromfile(str(REPO / "pipelines/configs/gfl_r18_1x.py"))
-    profile = get_profile(load_params(REPO / "params.yaml"), "smoke")
-    apply_profile(cfg, {**profile, "data": {**profile["data"], "image_size": 64}}, data_root=root / "data")
-    (root / "run").mkdir()
-    (root / "run" / "config.py").write_text(cfg.pretty_text)
-    torch.manual_seed(0)
-    torch.save({"state_dict": MODELS.build(cfg.model).state_dict()}, root / "run" / "model.pth")
-    return root / "run"
+@pytest.fixture
+def run_dir(tiny_run):
+    return tiny_run / "model"
 
 
 def test_detections_carry_their_anchor_and_edge_logits(run_dir):

@@ -8,32 +8,9 @@ from mmengine.config import Config
 
 import ld  # noqa: F401
 from ld.convert import convert_checkpoint, is_teacher_key
-from ld.data.synth import SynthSpec, write_dataset
 from ld.engine.evaluate import evaluate_checkpoint, set_nms, voc_detections
 from ld.errors import BadFileError, ConfigError
 from ld.models import student_only
-from ld.profiles import apply_profile, get_profile, load_params
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """An exported, untrained GFocalV1 R-18 (config.py + model.pth) over a 4-image generated dataset."""
-    from mmdet.registry import MODELS
-
-    from tests.conftest import REPO
-
-    root = tmp_path_factory.mktemp("tiny")
-    write_dataset(root / "data", SynthSpec(num_train=2, num_val=4, image_size=64), show_progress=False)
-    cfg = Config.fromfile(str(REPO / "pipelines/configs/gfl_r18_1x.py"))
-    profile = get_profile(load_params(REPO / "params.yaml"), "smoke")
-    apply_profile(cfg, {**profile, "data": {**profile["data"], "image_size": 64}}, data_root=root / "data")
-    cfg.model.test_cfg.score_thr = 0.0  # an untrained model scores low: keep its boxes
-    (root / "model").mkdir()
-    (root / "model" / "config.py").write_text(cfg.pretty_text)
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    torch.save({"state_dict": model.state_dict(), "meta": {"epoch": 1}}, root / "model" / "model.pth")
-    return root
 
 
 def test_eval_writes_coco_and_voc_metrics_and_a_results_file_that_evaluates_the_same(tiny_run, tmp_path):

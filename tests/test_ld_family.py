@@ -167,19 +167,11 @@ def _resolved(run: str, params) -> Config:
     return cfg
 
 
-def _export_untrained(run: str, params, root) -> "Path":  # noqa: F821
+def _export_untrained(run: str, params, root):
     """An exported model folder (config.py + model.pth) of ``run`` with its initial weights."""
-    from mmdet.registry import MODELS
+    from ld.engine.train import export_initial
 
-    from ld.models import student_only
-
-    cfg = student_only(_resolved(run, params))
-    out = root / run
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.py").write_text(cfg.pretty_text)
-    torch.manual_seed(0)
-    torch.save({"state_dict": MODELS.build(cfg.model).state_dict()}, out / "model.pth")
-    return out
+    return export_initial(f"pipelines/configs/{run}.py", params, root / run, profile="smoke")
 
 
 @pytest.fixture(scope="module")

@@ -137,3 +137,24 @@ def train(cfg, out_dir: str | Path | None = None) -> None:
         if Path(out_dir).exists():
             shutil.rmtree(out_dir)
         export_model(cfg.work_dir, cfg, out_dir)
+
+
+def export_initial(config: str | Path, params: dict[str, Any], out_dir: str | Path, profile: str | None = None,
+                   seed: int = 0) -> Path:
+    """Export a run's model with its initial weights (``out_dir/config.py`` + ``model.pth``): a stand-in
+    teacher for step-time benchmarks and tests, where what the teacher learnt does not matter."""
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+
+    from ld.models.distiller import student_only
+
+    profile = profile or params["profile"]
+    cfg = Config.fromfile(str(config))
+    apply_profile(cfg, get_profile(params, profile), data_root=Path("data") / profile)
+    cfg = student_only(cfg)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out_dir / "config.py", cfg.pretty_text.encode())
+    torch.manual_seed(seed)
+    save_weights(out_dir / "model.pth", MODELS.build(cfg.model).state_dict(), {})
+    return out_dir

@@ -1,7 +1,7 @@
 """Training-step time of every distillation method against the baseline student, side by side.
 
 Same inputs, same threads, warm-up excluded, median of repeated steps; the teachers have their
-initial weights (time does not depend on what they learnt). Run from the repository root:
+initial weights (``export_initial``: time does not depend on what they learnt). Run from the repository root:
 
     python pipelines/bench/step_time.py --profile smoke --steps 10 --out results/bench/step_time.json
 """
@@ -17,10 +17,9 @@ from pathlib import Path
 import torch
 
 import ld  # noqa: F401  (registers the modules)
-from ld.engine.train import build_train_config
+from ld.engine.train import build_train_config, export_initial
 from ld.io import atomic_write_json
-from ld.models import student_only
-from ld.profiles import apply_profile, get_profile, load_params
+from ld.profiles import get_profile, load_params
 
 
 def _model(cfg):
@@ -28,19 +27,6 @@ def _model(cfg):
 
     torch.manual_seed(0)
     return MODELS.build(cfg.model)
-
-
-def _export_untrained(run: str, params, profile: str, root: Path) -> Path:
-    from mmengine.config import Config
-
-    cfg = Config.fromfile(f"pipelines/configs/{run}.py")
-    apply_profile(cfg, get_profile(params, profile), data_root=f"data/{profile}")
-    cfg = student_only(cfg)
-    out = root / run
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.py").write_text(cfg.pretty_text)
-    torch.save({"state_dict": _model(cfg).state_dict()}, out / "model.pth")
-    return out
 
 
 def _batch(model, batch_size: int, size: int):
@@ -83,7 +69,8 @@ def main() -> None:
         runs = [args.baseline, *params["distill"]]
         for run in runs:
             spec = params["distill"].get(run)
-            teacher = _export_untrained(spec["teacher"], params, args.profile, Path(tmp)) if spec else None
+            teacher = (export_initial(f"pipelines/configs/{spec['teacher']}.py", params, Path(tmp) / spec["teacher"],
+                                      args.profile) if spec else None)
             cfg = build_train_config(f"pipelines/configs/{run}.py", params, profile=args.profile, teacher_dir=teacher,
                                      work_root=Path(tmp) / "work")
             model = _model(cfg)
