@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -c requirements/constraints.txt
 STAMP := $(VENV)/.ld-installed
 JOBS ?= $(shell nproc)
+# The pipeline's commands (`ld`, `dvc`, `papermill`) are the environment's: put it first on PATH, so a
+# plain `make run` works without activating it (and never picks binutils' `ld`).
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install run test kernel clean-venv
 
@@ -25,7 +28,7 @@ $(STAMP): requirements/build.txt requirements/mmcv.txt requirements/run.txt requ
 
 # The main job: the whole pipeline on params.yaml's profile (default: smoke).
 run: install
-	time $(BIN)/dvc repro
+	time dvc repro
 
 test: install
 	$(BIN)/python -m pytest
