@@ -17,6 +17,16 @@ def _cmd_data_synth(args) -> None:
     print(json.dumps(summary["splits"]))
 
 
+def _cmd_data_check(args) -> None:
+    from ld.data.check import check_coco, check_voc
+    from ld.errors import BadFileError
+
+    report = (check_coco if args.layout == "coco" else check_voc)(args.root, verify_images=args.verify_images)
+    if not report.ok:
+        raise BadFileError(report.summary() + "\nFix or remove these records, then check again.")
+    print(report.summary())
+
+
 def _cmd_train(args) -> None:
     from ld.engine.train import build_train_config, train
     from ld.profiles import load_params
@@ -89,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth = data.add_parser("synth", help="write the embedded dataset (size from the profile)")
     synth.add_argument("out", help="dataset root to write")
     synth.set_defaults(func=_cmd_data_synth)
+    check = data.add_parser("check", help="validate a real COCO 2017 or VOCdevkit tree; lists every problem")
+    check.add_argument("layout", choices=["coco", "voc"])
+    check.add_argument("root", help="dataset root (COCO: holds annotations/ and train2017/; VOC: holds VOCdevkit/)")
+    check.add_argument("--verify-images", action="store_true", help="also decode every image (slow)")
+    check.set_defaults(func=_cmd_data_check)
 
     tr = sub.add_parser("train", help="train one row config under the profile")
     tr.add_argument("config", help="a config under pipelines/configs/")
