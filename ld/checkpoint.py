@@ -8,6 +8,7 @@ allow-lists exactly those types; any other pickled object is still refused, and
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 from pathlib import Path
@@ -108,3 +109,12 @@ def save_weights(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], m
     torch.save({"state_dict": state_dict, "meta": {k: v for k, v in meta.items() if k in STABLE_META}}, tmp)
     os.replace(tmp, path)
     return path
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (a checkpoint's identity)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -8,13 +8,13 @@ import sys
 from ld.errors import LDError
 
 
-def _cmd_data_synth(args) -> None:
-    from ld.data.synth import SynthSpec, write_dataset
+def _cmd_data_prepare(args) -> None:
+    from ld.data.prepare import prepare_dataset
     from ld.profiles import get_profile, load_params
 
-    spec = SynthSpec(**get_profile(load_params(args.params), args.profile)["data"])
-    summary = write_dataset(args.out, spec)
-    print(json.dumps(summary["splits"]))
+    summary = prepare_dataset(get_profile(load_params(args.params), args.profile), args.out,
+                              verify_images=args.verify_images)
+    print(json.dumps(summary))
 
 
 def _cmd_data_check(args) -> None:
@@ -31,12 +31,26 @@ def _cmd_train(args) -> None:
     from ld.engine.train import build_train_config, train
     from ld.profiles import load_params
 
-    cfg = build_train_config(args.config, load_params(args.params), profile=args.profile,
+    params = load_params(args.params)
+    if args.seed is not None:
+        params["seed"] = args.seed
+    cfg = build_train_config(args.config, params, profile=args.profile,
                              data_root=args.data, teacher_dir=args.teacher, work_root=args.work_root,
                              live_dir=args.live, launcher=args.launcher)
     print(f"ld train: {args.config} -> {args.out}  (work dir {cfg.work_dir}; lr rule {dict(cfg.lr_rule)})",
           flush=True)
     train(cfg, args.out)
+
+
+def _cmd_seeds(args) -> None:
+    from ld.engine.seeds import run_seed_study
+    from ld.profiles import load_params
+
+    params = load_params(args.params)
+    profile = args.profile or params["profile"]
+    written = run_seed_study(params, profile, params_file=args.params, out=args.out or f"results/{profile}/seeds",
+                             models=args.models or f"models/{profile}/seeds", work_root=args.work_root)
+    print(f"ld seeds: {len(written)} runs evaluated")
 
 
 def _cmd_eval(args) -> None:
@@ -96,9 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
-    synth = data.add_parser("synth", help="write the embedded dataset (size from the profile)")
-    synth.add_argument("out", help="dataset root to write")
-    synth.set_defaults(func=_cmd_data_synth)
+    prepare = data.add_parser("prepare", help="the profile's data stage: generate the embedded dataset, or "
+                                               "check a real COCO / VOC tree (and convert VOC to COCO JSON)")
+    prepare.add_argument("out", help="the folder to write (data/<profile>)")
+    prepare.add_argument("--verify-images", action="store_true", help="real data: also decode every image (slow)")
+    prepare.set_defaults(func=_cmd_data_prepare)
     check = data.add_parser("check", help="validate a real COCO 2017 or VOCdevkit tree; lists every problem")
     check.add_argument("layout", choices=["coco", "voc"])
     check.add_argument("root", help="dataset root (COCO: holds annotations/ and train2017/; VOC: holds VOCdevkit/)")
@@ -114,7 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--work-root", default="work", help="root of run folders (checkpoints to resume)")
     tr.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm"],
                     help="'pytorch' under torchrun for several GPUs")
+    tr.add_argument("--seed", type=int, default=None, help="seed (default: params.yaml's seed)")
     tr.set_defaults(func=_cmd_train)
+
+    sd = sub.add_parser("seeds", help="the seed study: train and evaluate params.yaml's study runs with the "
+                                      "profile's other seeds")
+    sd.add_argument("--out", default=None, help="metrics folder (default: results/<profile>/seeds)")
+    sd.add_argument("--models", default=None, help="models folder (default: models/<profile>/seeds)")
+    sd.add_argument("--work-root", default="work", help="root of run folders (checkpoints to resume)")
+    sd.set_defaults(func=_cmd_seeds)
 
     ev = sub.add_parser("eval", help="COCO (and VOC) metrics of an exported model, the student alone")
     ev.add_argument("config", help="the run's config (models/<profile>/<run>/config.py)")

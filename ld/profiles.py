@@ -57,22 +57,62 @@ def _pipelines(cfg) -> list[list]:
     return [cfg[k].dataset.pipeline for k in ("train_dataloader", "val_dataloader", "test_dataloader")]
 
 
+def image_scale(size) -> tuple[int, int]:
+    """A profile's ``image_size``: an int (square images, the embedded dataset) or ``[long, short]``
+    edges (the paper's ``[1333, 800]`` on COCO, ``[1000, 600]`` on VOC), as mmdet's Resize ``scale``."""
+    if isinstance(size, int):
+        return size, size
+    if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
+        return int(size[0]), int(size[1])
+    raise ConfigError(f"params.yaml: data.image_size must be an int or [long, short] edges, got {size!r}")
+
+
+def _apply_data(cfg, profile: dict[str, Any], data_root: Path) -> None:
+    """Point the dataloaders and evaluators at the profile's data (see :mod:`ld.data.prepare`): the
+    generated dataset in ``data_root``, or the user's COCO / VOC tree at ``data.root`` with, for VOC,
+    the COCO annotations the data stage converted into ``data_root``."""
+    from ld.data.check import VOC_CLASSES
+    from ld.data.prepare import ANN_FILES, IMAGE_PREFIXES, layout_of, voc_devkit
+
+    layout = layout_of(profile)
+    scale = image_scale(profile["data"]["image_size"])
+    for pipeline in _pipelines(cfg):
+        for step in pipeline:
+            if step["type"] == "Resize":
+                step["scale"] = scale
+    if layout == "synth":
+        images_root, ann_files = data_root, ANN_FILES[layout]
+    elif layout == "coco":
+        images_root, ann_files = Path(profile["data"]["root"]), ANN_FILES[layout]
+    else:  # the converted annotations, by absolute path: mmengine joins relative ones to the images' root
+        images_root = voc_devkit(profile["data"]["root"])
+        ann_files = tuple(str((data_root / name).resolve()) for name in ANN_FILES[layout])
+    if layout != "synth":
+        if layout == "coco":
+            from mmdet.datasets import CocoDataset
+
+            cfg.classes = tuple(CocoDataset.METAINFO["classes"])
+        else:
+            cfg.classes = VOC_CLASSES
+        cfg.model.bbox_head.num_classes = len(cfg.classes)
+    splits = {"train_dataloader": 0, "val_dataloader": 1, "test_dataloader": 1}
+    for key, split in splits.items():
+        dataset = cfg[key].dataset
+        dataset.data_root = str(images_root)
+        dataset.ann_file = ann_files[split]
+        dataset.data_prefix = dict(img=IMAGE_PREFIXES[layout][split])
+        dataset.metainfo = dict(classes=tuple(cfg.classes))
+    for key in ("val_evaluator", "test_evaluator"):
+        cfg[key].ann_file = str(images_root / ann_files[1])  # an absolute second part stays as it is
+
+
 def apply_profile(cfg, profile: dict[str, Any], *, data_root: str | Path, num_gpus: int = 1) -> None:
     """Set the profile's data, sizes, widths, schedule, batch and LR on an mmengine ``Config`` in place.
 
     ``cfg`` is one of ``pipelines/configs``; for a distillation config only the student is changed
     here (its teacher keeps the config it was trained with).
     """
-    data_root = str(Path(data_root))
-    size = int(profile["data"]["image_size"])
-    for pipeline in _pipelines(cfg):
-        for step in pipeline:
-            if step["type"] == "Resize":
-                step["scale"] = (size, size)
-    for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
-        cfg[key].dataset.data_root = data_root
-    for key in ("val_evaluator", "test_evaluator"):
-        cfg[key].ann_file = str(Path(data_root) / cfg.val_dataloader.dataset.ann_file)
+    _apply_data(cfg, profile, Path(data_root))
 
     batch_size = int(profile["batch_size"])
     workers = int(profile.get("workers", 0))

@@ -98,3 +98,55 @@ def write_frame(df: pd.DataFrame, stem: str | Path, shown: pd.DataFrame | None =
     csv = atomic_write_text(stem.with_suffix(".csv"), df.to_csv(index=False, float_format="%.6f"))
     return md, csv
 
+
+
+def seed_runs(metrics_dir: str | Path, seeds_dir: str | Path, runs: list[dict[str, str]], seeds: list[int],
+              teacher: str) -> pd.DataFrame:
+    """One row per (method, seed) of the seed study: ``seeds[0]`` (the main seed) is read from the main
+    pipeline's ``metrics_dir/<run>.json``, the others from ``seeds_dir/<run>/seed<k>.json``; the teacher
+    (trained once, with the main seed) comes first. Missing files are rows marked 'not run'."""
+    metrics_dir, seeds_dir = Path(metrics_dir), Path(seeds_dir)
+    records = []
+    for method, run, seed_list in [("teacher", teacher, seeds[:1])] + [(r["method"], r["run"], seeds) for r in runs]:
+        for i, seed in enumerate(seed_list):
+            metrics = _read_metrics(metrics_dir, run) if i == 0 else _read_metrics(seeds_dir / run, f"seed{seed}")
+            records.append({"method": method, "run": run, "seed": seed, "AP": (metrics or {}).get("AP"),
+                            "AP50": (metrics or {}).get("AP50"), "AP75": (metrics or {}).get("AP75"),
+                            "status": "ok" if metrics else "not run"})
+    return pd.DataFrame.from_records(records, columns=["method", "run", "seed", "AP", "AP50", "AP75", "status"])
+
+
+def seed_summary(per_seed: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
+    """Mean and spread of AP per method over its seeds (``n``, mean, sample std, min, max), and the
+    difference of means to the baseline with its standard error ``sqrt(s1²/n1 + s2²/n2)``."""
+    done = per_seed[per_seed.status == "ok"].astype({"AP": float})
+    rows = []
+    for method in dict.fromkeys(per_seed.method):
+        ap = done.AP[done.method == method]
+        rows.append({"method": method, "run": per_seed.run[per_seed.method == method].iloc[0], "n": len(ap),
+                     "AP_mean": ap.mean() if len(ap) else None, "AP_std": ap.std(ddof=1) if len(ap) > 1 else None,
+                     "AP_min": ap.min() if len(ap) else None, "AP_max": ap.max() if len(ap) else None})
+    summary = pd.DataFrame.from_records(rows)
+    base = summary[summary.method == baseline].iloc[0]
+    summary["delta_vs_baseline"] = summary.AP_mean - base.AP_mean
+    summary["delta_se"] = [(s ** 2 / n + base.AP_std ** 2 / base.n) ** 0.5 if n > 1 and base.n > 1 else None
+                           for s, n in zip(summary.AP_std, summary.n)]
+    summary.loc[summary.method.isin([baseline, "teacher"]), ["delta_vs_baseline", "delta_se"]] = None
+    return summary
+
+
+def write_seed_summary(summary: pd.DataFrame, stem: str | Path) -> tuple[Path, Path]:
+    """The seed study's table (``stem.md``, ``stem.csv``): AP in percent as 'mean ± std', the difference
+    to the baseline as '+d ± s.e.' (no spread where a method has one seed)."""
+    def pm(mean, spread, sign=""):
+        if mean is None or pd.isna(mean):
+            return ""
+        return f"{100 * mean:{sign}.1f}" + ("" if spread is None or pd.isna(spread) else f" ± {100 * spread:.1f}")
+
+    shown = pd.DataFrame({
+        "method": summary.method, "run": summary.run, "seeds": summary.n,
+        "AP (mean ± std)": [pm(m, s) for m, s in zip(summary.AP_mean, summary.AP_std)],
+        "AP range": [f"{100 * lo:.1f} – {100 * hi:.1f}" if n else "" for lo, hi, n in
+                     zip(summary.AP_min, summary.AP_max, summary.n)],
+        "Δ AP vs baseline (± s.e.)": [pm(d, se, "+") for d, se in zip(summary.delta_vs_baseline, summary.delta_se)]})
+    return write_frame(summary, stem, shown)

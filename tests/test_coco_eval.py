@@ -52,3 +52,16 @@ def test_results_file_that_is_not_json_is_named(gt, tmp_path):
 def test_unknown_image_ids_are_an_error(gt):
     with pytest.raises(ValueError, match="image ids not in"):
         evaluate_coco(gt[0], [{"image_id": 99, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1.0}])
+
+
+def test_faster_coco_eval_gives_pycocotools_numbers(gt):
+    path, anns = gt
+    gen = __import__("random").Random(0)
+    dets = [{"image_id": a["image_id"], "category_id": c, "score": gen.random(),
+             "bbox": [a["bbox"][0] + gen.uniform(-6, 6), a["bbox"][1] + gen.uniform(-6, 6), a["bbox"][2], a["bbox"][3]]}
+            for a in anns for c in (1, 2) for _ in range(3)]
+    reference = evaluate_coco(path, dets)
+    assert 0 < reference["AP"] < 1
+    assert evaluate_coco(path, dets, backend="faster_coco_eval") == pytest.approx(reference, abs=1e-6)
+    with pytest.raises(ValueError, match="unknown COCO evaluation backend"):
+        evaluate_coco(path, dets, backend="nope")

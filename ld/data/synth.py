@@ -213,5 +213,6 @@ def load_summary(root: str | Path) -> dict:
     """The ``meta.json`` that :func:`write_dataset` left under ``root``."""
     path = Path(root) / "meta.json"
     if not path.is_file():
-        raise MissingFileError(f"{path} not found: generate the dataset first (`ld data synth {root}`)")
+        raise MissingFileError(f"{path} not found: generate the dataset first (`dvc repro data`, or "
+                               f"`ld data prepare {root}` with a synth profile)")
     return json.loads(path.read_text())

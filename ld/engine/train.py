@@ -16,11 +16,12 @@ from typing import Any
 
 import torch
 
-from ld.checkpoint import load_checkpoint, save_weights
+from ld.checkpoint import file_digest, load_checkpoint, save_weights
 from ld.errors import ConfigError, MissingFileError
 from ld.io import atomic_write_bytes
-from ld.models.distiller import DISTILLERS
+from ld.models.distiller import DISTILLERS, LocalizationDistiller
 from ld.profiles import apply_profile, get_profile
+from ld.teacher_cache import fingerprint_digest
 
 
 def is_distiller(cfg) -> bool:
@@ -28,17 +29,10 @@ def is_distiller(cfg) -> bool:
     return cfg.model.type in DISTILLERS
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def apply_ld_params(head, ld_params: dict[str, Any]) -> None:
     """params.yaml's ``ld`` (``temperature``, ``loss_weight``) set T and the weight of both LD terms
-    (main region and VLR) of a distillation head, for experiments like ``-S ld.temperature=5``."""
+    (main region and VLR) of a distillation head, for experiments like ``-S ld.temperature=5``
+    (``ld.teacher_cache`` is read by :func:`build_train_config`)."""
     for term in ("ld_main", "ld_vlr"):
         if "temperature" in ld_params:
             head[term].T = float(ld_params["temperature"])
@@ -84,6 +78,9 @@ def build_train_config(
     cfg.randomness = dict(seed=int(params.get("seed", 0)), deterministic=False)
     cfg.launcher = launcher
     cfg.env_cfg.dist_cfg = dict(backend="nccl" if torch.cuda.is_available() else "gloo")
+    if launcher != "none" and not torch.cuda.is_available():
+        # DDP of a CPU module takes no device ids (mmengine's default passes LOCAL_RANK as one)
+        cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False)
 
     digest = hashlib.sha256()
     if is_distiller(cfg):
@@ -100,7 +97,16 @@ def build_train_config(
         cfg.model.teacher_config = str(teacher_dir / "config.py")
         cfg.model.teacher_ckpt = str(teacher_dir / "model.pth")
         apply_ld_params(cfg.model.bbox_head, params.get("ld") or {})
-        digest.update(_file_digest(teacher_dir / "model.pth").encode())
+        digest.update(file_digest(teacher_dir / "model.pth").encode())
+        if (params.get("ld") or {}).get("teacher_cache", False):
+            # offline LD: soft targets in a folder named after what they depend on, so a retrained teacher
+            # or another augmentation gets a cache of its own
+            pipeline = list(cfg.train_dataloader.dataset.pipeline)
+            fingerprint = LocalizationDistiller.cache_fingerprint(teacher_dir / "model.pth", cfg.model.bbox_head,
+                                                                  pipeline)
+            cfg.model.teacher_cache = dict(
+                dir=str(Path(work_root) / profile / "teacher_cache" / teacher_dir.name /
+                        fingerprint_digest(fingerprint)), pipeline=pipeline)
     digest.update(cfg.pretty_text.encode())
     cfg.work_dir = str(Path(work_root) / profile / config.stem / digest.hexdigest()[:12])
     cfg.resume = True  # mmengine resumes from the latest checkpoint in work_dir, if there is one
@@ -131,6 +137,10 @@ def train(cfg, out_dir: str | Path | None = None) -> None:
     """Train ``cfg`` (resuming from its work_dir's latest checkpoint) and export it to ``out_dir``."""
     from mmengine.runner import Runner
 
+    if cfg.launcher == "pytorch" and not torch.cuda.is_available() and not torch.distributed.is_initialized():
+        # mmengine's pytorch launcher selects a CUDA device; on CPUs (gloo) the group is started here from
+        # torchrun's environment, and mmengine uses it as it is
+        torch.distributed.init_process_group(backend="gloo")
     runner = Runner.from_cfg(cfg)
     runner.train()
     if out_dir is not None and runner.rank == 0:

@@ -16,13 +16,16 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from ld.checkpoint import load_weights
+from ld.checkpoint import file_digest, load_weights
 from ld.errors import ConfigError
+from ld.models.ld_head import _flatten_levels
+from ld.teacher_cache import TeacherCache, check_deterministic
 
 DISTILLERS = ("LocalizationDistiller",)
 # distillation head -> the plain head it trains (what is evaluated, and what serves as a teacher)
 STUDENT_HEADS = {"LDGFLHead": "GFLHead", "LDGFLv2Head": "GFLv2Head"}
 DISTILL_HEAD_KEYS = ("ld_main", "ld_vlr", "kd_main", "normalize")
+REGION_KEYS = ("ld_main", "ld_vlr", "kd_main")
 
 
 def student_only(cfg: Config) -> Config:
@@ -34,7 +37,7 @@ def student_only(cfg: Config) -> Config:
     model = cfg.model
     if model.type in DISTILLERS:
         model.type = "GFL"
-        for key in ("teacher_config", "teacher_ckpt"):
+        for key in ("teacher_config", "teacher_ckpt", "teacher_cache"):
             model.pop(key, None)
     head = model.bbox_head
     if head.type in STUDENT_HEADS:
@@ -62,6 +65,72 @@ def build_teacher(teacher_config: str | Path | Config | dict, teacher_ckpt: str 
     return teacher.eval()
 
 
+def teacher_forward(teacher: nn.Module, inputs: Tensor) -> tuple[Tensor, Tensor]:
+    """The teacher's flattened head outputs ``(cls (B, A, C), reg (B, A, 4 * bins))``, float32, without
+    autograd; on a GPU in channels-last layout and bfloat16/float16 autocast (the student's losses stay
+    float32)."""
+    with torch.no_grad():
+        if inputs.is_cuda:
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            with torch.autocast("cuda", dtype=dtype):
+                cls, reg = teacher.bbox_head(teacher.extract_feat(inputs.contiguous(memory_format=torch.channels_last)))
+        else:
+            cls, reg = teacher.bbox_head(teacher.extract_feat(inputs))
+    return _flatten_levels(cls).float(), _flatten_levels(reg).float()
+
+
+class TeacherOutputs:
+    """Online LD: the teacher runs on the whole batch when the student's head asks for its outputs."""
+
+    def __init__(self, teacher: nn.Module, inputs: Tensor) -> None:
+        self.teacher, self.inputs = teacher, inputs
+
+    def rows(self, needed: Tensor, with_cls: bool = False) -> tuple[Tensor, Tensor]:
+        """``(cls (B, A, C), reg (B, A, R))`` everywhere (``needed`` (B, A) is not used)."""
+        return teacher_forward(self.teacher, self.inputs)
+
+
+class CachedTeacherOutputs(TeacherOutputs):
+    """Offline LD: the teacher's outputs at the needed locations of each image, from the soft-target cache;
+    the teacher runs only on the images of the batch not cached yet, whose targets are then stored. Cached
+    or not, a step sees the same float16-rounded targets."""
+
+    def __init__(self, teacher: nn.Module, inputs: Tensor, batch_data_samples, cache: TeacherCache) -> None:
+        super().__init__(teacher, inputs)
+        self.cache = cache
+        shape = tuple(inputs.shape[-2:])
+        self.keys = [cache.key(s.metainfo.get("img_id", s.metainfo.get("img_path")), bool(s.metainfo.get("flip")),
+                               s.metainfo.get("flip_direction"), shape) for s in batch_data_samples]
+
+    def rows(self, needed: Tensor, with_cls: bool = False) -> tuple[Tensor | None, Tensor]:
+        """``(cls (B, A, C) or None, reg (B, A, R))``, zero where ``needed`` (B, A) is not set."""
+        entries, misses = {}, []
+        for i, key in enumerate(self.keys):
+            entry = self.cache.get(key, needed[i].nonzero()[:, 0].cpu())
+            if entry is None:
+                misses.append(i)
+            else:
+                entries[i] = entry
+        if misses:
+            t_cls, t_reg = teacher_forward(self.teacher, self.inputs[misses])
+            for j, i in enumerate(misses):
+                index = needed[i].nonzero()[:, 0]
+                entries[i] = self.cache.put(self.keys[i], index, t_reg[j, index], t_cls[j, index] if with_cls else None)
+        first = entries[0]
+        B, A = needed.shape
+        reg = needed.new_zeros((B, A, first.reg.shape[-1]), dtype=torch.float32)
+        cls = needed.new_zeros((B, A, first.cls.shape[-1]), dtype=torch.float32) if with_cls else None
+        for i, entry in entries.items():
+            index = entry.index.to(needed.device)
+            reg[i, index] = entry.reg.to(reg.device, torch.float32)
+            if with_cls:
+                if entry.cls is None:
+                    raise ConfigError(f"teacher cache {self.cache.root} has no class logits (written without "
+                                      "kd_main): use another cache folder for runs with KD")
+                cls[i, index] = entry.cls.to(cls.device, torch.float32)
+        return cls, reg
+
+
 @MODELS.register_module()
 class LocalizationDistiller(SingleStageDetector):
     """A one-stage GFocal student distilled from a frozen GFocal teacher (LD, Self-LD, assistants).
@@ -70,11 +139,14 @@ class LocalizationDistiller(SingleStageDetector):
         teacher_config: the teacher's config (path, Config or dict); a distillation config is reduced
             to its student, so a distilled model can teach in turn (teacher-assistant chains).
         teacher_ckpt: the teacher's checkpoint (``weights_only`` loading, exact key match).
+        teacher_cache: None for online LD, or ``dict(dir=..., pipeline=[train pipeline])`` for offline LD
+            (:mod:`ld.teacher_cache`): the teacher's targets are computed once per image and flip and read
+            back every epoch; refused for a random augmentation or a cache of another teacher.
         Other arguments: as ``SingleStageDetector``; ``bbox_head`` is an LD head (``LDGFLHead``, ...).
     """
 
     def __init__(self, backbone: dict, neck: dict, bbox_head: dict, teacher_config, teacher_ckpt=None,
-                 train_cfg=None, test_cfg=None, data_preprocessor=None, init_cfg=None) -> None:
+                 teacher_cache=None, train_cfg=None, test_cfg=None, data_preprocessor=None, init_cfg=None) -> None:
         super().__init__(backbone=backbone, neck=neck, bbox_head=bbox_head, train_cfg=train_cfg, test_cfg=test_cfg,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if teacher_config is None:
@@ -85,6 +157,25 @@ class LocalizationDistiller(SingleStageDetector):
             raise ConfigError(f"teacher reg_max {t_reg_max} != student reg_max {s_reg_max}: LD distils "
                               "edge distributions, which need the same number of bins")
         self._teacher = [teacher]  # in a list: not a submodule, so not in state_dict, parameters or DDP
+        self.cache = self._open_cache(teacher_cache, teacher_ckpt, bbox_head) if teacher_cache else None
+
+    @staticmethod
+    def cache_fingerprint(teacher_ckpt, bbox_head: dict, pipeline: list) -> dict:
+        """What a teacher's soft targets depend on: its checkpoint, the augmentation, the regions."""
+        head = dict(bbox_head)
+        return {"teacher_sha256": file_digest(teacher_ckpt) if teacher_ckpt else "initial weights",
+                "pipeline": [dict(step) for step in pipeline],
+                "regions": {k: dict(head[k]) for k in REGION_KEYS if k in head},
+                "reg_max": head.get("reg_max", 16), "anchor_generator": dict(head.get("anchor_generator", {}))}
+
+    def _open_cache(self, teacher_cache: dict, teacher_ckpt, bbox_head: dict) -> TeacherCache:
+        pipeline = list(teacher_cache.get("pipeline") or [])
+        if not pipeline:
+            raise ConfigError("model.teacher_cache needs `pipeline`: the training pipeline it is valid for")
+        check_deterministic(pipeline)
+        cache = TeacherCache(teacher_cache["dir"], self.cache_fingerprint(teacher_ckpt, bbox_head, pipeline))
+        print_log(f"offline LD: teacher soft targets cached in {cache.root}", logger="current")
+        return cache
 
     @property
     def teacher(self) -> nn.Module:
@@ -102,6 +193,6 @@ class LocalizationDistiller(SingleStageDetector):
     def loss(self, batch_inputs: Tensor, batch_data_samples) -> dict[str, Tensor]:
         """Student losses with the teacher's head outputs on the same (already preprocessed) batch."""
         x = self.extract_feat(batch_inputs)
-        with torch.no_grad():
-            teacher_outs = self.teacher.bbox_head(self.teacher.extract_feat(batch_inputs))
-        return self.bbox_head.loss(x, teacher_outs, batch_data_samples)
+        teacher = (TeacherOutputs(self.teacher, batch_inputs) if self.cache is None else
+                   CachedTeacherOutputs(self.teacher, batch_inputs, batch_data_samples, self.cache))
+        return self.bbox_head.loss(x, teacher, batch_data_samples)

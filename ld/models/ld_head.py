@@ -89,37 +89,51 @@ class LDHeadMixin:
         self._step_targets = targets
         return targets
 
-    def loss(self, x: tuple[Tensor], teacher_outs: tuple[list[Tensor], list[Tensor]], batch_data_samples) -> dict:
+    def loss(self, x: tuple[Tensor], teacher, batch_data_samples) -> dict:
         """GFocal losses of the student plus the enabled distillation terms.
 
         Args:
             x: student FPN features.
-            teacher_outs: the teacher head's ``(cls_scores, bbox_preds)``, per level.
+            teacher: the teacher's outputs for this batch: ``rows(needed, with_cls)`` gives its flattened
+                ``(cls (B, A, C) or None, reg (B, A, 4 * bins))`` at least where ``needed`` (B, A) is set
+                (:class:`ld.models.distiller.TeacherOutputs`, or the soft-target cache's reader).
             batch_data_samples: the batch's data samples with ground truth.
         """
         batch_gt_instances, batch_gt_instances_ignore, batch_img_metas = unpack_gt_instances(batch_data_samples)
         cls_scores, bbox_preds = self(x)
         losses = self.loss_by_feat(cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
                                    batch_gt_instances_ignore=batch_gt_instances_ignore)
-        losses.update(self.distill_losses(cls_scores, bbox_preds, *teacher_outs, batch_gt_instances))
+        losses.update(self.distill_losses(cls_scores, bbox_preds, teacher, batch_gt_instances))
         return losses
 
     def _normalizer(self, count: int, device: torch.device) -> float:
         return reduce_mean(torch.tensor(float(count), device=device)).clamp(min=1.0).item()
 
-    def distill_losses(self, s_cls_scores: list[Tensor], s_bbox_preds: list[Tensor], t_cls_scores: list[Tensor],
-                       t_bbox_preds: list[Tensor], batch_gt_instances) -> dict[str, Tensor]:
-        """``loss_ld``, ``loss_ld_vlr`` and ``loss_kd`` for the enabled terms, from this step's targets."""
+    def distill_losses(self, s_cls_scores: list[Tensor], s_bbox_preds: list[Tensor], teacher,
+                       batch_gt_instances) -> dict[str, Tensor]:
+        """``loss_ld``, ``loss_ld_vlr`` and ``loss_kd`` for the enabled terms, from this step's targets.
+
+        The teacher is asked only for the locations these terms read: the positives and the VLR.
+        """
         anchors_list, labels_list = self._step_targets[0], self._step_targets[1]
         bins = self.reg_max + 1
-        s_cls, t_cls = _flatten_levels(s_cls_scores), _flatten_levels(t_cls_scores)  # (B, A, C)
-        s_reg, t_reg = _flatten_levels(s_bbox_preds), _flatten_levels(t_bbox_preds)  # (B, A, 4 * bins)
-        if s_reg.shape != t_reg.shape:
-            raise ConfigError(f"teacher box outputs {tuple(t_reg.shape)} do not match the student's "
-                              f"{tuple(s_reg.shape)}: teacher and student need the same reg_max and anchors")
+        s_cls, s_reg = _flatten_levels(s_cls_scores), _flatten_levels(s_bbox_preds)  # (B, A, C), (B, A, 4 * bins)
         labels = torch.cat(labels_list, dim=1)  # (B, A)
         pos = (labels >= 0) & (labels < self.num_classes)
         device = s_reg.device
+        if self.ld_vlr.enabled:
+            anchors = torch.cat(anchors_list, dim=1)  # (B, A, 4)
+            num_level_anchors = [a.shape[1] for a in anchors_list]
+            vlr_weight = torch.stack([
+                vlr_region(anchors[i], num_level_anchors, gt.bboxes, alpha=self.ld_vlr.alpha,
+                           topk=self.train_cfg["assigner"].get("topk", 9), overlap=self.ld_vlr.overlap)[0]
+                for i, gt in enumerate(batch_gt_instances)])  # (B, A)
+            in_vlr = vlr_weight > 0
+        needed = pos | in_vlr if self.ld_vlr.enabled else pos
+        t_cls, t_reg = teacher.rows(needed, with_cls=self.kd_main.enabled)
+        if s_reg.shape != t_reg.shape:
+            raise ConfigError(f"teacher box outputs {tuple(t_reg.shape)} do not match the student's "
+                              f"{tuple(s_reg.shape)}: teacher and student need the same reg_max and anchors")
         per_positive = self.normalize == "per_positive"
         losses = {}
         if self.ld_main.enabled:
@@ -130,13 +144,6 @@ class LDHeadMixin:
                 total = total / self._normalizer(int(pos.sum()), device)
             losses["loss_ld"] = self.ld_main.loss_weight * total
         if self.ld_vlr.enabled:
-            anchors = torch.cat(anchors_list, dim=1)  # (B, A, 4)
-            num_level_anchors = [a.shape[1] for a in anchors_list]
-            vlr_weight = torch.stack([
-                vlr_region(anchors[i], num_level_anchors, gt.bboxes, alpha=self.ld_vlr.alpha,
-                           topk=self.train_cfg["assigner"].get("topk", 9), overlap=self.ld_vlr.overlap)[0]
-                for i, gt in enumerate(batch_gt_instances)])  # (B, A)
-            in_vlr = vlr_weight > 0
             kl = ld_loss(s_reg[in_vlr].reshape(-1, bins), t_reg[in_vlr].reshape(-1, bins),
                          self.ld_vlr.T).reshape(-1, 4)
             total = (kl * vlr_weight[in_vlr][:, None]).sum()

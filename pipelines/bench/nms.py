@@ -70,20 +70,17 @@ METHODS = {"nms": _mmcv_nms, "voting_cluster_diounms": _ours(0.8),
            "score_voting_cluster_nms": _ours(float("inf"))}  # (rho^2/c^2)^inf = 0: plain IoU
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="an exported model folder (config.py + model.pth)")
-    parser.add_argument("--repeats", type=int, default=5, help="timing repeats over all images (median)")
-    parser.add_argument("--out", default=None)
-    args = parser.parse_args()
-    cfg, detections = _pre_nms_detections(Path(args.run))
+def compare(run: Path, repeats: int = 5) -> dict:
+    """Each NMS of ``METHODS`` on the same pre-NMS detections of ``run``: ms per image (median of
+    ``repeats`` passes after a warm-up) and COCO metrics."""
+    cfg, detections = _pre_nms_detections(Path(run))
     gt = json.loads(Path(cfg.test_evaluator.ann_file).read_text())
     cat_ids = sorted(c["id"] for c in gt["categories"])
     max_num = cfg.model.test_cfg.max_per_img
     rows = {}
     for name, nms in METHODS.items():
         times, records = [], []
-        for repeat in range(args.repeats + 1):  # the first pass is a warm-up
+        for repeat in range(repeats + 1):  # the first pass is a warm-up
             start = time.perf_counter()
             outputs = [nms(b, s, lab, 0.6, max_num) for _, b, s, lab in detections]
             if repeat:
@@ -98,9 +95,18 @@ def main() -> None:
     base = rows["nms"]["ms_per_image"]
     for row in rows.values():
         row["time_vs_nms"] = round(row["ms_per_image"] / base, 2)
-    result = {"run": args.run, "images": len(detections),
-              "boxes_before_nms_per_image": round(sum(len(d[1]) for d in detections) / len(detections), 1),
-              "torch_threads": torch.get_num_threads(), "methods": rows}
+    return {"run": str(run), "images": len(detections),
+            "boxes_before_nms_per_image": round(sum(len(d[1]) for d in detections) / len(detections), 1),
+            "torch_threads": torch.get_num_threads(), "methods": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="an exported model folder (config.py + model.pth)")
+    parser.add_argument("--repeats", type=int, default=5, help="timing repeats over all images (median)")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    result = compare(Path(args.run), args.repeats)
     if args.out:
         atomic_write_json(args.out, result)
 

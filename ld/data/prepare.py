@@ -1,0 +1,104 @@
+"""The data stage of every profile: what ``data/<profile>/`` holds before training.
+
+A profile's ``data.layout`` says where its images come from:
+
+- ``synth`` (default): the embedded dataset, generated into ``data/<profile>/``;
+- ``coco``: the user's COCO 2017 tree at ``data.root``, checked (:func:`ld.data.check.check_coco`);
+  the configs read it in place, ``data/<profile>/check.json`` records the counts;
+- ``voc``: the user's VOCdevkit at ``data.root``, checked, and its VOC07+12 trainval (training) and
+  VOC07 test (evaluation, as the paper) converted to COCO JSON under ``data/<profile>/annotations/``
+  so that COCO-style AP is computed on VOC as the paper's VOC tables report it.
+
+A check that finds problems stops the stage with every problem listed (nothing trains on bad data).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ld.data.check import VOC_CLASSES, _parse_voc, check_coco, check_voc
+from ld.errors import BadFileError, ConfigError
+from ld.io import atomic_write_json
+
+LAYOUTS = ("synth", "coco", "voc")
+VOC_TRAIN: tuple[tuple[str, str], ...] = (("VOC2007", "trainval"), ("VOC2012", "trainval"))
+VOC_TEST: tuple[tuple[str, str], ...] = (("VOC2007", "test"),)
+# The annotation files each layout trains and evaluates on: (train, val), relative to the data root.
+ANN_FILES = {"synth": ("annotations/instances_train.json", "annotations/instances_val.json"),
+             "coco": ("annotations/instances_train2017.json", "annotations/instances_val2017.json"),
+             "voc": ("annotations/instances_trainval0712.json", "annotations/instances_test2007.json")}
+IMAGE_PREFIXES = {"synth": ("JPEGImages/", "JPEGImages/"), "coco": ("train2017/", "val2017/"), "voc": ("", "")}
+
+
+def layout_of(profile: dict[str, Any]) -> str:
+    """The profile's data layout (``synth`` unless it says otherwise)."""
+    layout = profile["data"].get("layout", "synth")
+    if layout not in LAYOUTS:
+        raise ConfigError(f"params.yaml: data.layout must be one of {LAYOUTS}, got {layout!r}")
+    if layout != "synth" and not profile["data"].get("root"):
+        raise ConfigError(f"params.yaml: a '{layout}' profile needs data.root, the folder holding the dataset "
+                          f"(e.g. `dvc exp run -S profiles.{layout}.data.root=/datasets/{layout}`)")
+    return layout
+
+
+def voc_devkit(root: str | Path) -> Path:
+    """``root/VOCdevkit`` if it exists, else ``root`` (either may be given)."""
+    root = Path(root)
+    return root / "VOCdevkit" if (root / "VOCdevkit").is_dir() else root
+
+
+def voc_to_coco(devkit: str | Path, splits: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """COCO detection JSON of VOC ``splits`` (e.g. VOC07+12 trainval), images named relative to ``devkit``.
+
+    Boxes follow mmdet's VOC convention: VOC's 1-based inclusive pixel indices minus one, so
+    ``[x1 - 1, y1 - 1, x2 - x1, y2 - y1]`` as COCO ``[x, y, w, h]``. Objects marked difficult become
+    ``iscrowd: 1``: ignored by training (mmdet's ignore flag) and by COCO evaluation, as VOC ignores them.
+    Category ids are 1..20 in ``VOC_CLASSES`` order. Raises BadFileError naming the file of a bad record.
+    """
+    devkit = Path(devkit)
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(VOC_CLASSES)]
+    cat_id = {name: i + 1 for i, name in enumerate(VOC_CLASSES)}
+    images, annotations = [], []
+    for year, split in splits:
+        ids_file = devkit / year / "ImageSets" / "Main" / f"{split}.txt"
+        if not ids_file.is_file():
+            raise BadFileError(f"{ids_file} is missing: run `ld data check voc {devkit.parent}`")
+        for voc_id in ids_file.read_text().split():
+            xml = devkit / year / "Annotations" / f"{voc_id}.xml"
+            parsed, problems = _parse_voc(xml) if xml.is_file() else (None, [f"{xml}: missing"])
+            if problems or parsed is None:
+                raise BadFileError("; ".join(problems) + f" (run `ld data check voc {devkit.parent}` for all)")
+            image_id = len(images) + 1
+            images.append({"id": image_id, "file_name": f"{year}/JPEGImages/{voc_id}.jpg", "voc_id": voc_id,
+                           "width": int(parsed["width"]), "height": int(parsed["height"])})
+            for obj in parsed["objects"]:
+                x1, y1, x2, y2 = obj["bbox"]
+                w, h = x2 - x1, y2 - y1
+                annotations.append({"id": len(annotations) + 1, "image_id": image_id,
+                                    "category_id": cat_id[obj["name"]], "bbox": [x1 - 1, y1 - 1, w, h],
+                                    "area": w * h, "iscrowd": int(obj["difficult"])})
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def prepare_dataset(profile: dict[str, Any], out: str | Path, verify_images: bool = False) -> dict[str, Any]:
+    """Make ``out`` (``data/<profile>``) what the profile's configs read; returns a summary."""
+    out = Path(out)
+    layout = layout_of(profile)
+    if layout == "synth":
+        from ld.data.synth import SynthSpec, write_dataset
+
+        spec = {k: v for k, v in profile["data"].items() if k != "layout"}
+        return write_dataset(out, SynthSpec(**spec))["splits"]
+    root = Path(profile["data"]["root"])
+    report = (check_coco if layout == "coco" else check_voc)(root, verify_images=verify_images)
+    if not report.ok:
+        raise BadFileError(report.summary() + "\nFix or remove these records, then run the data stage again.")
+    summary = {"layout": layout, "root": str(root), "counts": report.counts}
+    if layout == "voc":
+        devkit = voc_devkit(root)
+        for splits, ann in zip((VOC_TRAIN, VOC_TEST), ANN_FILES["voc"]):
+            coco = voc_to_coco(devkit, splits)
+            atomic_write_json(out / ann, coco)
+            summary[ann] = {"images": len(coco["images"]), "annotations": len(coco["annotations"])}
+    atomic_write_json(out / "check.json", summary)
+    return summary
