@@ -53,6 +53,25 @@ def _cmd_seeds(args) -> None:
     print(f"ld seeds: {len(written)} runs evaluated")
 
 
+def _cmd_paper_run(args) -> None:
+    import subprocess
+
+    import yaml
+
+    from ld.paper import runs_for, table_spec
+
+    runs = runs_for(args.tables)
+    profile = args.profile or table_spec(args.tables[0])["profile"]
+    flow = lambda value: yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()  # noqa: E731
+    cmd = ["dvc", "exp", "run", "-S", f"profile={profile}", "-S", f"train={flow(runs['train'])}",
+           "-S", f"distill={flow(runs['distill'])}", "-S", f"paper_tables={flow(args.tables)}",
+           "paper_table"]  # the table stages and what they need (not the smoke-sized seed study or reports)
+    print(" ".join(f"'{c}'" if any(ch in c for ch in " {}[],:") else c for c in cmd), flush=True)
+    if not args.dry_run:
+        if subprocess.run([sys.executable, "-m", *cmd]).returncode:
+            raise LDError(f"dvc exp run failed for the tables {args.tables}")
+
+
 def _cmd_eval(args) -> None:
     from ld.engine.evaluate import evaluate_checkpoint
 
@@ -139,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--models", default=None, help="models folder (default: models/<profile>/seeds)")
     sd.add_argument("--work-root", default="work", help="root of run folders (checkpoints to resume)")
     sd.set_defaults(func=_cmd_seeds)
+
+    paper = sub.add_parser("paper", help="the paper's tables").add_subparsers(dest="paper_command", required=True)
+    pr = paper.add_parser("run", help="`dvc exp run` of every row of paper tables (their teachers first)")
+    pr.add_argument("tables", nargs="+", help="gflv1_coco, selfld_coco, gflv2_coco, voc, full_ld_coco")
+    pr.add_argument("--dry-run", action="store_true", help="print the command only")
+    pr.set_defaults(func=_cmd_paper_run)
 
     ev = sub.add_parser("eval", help="COCO (and VOC) metrics of an exported model, the student alone")
     ev.add_argument("config", help="the run's config (models/<profile>/<run>/config.py)")

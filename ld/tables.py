@@ -15,6 +15,14 @@ TABLE_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR
 DISTILL_TERMS = (("ld_main", "Main LD"), ("ld_vlr", "VLR LD"), ("kd_main", "Main KD"))
 
 
+def backbone_label(backbone) -> str:
+    """The paper's name of a backbone config: 'R-50', 'X-101-32x4d-DCN', 'R2-101-DCN', ..."""
+    kind = backbone.get("type", "ResNet")
+    label = {"ResNeXt": f"X-{backbone.depth}-{backbone.get('groups')}x{backbone.get('base_width')}d",
+             "Res2Net": f"R2-{backbone.depth}"}.get(kind, f"R-{backbone.depth}")
+    return label + ("-DCN" if backbone.get("dcn") else "")
+
+
 def describe_config(config: str | Path) -> tuple[str, str]:
     """``(model, method)`` of a row config, e.g. ``('GFocalV1 R-18 1x', 'Main LD + VLR LD')``;
     the method is empty for a detector trained without distillation."""
@@ -23,7 +31,7 @@ def describe_config(config: str | Path) -> tuple[str, str]:
     cfg = Config.fromfile(str(config))
     head = cfg.model.bbox_head
     family = "GFocalV2" if "v2" in head.type else "GFocalV1"
-    model = f"{family} R-{cfg.model.backbone.depth} {cfg.get('schedule', '1x')}"
+    model = f"{family} {backbone_label(cfg.model.backbone)} {cfg.get('schedule', '1x')}"
     method = " + ".join(label for key, label in DISTILL_TERMS if head.get(key, {}).get("enabled"))
     return model, method
 

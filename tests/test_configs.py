@@ -39,8 +39,10 @@ def test_unknown_profile_lists_known_ones(params):
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("profile", ["smoke", "mini"])
 def test_every_config_resolves_under_every_profile(params, name, profile, tmp_path):
-    spec = params["distill"].get(name)
-    teacher = _teacher_dir(tmp_path / spec["teacher"]) if spec else None
+    from mmengine.config import Config
+
+    teacher_run = Config.fromfile(f"pipelines/configs/{name}.py").get("teacher")
+    teacher = _teacher_dir(tmp_path / teacher_run) if teacher_run else None
     cfg = build_train_config(f"pipelines/configs/{name}.py", params, profile=profile, teacher_dir=teacher,
                              work_root=tmp_path / "work")
     prof = get_profile(params, profile)
@@ -115,3 +117,28 @@ def test_changed_teacher_weights_give_a_new_run_folder(params, tmp_path):
     second = build_train_config("pipelines/configs/ld_r18_gfl_r50_1x.py", params, teacher_dir=teacher,
                                 work_root=tmp_path)
     assert first.work_dir != second.work_dir
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda p: p["ld"].update(temperature=0), "ld.temperature must be > 0"),
+    (lambda p: p["ld"].update(temperature=-2.0), "ld.temperature must be > 0"),
+    (lambda p: p["profiles"]["smoke"].update(base_lr=-0.01), "base_lr must be > 0"),
+    (lambda p: p["profiles"]["smoke"].update(batch_size=0), "batch_size and num_gpus must be >= 1"),
+    (lambda p: p["profiles"]["smoke"]["data"].update(image_size=[96]), "data.image_size must be an int or"),
+    (lambda p: p["profiles"]["smoke"]["data"].update(layout="kitti"), "data.layout must be one of"),
+])
+def test_out_of_range_values_stop_the_cli_with_the_field_named(params, tmp_path, capsys, change, message):
+    import copy
+
+    import yaml
+
+    from ld.cli import main
+
+    bad = copy.deepcopy(params)
+    change(bad)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(bad))
+    _teacher_dir(tmp_path / "gfl_r50_2x")
+    code = main(["--params", str(tmp_path / "params.yaml"), "train", "pipelines/configs/ld_r18_gfl_r50_1x.py",
+                 "--teacher", str(tmp_path / "gfl_r50_2x"), "--out", str(tmp_path / "out"),
+                 "--work-root", str(tmp_path / "work")])
+    assert code == 2 and message in capsys.readouterr().err

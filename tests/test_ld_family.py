@@ -282,6 +282,32 @@ def test_teacher_checkpoint_for_another_architecture_is_refused_with_the_keys(pa
         build_teacher(teacher / "config.py", wrong / "model.pth")
 
 
+def test_teacher_of_another_number_of_classes(params, tmp_path):
+    """A checkpoint with 80 classes for a 3-class teacher config is refused naming the key; a teacher
+    that really has 80 classes distils boxes (LD is class-agnostic) but refuses classification KD."""
+    from mmdet.registry import MODELS
+
+    from ld.models import build_teacher
+
+    teacher = _export_untrained("gfl_r50_2x", params, tmp_path)
+    cfg = Config.fromfile(str(teacher / "config.py"))
+    cfg.model.bbox_head.num_classes = 80
+    torch.save({"state_dict": MODELS.build(cfg.model).state_dict()}, tmp_path / "coco80.pth")
+    with pytest.raises(BadFileError, match=r"does not fit its config.*gfl_cls"):
+        build_teacher(teacher / "config.py", tmp_path / "coco80.pth")
+    (teacher / "config.py").write_text(cfg.pretty_text)
+    (teacher / "model.pth").write_bytes((tmp_path / "coco80.pth").read_bytes())
+    model = _distiller_from(teacher, params, tmp_path)
+    assert model(**_batch(model), mode="loss")["loss_ld"].item() > 0
+    from ld.engine.train import build_train_config
+
+    full = build_train_config("pipelines/configs/ld_full_r18_gfl_r50_1x.py", params, profile="smoke",
+                              teacher_dir=teacher, work_root=tmp_path / "work")
+    kd = MODELS.build(full.model)
+    with pytest.raises(ConfigError, match="kd_main needs teacher and student with the same classes"):
+        kd(**_batch(kd), mode="loss")
+
+
 def test_teacher_with_another_reg_max_is_a_clear_error(params, tmp_path):
     from mmdet.registry import MODELS
 

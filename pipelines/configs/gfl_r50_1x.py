@@ -1,0 +1,2 @@
+# GFocalV1 R-50, 1x: the R-50 baseline student.
+_base_ = './_base_/gfl_synth.py'

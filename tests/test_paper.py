@@ -1,0 +1,68 @@
+"""The paper's tables: every row has a config that names the row's teacher, the runs of a table train
+teachers before students, and the table joins the paper's numbers with ours."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from mmengine.config import Config
+
+from ld.engine.train import is_distiller
+from ld.errors import ConfigError
+from ld.paper import TABLES, paper_table, runs_for
+from ld.tables import describe_config
+
+ROWS = [(name, row) for name, spec in TABLES.items() for row in spec["rows"]]
+
+
+@pytest.mark.parametrize("table,row", ROWS, ids=[f"{n}-{r[5]}" for n, r in ROWS])
+def test_each_row_has_a_config_with_its_teacher_and_student(table, row, repo_root):
+    teacher_label, student, schedule, _, paper, run, teacher_run = row
+    cfg = Config.fromfile(f"pipelines/configs/{run}.py")
+    assert is_distiller(cfg) == bool(teacher_run)
+    assert cfg.get("teacher") == (teacher_run or None)
+    model, _ = describe_config(f"pipelines/configs/{run}.py")
+    assert model.split()[1] == student, (model, student)  # 'GFocalV1 R-18 1x' -> 'R-18'
+    assert ("GFocalV2" in model) == table.startswith("gflv2")
+    if schedule in ("1x", "2x"):
+        assert cfg.get("schedule", "1x") == schedule
+    if teacher_run:
+        assert describe_config(f"pipelines/configs/{teacher_run}.py")[0].split()[1] == teacher_label
+    assert 0 < paper["AP"] < 100
+
+
+def test_a_tables_runs_put_teachers_in_train_and_students_in_distill():
+    runs = runs_for(["gflv1_coco"])
+    assert runs["train"] == ["gfl_r18_1x", "gfl_r101_2x", "gfl_r34_1x", "gfl_r50_1x", "gfl_r101_dcn_2x"]
+    assert runs["distill"]["ld_r101_gfl_r101_dcn_2x"] == {"teacher": "gfl_r101_dcn_2x"}
+    assert len(runs["distill"]) == 4
+    both = runs_for(["selfld_coco", "voc"])
+    assert "gfl_x101_dcn_1x" in both["train"] and both["distill"]["selfld_r50_1x"] == {"teacher": "gfl_r50_1x"}
+    with pytest.raises(ConfigError, match="unknown paper table"):
+        runs_for(["table_9"])
+
+
+def test_paper_table_gives_ours_and_the_difference_and_marks_rows_not_run(tmp_path):
+    (tmp_path / "gfl_r18_1x.json").write_text(json.dumps({"coco": {"AP": 0.3412, "AP50": 0.5, "AP75": 0.36}}))
+    frame = paper_table("gflv1_coco", tmp_path)
+    first = frame.iloc[0]
+    assert first.ours_AP == 34.1 and first.diff_AP == pytest.approx(34.1 - 35.8) and first.status == "ok"
+    assert (frame.status[1:] == "not run in this profile").all() and frame.ours_AP[1:].isna().all()
+    full = paper_table("full_ld_coco", tmp_path)  # the paper reports AP alone there
+    assert "paper_AP50" not in full and list(full.paper_AP) == [35.8, 37.5, 38.9, 41.0, 40.1, 42.1]
+
+
+@pytest.mark.parametrize("run", ["gfl_r101_dcn_2x", "gfl_x101_dcn_1x", "gflv2_r2_101_dcn_2x"])
+def test_the_large_backbones_build_and_run_forward(run, repo_root, tmp_path):
+    """DCNv2 (mmcv's op, CPU here), ResNeXt-101 32x4d and Res2Net-101 are available in this stack."""
+    import torch
+    from mmdet.registry import MODELS
+
+    from ld.engine.train import build_train_config
+    from ld.profiles import load_params
+
+    cfg = build_train_config(f"pipelines/configs/{run}.py", load_params(), profile="smoke", work_root=tmp_path)
+    model = MODELS.build(cfg.model).eval()
+    with torch.no_grad():
+        cls, reg = model.bbox_head(model.extract_feat(torch.randn(1, 3, 64, 64)))
+    assert reg[0].shape[1] == 4 * (cfg.model.bbox_head.reg_max + 1)
