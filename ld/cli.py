@@ -64,7 +64,8 @@ def _cmd_paper_run(args) -> None:
     profile = args.profile or table_spec(args.tables[0])["profile"]
     flow = lambda value: yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()  # noqa: E731
     cmd = ["dvc", "exp", "run", "-S", f"profile={profile}", "-S", f"train={flow(runs['train'])}",
-           "-S", f"distill={flow(runs['distill'])}", "-S", f"paper_tables={flow(args.tables)}",
+           "-S", "~distill", "-S", f"+distill={flow(runs['distill'])}",  # replaced, not merged (Hydra)
+           "-S", f"paper_tables={flow(args.tables)}",
            "paper_table"]  # the table stages and what they need (not the smoke-sized seed study or reports)
     print(" ".join(f"'{c}'" if any(ch in c for ch in " {}[],:") else c for c in cmd), flush=True)
     if not args.dry_run:

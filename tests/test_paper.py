@@ -66,3 +66,13 @@ def test_the_large_backbones_build_and_run_forward(run, repo_root, tmp_path):
     with torch.no_grad():
         cls, reg = model.bbox_head(model.extract_feat(torch.randn(1, 3, 64, 64)))
     assert reg[0].shape[1] == 4 * (cfg.model.bbox_head.reg_max + 1)
+
+
+def test_paper_run_prints_an_experiment_that_replaces_the_runs(capsys):
+    from ld.cli import main
+
+    assert main(["paper", "run", "voc", "--dry-run"]) == 0
+    cmd = capsys.readouterr().out.strip()
+    assert cmd.startswith("dvc exp run -S profile=voc -S 'train=[gfl_r18_1x, gfl_r101_2x,")
+    assert "-S ~distill -S '+distill={ld_r101_gfl_r101_dcn_2x: {teacher: gfl_r101_dcn_2x}" in cmd  # not merged
+    assert cmd.endswith("-S 'paper_tables=[voc]' paper_table")
