@@ -63,6 +63,22 @@ def test_smoke_repro_writes_metrics_for_every_run(clone, repro):
     assert (root / "results" / "smoke" / "figures" / "runs_ap.png").stat().st_size > 1000
 
 
+def test_smoke_repro_writes_the_seed_study_and_every_paper_table(clone, repro):
+    root = clone[0] / "results" / "smoke"
+    seeds = PARAMS["study"]["seeds"]["smoke"]
+    summary = (root / "tables" / "seeds.csv").read_text().splitlines()
+    assert summary[0].startswith("method,run,n,AP_mean,AP_std") and len(summary) == 1 + 5
+    assert all(row.split(",")[2] == str(len(seeds)) for row in summary[2:])  # every method, every seed
+    assert "not run" not in (root / "tables" / "seeds_per_run.csv").read_text()
+    for extra in seeds[1:]:
+        assert (root / "seeds" / PARAMS["study"]["ld"] / f"seed{extra}.json").is_file()
+    for table in PARAMS["paper_tables"]:
+        text = (root / "tables" / f"paper_{table}.md").read_text()
+        assert "paper_AP" in text and ("| ok " in text or "not run in this profile" in text), table
+        assert (root / "figures" / f"paper_{table}.png").stat().st_size > 1000
+    assert "| ok " in (root / "tables" / "paper_selfld_coco.md").read_text()  # smoke runs R-18 and Self-LD R-18
+
+
 def test_smoke_repro_writes_the_html_reports_with_their_figures(clone, repro):
     reports = clone[0] / "results" / "smoke" / "reports"
     index = (reports / "index.html").read_text()
@@ -104,7 +120,8 @@ def test_changed_ld_param_reruns_only_what_depends_on_it(clone, repro):
     out = _run(["dvc", "exp", "run", "-n", "weight-0.5", "-S", "ld.loss_weight=0.5"], root, env)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
     distilled = PARAMS["distill"]  # every distillation run depends on `ld`; no trained run does
-    expected = {f"{stage}@{run}" for run in distilled for stage in ("distill", "eval_distill")} | {"table", "report"}
+    expected = ({f"{stage}@{run}" for run in distilled for stage in ("distill", "eval_distill")}
+                | {"table", "report", "seeds", "seeds_table"} | {f"paper_table@{t}" for t in PARAMS["paper_tables"]})
     assert ran == expected, out
     shown = json.loads(_run(["dvc", "exp", "show", "--json"], root, env))
     main = next(entry for entry in shown if entry["name"] == "main")

@@ -70,24 +70,32 @@ def _batch(model, batch_size: int, size: int):
     return model.data_preprocessor(data, True)
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_steps(model, data, steps: int, warmup: int = 2) -> list[float]:
     """Seconds per training step (forward, losses, backward, SGD step) after ``warmup`` steps."""
     optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
+    device = next(model.parameters()).device
     times = []
     for i in range(warmup + steps):
+        _sync(device)
         start = time.perf_counter()
         losses = model(**data, mode="loss")
         total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(v) for v in losses.values())
         optim.zero_grad()
         total.backward()
         optim.step()
+        _sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
     return times
 
 
-def step_child(variant: str, profile_name: str, steps: int) -> dict:
+def step_child(variant: str, profile_name: str, steps: int, device: str = "cpu") -> dict:
     """One variant's step time, in this process (run by the parent as a child)."""
     from mmdet.registry import MODELS
 
@@ -107,12 +115,14 @@ def step_child(variant: str, profile_name: str, steps: int) -> dict:
                                  work_root=Path(tmp) / "work")
         model_cfg = mmdet_ld_model_config(cfg, teacher) if how == "mmdet" else cfg.model
         torch.manual_seed(0)
-        model = MODELS.build(model_cfg)
+        model = MODELS.build(model_cfg).to(device)
         data = _batch(model, profile["batch_size"], profile["data"]["image_size"])
         times = time_steps(model, data, steps)  # offline: the warm-up steps fill the cache
         cache = getattr(model, "cache", None)
         median = statistics.median(times)
+        peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
         return {"row": row, "ld": how, "median_s": median, "images_per_s": profile["batch_size"] / median,
+                "peak_gpu_mib": peak_gpu,
                 "cache": None if cache is None else cache.stats() | {
                     "bytes_per_image": cache.stats()["bytes"] / max(1, cache.stats()["files"])}}
 
@@ -158,11 +168,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timing repeats of NMS and evaluation (median)")
     parser.add_argument("--fps-images", type=int, default=48)
     parser.add_argument("--out", default=None, help="JSON to write (default: results/bench/bench_<profile>.json)")
+    parser.add_argument("--device", default="cpu", help="device of the training steps ('cuda' on a GPU)")
+    parser.add_argument("--steps-only", action="store_true", help="the training steps alone (no FPS/NMS/eval)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # a measurement in a process of its own
         kind, *rest = args.child
-        result = step_child(rest[0], args.profile, args.steps) if kind == "step" else \
+        result = step_child(rest[0], args.profile, args.steps, args.device) if kind == "step" else \
             eval_child(rest[0], args.profile, args.repeats)
         print(json.dumps(result | {"peak_rss_mib": round(_peak_rss_mib(), 1)}))
         return
@@ -185,12 +197,19 @@ def main() -> None:
 
     step = {}
     for variant in STEP_VARIANTS:
-        step[variant] = _child(["--profile", args.profile, "--steps", str(args.steps), "--child", "step", variant])
+        step[variant] = _child(["--profile", args.profile, "--steps", str(args.steps), "--device", args.device,
+                                "--child", "step", variant])
         print(f"step  {variant:16s} {1000 * step[variant]['median_s']:8.1f} ms  "
               f"peak {step[variant]['peak_rss_mib']:.0f} MiB", flush=True)
     for row in step.values():
         row["ratio_to_baseline"] = round(row["median_s"] / step["baseline"]["median_s"], 3)
     result["train_step"] = step
+    if args.steps_only:
+        result["machine"]["device"] = args.device if args.device == "cpu" else torch.cuda.get_device_name()
+        out = Path(args.out or f"results/bench/bench_{args.profile}_steps_{args.device}.json")
+        atomic_write_json(out, result)
+        print(step_summary(result))
+        return
 
     student, baseline = params["analysis"]["student"], params["analysis"]["baseline"]
     result["fps"] = {run: benchmark_fps(models / run / "config.py", models / run / "model.pth",
@@ -208,23 +227,31 @@ def main() -> None:
     print(summary(result))
 
 
-def summary(result: dict) -> str:
-    """The benchmark as Markdown tables with ratios."""
+def step_summary(result: dict) -> str:
+    """The machine and the training-step table, in Markdown."""
     m = result["machine"]
+    gpu = any(row.get("peak_gpu_mib") for row in result["train_step"].values())
     lines = [f"# Benchmark, profile `{result['profile']}`", "",
              f"Machine: {m['cores']} cores ({m['cpu']}), torch {m['torch']} with {m['torch_threads']} threads, "
              f"device {m['device']}. Batch {result['batch_size']} images of {result['image_size']} px; "
              f"median of {result['steps']} steps after 2 warm-up steps.", "",
-             "## Training step", "", "| variant | row | LD | ms/step | images/s | x baseline | peak RSS (MiB) |",
-             "|---|---|---|---|---|---|---|"]
+             "## Training step", "", "| variant | row | LD | ms/step | images/s | x baseline | peak RSS (MiB) |"
+             + (" peak GPU memory (MiB) |" if gpu else ""), "|---|---|---|---|---|---|---|" + ("---|" if gpu else "")]
     for name, row in result["train_step"].items():
         lines.append(f"| {name} | {row['row']} | {row['ld']} | {1000 * row['median_s']:.1f} | "
-                     f"{row['images_per_s']:.1f} | {row['ratio_to_baseline']:.2f} | {row['peak_rss_mib']:.0f} |")
-    cached = [r["cache"] for r in result["train_step"].values() if r.get("cache")]
+                     f"{row['images_per_s']:.1f} | {row['ratio_to_baseline']:.2f} | {row['peak_rss_mib']:.0f} |"
+                     + (f" {row['peak_gpu_mib']:.0f} |" if gpu else ""))
+    cached = {name: r["cache"] for name, r in result["train_step"].items() if r.get("cache")}
     if cached:
-        lines += ["", "Offline LD stores " + ", ".join(
-            f"{c['bytes_per_image'] / 1024:.1f} KiB per image and flip" for c in cached) +
-            " (float16 box logits at the main region / main region + VLR only)."]
+        lines += ["", "Offline LD stores, per image and flip, the float16 teacher box logits at the locations "
+                  "its losses read: " + ", ".join(f"{c['bytes_per_image'] / 1024:.1f} KiB ({name})"
+                                                 for name, c in cached.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def summary(result: dict) -> str:
+    """The whole benchmark as Markdown tables with ratios."""
+    lines = [step_summary(result).rstrip("\n")]
     fps = result["fps"]
     lines += ["", "## Inference (the student alone)", "", "| run | model FPS | end-to-end FPS |", "|---|---|---|"]
     lines += [f"| {run} | {row['model_fps']} | {row['end_to_end_fps']} |" for run, row in fps.items()
