@@ -165,6 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps per variant (median)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over all variants (median of medians)")
     parser.add_argument("--repeats", type=int, default=5, help="timing repeats of NMS and evaluation (median)")
     parser.add_argument("--fps-images", type=int, default=48)
     parser.add_argument("--out", default=None, help="JSON to write (default: results/bench/bench_<profile>.json)")
@@ -193,14 +194,19 @@ def main() -> None:
                           "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                           "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"},
               "profile": args.profile, "batch_size": profile["batch_size"],
-              "image_size": profile["data"]["image_size"], "steps": args.steps}
+              "image_size": profile["data"]["image_size"], "steps": args.steps, "rounds": args.rounds}
 
     step = {}
-    for variant in STEP_VARIANTS:
-        step[variant] = _child(["--profile", args.profile, "--steps", str(args.steps), "--device", args.device,
-                                "--child", "step", variant])
-        print(f"step  {variant:16s} {1000 * step[variant]['median_s']:8.1f} ms  "
-              f"peak {step[variant]['peak_rss_mib']:.0f} MiB", flush=True)
+    for round_ in range(args.rounds):  # the variants interleaved, so a slow moment hits them alike
+        for variant in STEP_VARIANTS:
+            row = _child(["--profile", args.profile, "--steps", str(args.steps), "--device", args.device,
+                          "--child", "step", variant])
+            print(f"step  round {round_}  {variant:16s} {1000 * row['median_s']:8.1f} ms  "
+                  f"peak {row['peak_rss_mib']:.0f} MiB", flush=True)
+            step.setdefault(variant, row).setdefault("round_medians_s", []).append(row["median_s"])
+    for row in step.values():  # the median over rounds of each round's median step
+        row["median_s"] = statistics.median(row["round_medians_s"])
+        row["images_per_s"] = result["batch_size"] / row["median_s"]
     for row in step.values():
         row["ratio_to_baseline"] = round(row["median_s"] / step["baseline"]["median_s"], 3)
     result["train_step"] = step
@@ -234,6 +240,7 @@ def step_summary(result: dict) -> str:
     lines = [f"# Benchmark, profile `{result['profile']}`", "",
              f"Machine: {m['cores']} cores ({m['cpu']}), torch {m['torch']} with {m['torch_threads']} threads, "
              f"device {m['device']}. Batch {result['batch_size']} images of {result['image_size']} px; "
+             f"per variant, the median over {result['rounds']} interleaved rounds (each a fresh process) of the "
              f"median of {result['steps']} steps after 2 warm-up steps.", "",
              "## Training step", "", "| variant | row | LD | ms/step | images/s | x baseline | peak RSS (MiB) |"
              + (" peak GPU memory (MiB) |" if gpu else ""), "|---|---|---|---|---|---|---|" + ("---|" if gpu else "")]
