@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+from pathlib import Path
 
 from ld.errors import LDError
 
@@ -39,6 +41,9 @@ def _cmd_train(args) -> None:
                              live_dir=args.live, launcher=args.launcher)
     print(f"ld train: {args.config} -> {args.out}  (work dir {cfg.work_dir}; lr rule {dict(cfg.lr_rule)})",
           flush=True)
+    if not args.resume and Path(cfg.work_dir).exists():
+        print(f"ld train: --no-resume: removing {cfg.work_dir} (its checkpoints)", flush=True)
+        shutil.rmtree(cfg.work_dir)
     train(cfg, args.out)
 
 
@@ -151,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm"],
                     help="'pytorch' under torchrun for several GPUs")
     tr.add_argument("--seed", type=int, default=None, help="seed (default: params.yaml's seed)")
+    tr.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                    help="continue from the run's latest checkpoint if it has one (default); --no-resume "
+                         "deletes the run's checkpoints and starts afresh")
     tr.set_defaults(func=_cmd_train)
 
     sd = sub.add_parser("seeds", help="the seed study: train and evaluate params.yaml's study runs with the "

@@ -142,3 +142,19 @@ def test_out_of_range_values_stop_the_cli_with_the_field_named(params, tmp_path,
                  "--teacher", str(tmp_path / "gfl_r50_2x"), "--out", str(tmp_path / "out"),
                  "--work-root", str(tmp_path / "work")])
     assert code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag,kept", [([], True), (["--resume"], True), (["--no-resume"], False)])
+def test_train_resumes_by_default_and_no_resume_starts_afresh(params, tmp_path, monkeypatch, flag, kept):
+    import ld.engine.train
+    from ld.cli import main
+
+    seen = []
+    monkeypatch.setattr(ld.engine.train, "train", lambda cfg, out: seen.append(cfg.work_dir))
+    args = ["train", "pipelines/configs/gfl_r18_1x.py", "--out", str(tmp_path / "out"), "--work-root",
+            str(tmp_path / "work")]
+    assert main(args) == 0  # the run's work dir, as the first call names it
+    (Path(seen[0]) / "epoch_1.pth").parent.mkdir(parents=True, exist_ok=True)
+    (Path(seen[0]) / "epoch_1.pth").write_bytes(b"checkpoint")
+    assert main(args + flag) == 0 and seen[1] == seen[0]
+    assert (Path(seen[0]) / "epoch_1.pth").exists() == kept
