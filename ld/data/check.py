@@ -121,7 +121,9 @@ def check_coco(root: str | Path, verify_images: bool = False) -> CheckReport:
     return report
 
 
-def _parse_voc(xml: Path) -> tuple[dict[str, Any] | None, list[str]]:
+def parse_voc(xml: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    """One VOC annotation file: ``({width, height, objects: [{name, bbox (1-based xyxy), difficult}]}, problems)``;
+    objects with a problem are left out of ``objects`` and named in ``problems``; None for unreadable XML."""
     try:
         root = ET.parse(xml).getroot()
     except ET.ParseError as err:
@@ -169,7 +171,7 @@ def check_voc(root: str | Path, verify_images: bool = False) -> CheckReport:
                 report.problems.append(f"{ids_file}: id {image_id}: annotation {xml} missing")
                 bad += 1
                 continue
-            parsed, problems = _parse_voc(xml)
+            parsed, problems = parse_voc(xml)
             report.problems += problems
             objects += len(parsed["objects"]) if parsed else 0
             image_problem = _image_problem(base / "JPEGImages" / f"{image_id}.jpg", verify_images)

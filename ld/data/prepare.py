@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ld.data.check import VOC_CLASSES, _parse_voc, check_coco, check_voc
+from ld.data.check import VOC_CLASSES, check_coco, check_voc, parse_voc
 from ld.errors import BadFileError, ConfigError
 from ld.io import atomic_write_json
 
@@ -65,7 +65,7 @@ def voc_to_coco(devkit: str | Path, splits: tuple[tuple[str, str], ...]) -> dict
             raise BadFileError(f"{ids_file} is missing: run `ld data check voc {devkit.parent}`")
         for voc_id in ids_file.read_text().split():
             xml = devkit / year / "Annotations" / f"{voc_id}.xml"
-            parsed, problems = _parse_voc(xml) if xml.is_file() else (None, [f"{xml}: missing"])
+            parsed, problems = parse_voc(xml) if xml.is_file() else (None, [f"{xml}: missing"])
             if problems or parsed is None:
                 raise BadFileError("; ".join(problems) + f" (run `ld data check voc {devkit.parent}` for all)")
             image_id = len(images) + 1
