@@ -95,6 +95,19 @@ def _cmd_convert(args) -> None:
           "optimizer state dropped)")
 
 
+def _cmd_teacher_import(args) -> None:
+    from ld.profiles import load_params
+    from ld.teacher_import import import_run
+
+    params = load_params(args.params)
+    profile = args.profile or params["profile"]
+    published = {"AP": args.published_ap} if args.published_ap is not None else None
+    out = args.out or f"models/{profile}/{args.run}"
+    source = import_run(args.checkpoint, args.run, params, profile, out, sha256=args.sha256, published=published)
+    print(f"ld teacher import: {args.checkpoint} ({source['format']}, sha256 {source['sha256'][:12]}..., "
+          f"{source['mapped_keys']} tensors) -> {out}")
+
+
 def _cmd_bench_fps(args) -> None:
     from ld.engine.fps import benchmark_fps
     from ld.io import atomic_write_json
@@ -189,6 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("dst", help="the student-only checkpoint to write")
     cv.add_argument("--config", required=True, help="the student's config; the weights must fit it exactly")
     cv.set_defaults(func=_cmd_convert)
+
+    teacher = sub.add_parser("teacher", help="released teachers").add_subparsers(dest="teacher_command", required=True)
+    ti = teacher.add_parser("import", help="export a released checkpoint (mmdet 2.x/3.x GFL, GFocalV2) as a run's "
+                                           "teacher folder, after checking it fits the run's config exactly")
+    ti.add_argument("checkpoint", help="the .pth file, or an http(s) URL (downloaded once to ~/.cache/ld-workspace)")
+    ti.add_argument("--run", required=True, help="the run it stands for (a config of pipelines/configs/, e.g. gfl_r101_2x)")
+    ti.add_argument("--out", default=None, help="the folder to write (default models/<profile>/<run>)")
+    ti.add_argument("--sha256", default=None, help="the file's SHA-256, or its first 8+ hex digits (mmdet's file names "
+                                                   "end in them)")
+    ti.add_argument("--published-ap", type=float, default=None, help="the box AP its publisher reports, in %%")
+    ti.set_defaults(func=_cmd_teacher_import)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_command", required=True)
     fps = bench.add_parser("fps", help="inference FPS of the student alone")

@@ -4,7 +4,6 @@ image size, widths, schedules and batch of every config; the learning rate follo
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +44,30 @@ def scaled_lr(batch_size: int, num_gpus: int, base_lr: float) -> float:
     return batch_size * num_gpus / 16 * base_lr
 
 
-def schedule_epochs(profile: dict[str, Any], schedule: str) -> int:
-    """Epochs of a named schedule ('1x', '2x', ...) in this profile."""
+def schedule(profile: dict[str, Any], name: str) -> tuple[int, list[int]]:
+    """``(epochs, lr steps)`` of a named schedule ('1x', '2x') in this profile: the epochs after which
+    the LR drops tenfold (mmdet's ``step`` / ``MultiStepLR`` milestones, e.g. 1x = 12 epochs, [8, 11])."""
     schedules = profile["schedules"]
-    if schedule not in schedules:
-        raise ConfigError(f"params.yaml: the profile has no schedule '{schedule}' (it has {sorted(schedules)})")
-    return int(schedules[schedule])
+    if name not in schedules:
+        raise ConfigError(f"params.yaml: the profile has no schedule '{name}' (it has {sorted(schedules)})")
+    spec = schedules[name]
+    if not (isinstance(spec, dict) and set(spec) == {"epochs", "steps"}):
+        raise ConfigError(f"params.yaml: schedules.{name} must be {{epochs: N, steps: [...]}}, got {spec!r}")
+    epochs, steps = int(spec["epochs"]), [int(s) for s in spec["steps"]]
+    if epochs < 1 or steps != sorted(set(steps)) or any(not 0 < s <= epochs for s in steps):
+        raise ConfigError(f"params.yaml: schedules.{name}: epochs must be >= 1 and steps increasing epochs in "
+                          f"[1, epochs], got {spec!r}")
+    return epochs, steps
 
 
 def _pipelines(cfg) -> list[list]:
     return [cfg[k].dataset.pipeline for k in ("train_dataloader", "val_dataloader", "test_dataloader")]
+
+
+def train_pipeline(cfg) -> list:
+    """The training pipeline of ``cfg``, inside a ``RepeatDataset`` wrapper if there is one."""
+    dataset = cfg.train_dataloader.dataset
+    return list((dataset.dataset if dataset.get("type") == "RepeatDataset" else dataset).pipeline)
 
 
 def image_scale(size) -> tuple[int, int]:
@@ -104,17 +117,45 @@ def _apply_data(cfg, profile: dict[str, Any], data_root: Path) -> None:
         dataset.metainfo = dict(classes=tuple(cfg.classes))
     for key in ("val_evaluator", "test_evaluator"):
         cfg[key].ann_file = str(images_root / ann_files[1])  # an absolute second part stays as it is
+    # VOC metrics (mmdet's eval_map, as the paper's VOC table) beside COCO's, of the same annotations
+    cfg.voc_metrics = layout in ("synth", "voc")
+
+
+def multiscale_range(size, short_edges: tuple[int, int]) -> list[tuple[int, int]]:
+    """mmdet's ``RandomResize`` scales of an upstream multi-scale recipe at this profile's size.
+
+    Upstream's ranges are short edges at the 1333x800 size (mmdet's GFL ms-2x: 480-800, GFocalV2's
+    ms2x: 480-960), scaled by ``short / 800`` with the long edge kept: the ``coco`` profile gets
+    upstream's ``[(1333, 480), (1333, 960)]``; on the square embedded images the long edge caps the
+    size, so 480-960 becomes 0.6-1.0 of the profile's size with the upper part at 1.0.
+    """
+    long, short = image_scale(size)
+    return [(long, round(short * e / 800)) for e in short_edges]
+
+
+def _apply_multiscale(cfg, profile: dict[str, Any]) -> None:
+    """A row with ``multiscale = (lo, hi)`` (upstream's ms-2x rows) trains with a random resize, unless
+    the profile says ``multiscale: false`` (VOC: every upstream VOC config trains single-scale)."""
+    if cfg.get("multiscale") is None or not profile.get("multiscale", True):
+        return
+    size = profile["data"]["image_size"]
+    for step in cfg.train_dataloader.dataset.pipeline:
+        if step["type"] == "Resize":
+            step.update(type="RandomResize", scale=multiscale_range(size, tuple(cfg.multiscale)), keep_ratio=True)
 
 
 def apply_profile(cfg, profile: dict[str, Any], *, data_root: str | Path, num_gpus: int = 1) -> None:
     """Set the profile's data, sizes, widths, schedule, batch and LR on an mmengine ``Config`` in place.
 
     ``cfg`` is one of ``pipelines/configs``; for a distillation config only the student is changed
-    here (its teacher keeps the config it was trained with).
+    here (its teacher keeps the config it was trained with). Images per GPU are the row's
+    ``samples_per_gpu`` (upstream's, which also sets the per-GPU sums of ``normalize='upstream'``)
+    unless the profile fixes ``batch_size`` (the CPU profiles do).
     """
     _apply_data(cfg, profile, Path(data_root))
+    _apply_multiscale(cfg, profile)
 
-    batch_size = int(profile["batch_size"])
+    batch_size = int(profile["batch_size"] if profile.get("batch_size") is not None else cfg.samples_per_gpu)
     workers = int(profile.get("workers", 0))
     cfg.train_dataloader.batch_size = batch_size
     for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
@@ -135,7 +176,7 @@ def apply_profile(cfg, profile: dict[str, Any], *, data_root: str | Path, num_gp
         model.backbone.frozen_stages = -1
         model.backbone.norm_eval = False
 
-    epochs = schedule_epochs(profile, cfg.get("schedule", "1x"))
+    epochs, steps = schedule(profile, cfg.get("schedule", "1x"))
     cfg.train_cfg.max_epochs = epochs
     cfg.train_cfg.val_interval = epochs
     lr = scaled_lr(batch_size, num_gpus, float(profile["base_lr"]))
@@ -144,9 +185,7 @@ def apply_profile(cfg, profile: dict[str, Any], *, data_root: str | Path, num_gp
     warmup = int(profile["warmup_iters"])
     cfg.param_scheduler = [
         dict(type="LinearLR", start_factor=0.001, by_epoch=False, begin=0, end=warmup),
-        # the 1x recipe's steps at epochs 8 and 11 of 12, scaled to this schedule
-        dict(type="MultiStepLR", begin=0, end=epochs, by_epoch=True, gamma=0.1,
-             milestones=sorted({max(1, math.floor(epochs * 8 / 12)), max(1, math.floor(epochs * 11 / 12))})),
+        dict(type="MultiStepLR", begin=0, end=epochs, by_epoch=True, gamma=0.1, milestones=steps),
     ]
     cfg.default_hooks.logger.interval = max(1, int(profile.get("log_interval", 5)))
     # Checkpoints every `checkpoint_interval` epochs: a killed run resumes from the last one and redoes
@@ -154,3 +193,6 @@ def apply_profile(cfg, profile: dict[str, Any], *, data_root: str | Path, num_gp
     cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=int(profile.get("checkpoint_interval", 1)),
                                         max_keep_ckpts=2, save_last=True)
     cfg.lr_rule = dict(batch_size=batch_size, num_gpus=num_gpus, base_lr=float(profile["base_lr"]), lr=lr)
+    repeat = int(profile.get("repeat", 1))
+    if repeat > 1:  # upstream's VOC recipe: RepeatDataset x3 of VOC07+12 trainval, so an "epoch" is three passes
+        cfg.train_dataloader.dataset = dict(type="RepeatDataset", times=repeat, dataset=cfg.train_dataloader.dataset)

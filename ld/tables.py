@@ -41,17 +41,20 @@ def runs_from_params(params: dict[str, Any], configs_dir: str | Path = "pipeline
 
     Runs come from the params (never from globbing ``results/``, which may hold stale files). A
     trained run is the 'baseline' of the distilled runs of the same model, else a 'teacher' if it
-    teaches; a distilled run's method lists its LD terms, marked 'Self-LD' when the teacher is the
-    same model.
+    teaches ('imported teacher' for a run of ``teachers``, released weights); a distilled run's method
+    lists its LD terms, marked 'Self-LD' when the teacher is the same model.
     """
     configs_dir = Path(configs_dir)
     distill = params.get("distill") or {}
     teachers = {spec["teacher"] for spec in distill.values()}
-    models = {run: describe_config(configs_dir / f"{run}.py") for run in [*(params.get("train") or []), *distill]}
+    imported = list(params.get("teachers") or {})
+    trained = [*(params.get("train") or []), *imported]
+    models = {run: describe_config(configs_dir / f"{run}.py") for run in [*trained, *distill]}
     distilled_models = {models[run][0] for run in distill}
     rows = [{"run": run, "model": models[run][0], "teacher": "",
-             "method": "teacher" if run in teachers and models[run][0] not in distilled_models else "baseline"}
-            for run in params.get("train") or []]
+             "method": ("imported teacher" if run in imported else
+                        "teacher" if run in teachers and models[run][0] not in distilled_models else "baseline")}
+            for run in trained]
     for run, spec in distill.items():
         model, method = models[run]
         if models.get(spec["teacher"], ("",))[0] == model:

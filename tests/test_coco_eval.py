@@ -38,8 +38,54 @@ def test_shifted_boxes_lose_strict_ap_first(gt):
     assert metrics["AP"] < metrics["AP50"]
 
 
-def test_no_detections_give_zero(gt):
-    assert evaluate_coco(gt[0], [])["AP"] == 0.0
+@pytest.mark.parametrize("backend", ["pycocotools", "faster_coco_eval"])
+def test_no_detections_give_zero_where_there_is_ground_truth_and_minus_one_where_there_is_none(gt, backend):
+    metrics = evaluate_coco(gt[0], [], backend=backend)
+    # every object is small (area < 32^2): no medium or large ground truth, so -1 there, as pycocotools
+    assert metrics == {**{k: 0.0 for k in COCO_METRICS}, "APm": -1.0, "APl": -1.0}
+
+
+def _random_coco(rng, path):
+    """A COCO file of 1-5 images with 0-6 objects of all sizes (some crowd), and detections around them."""
+    images, anns, dets = [], [], []
+    for i in range(1, int(rng.integers(1, 6)) + 1):
+        images.append({"id": i, "file_name": f"{i}.jpg", "width": 640, "height": 480})
+        for _ in range(int(rng.integers(0, 7))):
+            w, h = rng.choice([8, 40, 150]) * rng.uniform(0.5, 1.5, 2)
+            x, y = rng.uniform(0, 400), rng.uniform(0, 300)
+            cat = int(rng.integers(1, 4))
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": cat, "bbox": [x, y, w, h],
+                         "area": w * h, "iscrowd": int(rng.uniform() < 0.1)})
+            for _ in range(int(rng.integers(0, 3))):
+                jitter = rng.normal(0, 0.1 * min(w, h), 4)
+                dets.append({"image_id": i, "category_id": cat if rng.uniform() < 0.8 else int(rng.integers(1, 4)),
+                             "bbox": [x + jitter[0], y + jitter[1], max(1.0, w + jitter[2]), max(1.0, h + jitter[3])],
+                             "score": float(rng.choice([0.2, 0.5, 0.9]))})
+    path.write_text(json.dumps({"images": images, "annotations": anns,
+                                "categories": [{"id": c, "name": f"c{c}"} for c in (1, 2, 3)]}))
+    return dets
+
+
+def test_equals_pycocotools_cocoeval_called_directly_on_random_cases(tmp_path):
+    import contextlib
+    import io
+
+    import numpy as np
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    rng = np.random.default_rng(3)
+    for case in range(20):
+        path = tmp_path / f"gt{case}.json"
+        dets = _random_coco(rng, path)
+        metrics = evaluate_coco(path, dets)
+        if not dets:
+            continue
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco = COCO(str(path))
+            ev = COCOeval(coco, coco.loadRes(dets), iouType="bbox")
+            ev.evaluate(), ev.accumulate(), ev.summarize()
+        assert list(metrics.values()) == [round(float(v), 6) for v in ev.stats[:9]]
 
 
 def test_results_file_that_is_not_json_is_named(gt, tmp_path):

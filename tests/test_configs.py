@@ -51,12 +51,19 @@ def test_every_config_resolves_under_every_profile(params, name, profile, tmp_pa
     assert cfg.val_evaluator.ann_file == f"data/{profile}/annotations/instances_val.json"
     assert tuple(cfg.train_dataloader.dataset.metainfo.classes) == CLASSES
     assert cfg.model.bbox_head.num_classes == len(CLASSES)
-    resizes = [s for k in ("train_dataloader", "test_dataloader") for s in cfg[k].dataset.pipeline
-               if s.type == "Resize"]
-    assert resizes and all(tuple(s.scale) == (size, size) for s in resizes)
+    test_resize = [s for s in cfg.test_dataloader.dataset.pipeline if s.type == "Resize"]
+    assert len(test_resize) == 1 and tuple(test_resize[0].scale) == (size, size)
+    train_resize = [s for s in cfg.train_dataloader.dataset.pipeline if "Resize" in s.type]
+    if cfg.multiscale is None:
+        assert [(s.type, tuple(s.scale)) for s in train_resize] == [("Resize", (size, size))]
+    else:  # upstream's ms-2x rows: short edges lo..hi at 800 px, scaled to the profile's size
+        lo, hi = cfg.multiscale
+        assert [(s.type, [tuple(x) for x in s.scale]) for s in train_resize] == [
+            ("RandomResize", [(size, round(size * lo / 800)), (size, round(size * hi / 800))])]
     assert cfg.model.neck.out_channels == cfg.model.bbox_head.feat_channels == prof["model"]["channels"]
     assert cfg.optim_wrapper.optimizer.lr == pytest.approx(prof["batch_size"] / 16 * prof["base_lr"])
-    assert cfg.train_cfg.max_epochs == prof["schedules"][cfg.get("schedule", "1x")]
+    assert cfg.train_cfg.max_epochs == prof["schedules"][cfg.schedule]["epochs"]
+    assert cfg.param_scheduler[1].milestones == prof["schedules"][cfg.schedule]["steps"]
     assert cfg.model.backbone.init_cfg is None  # nothing is downloaded: the profiles train from scratch
     assert Path(cfg.work_dir).parent == tmp_path / "work" / profile / name
 

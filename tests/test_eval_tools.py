@@ -1,5 +1,6 @@
 """`ld eval`, `ld convert` and `ld bench fps` on a tiny generated dataset and an untrained model."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from mmengine.config import Config
 
 import ld  # noqa: F401
 from ld.convert import convert_checkpoint, is_teacher_key
-from ld.engine.evaluate import evaluate_checkpoint, set_nms, voc_detections
+from ld.engine.evaluate import evaluate_checkpoint, set_nms
 from ld.errors import BadFileError, ConfigError
 from ld.models import student_only
 
@@ -39,12 +40,29 @@ def test_voting_nms_is_selectable_at_evaluation(tiny_run, tmp_path):
         set_nms(Config.fromfile(str(run / "config.py")), "soft_nms_please")
 
 
-def test_voc_detections_use_the_inclusive_pixel_convention():
-    gt = {"images": [{"id": 7, "file_name": "val_000000.jpg"}], "categories": [{"id": 1}, {"id": 2}]}
-    dets = voc_detections([{"image_id": 7, "category_id": 2, "bbox": [10, 20, 30, 40], "score": 0.5}], gt,
-                          ["val_000000"], 2)
-    assert dets[0][0].shape == (0, 5)
-    np.testing.assert_allclose(dets[0][1], [[10, 20, 39, 59, 0.5]])
+def perfect_results(ann_file, path):
+    """A detector that returns the ground truth (not the ignored, iscrowd / difficult objects)."""
+    gt = json.loads(ann_file.read_text())
+    records = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+               for a in gt["annotations"] if not a.get("iscrowd")]
+    path.write_text(json.dumps(records))
+    return path
+
+
+def assert_perfect(metrics):
+    assert metrics["coco"]["AP"] == metrics["coco"]["AP50"] == metrics["coco"]["AP75"] == 1.0
+    voc = metrics["voc"]
+    assert voc["mAP50_voc07_11pt"] == voc["mAP50_area"] == voc["AP"] == 1.0
+    assert set(voc["AP_by_iou_voc07_11pt"].values()) == {1.0}  # AP95 included
+
+
+def test_a_perfect_detector_scores_one_at_every_iou_through_ld_eval(tiny_run, tmp_path):
+    from ld.cli import main
+
+    config = tiny_run / "model" / "config.py"
+    results = perfect_results(Path(Config.fromfile(str(config)).test_evaluator.ann_file), tmp_path / "perfect.json")
+    assert main(["eval", str(config), "--results", str(results), "--out", str(tmp_path / "m.json")]) == 0
+    assert_perfect(json.loads((tmp_path / "m.json").read_text()))
 
 
 def _upstream_style_checkpoint(tiny_run, path):

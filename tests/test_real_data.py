@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 
@@ -54,7 +55,7 @@ def _tiny(params, layout: str, root) -> dict:
     """params.yaml with its `layout` profile shrunk to a CPU test: the fixture root, 64 px, 1 epoch."""
     params = copy.deepcopy(params)
     profile = params["profiles"][layout]
-    profile.update(batch_size=2, workers=0, warmup_iters=1, pretrained=False, schedules={"1x": 1, "2x": 1},
+    profile.update(batch_size=2, workers=0, warmup_iters=1, pretrained=False, schedules={"1x": {"epochs": 1, "steps": [1]}, "2x": {"epochs": 1, "steps": [1]}},
                    model={"channels": 64, "stacked_convs": 1, "anchor_scale": 4})
     profile["data"] = {**profile["data"], "root": str(root), "image_size": [64, 48]}
     return params
@@ -123,5 +124,32 @@ def test_a_training_iteration_reads_the_real_layout_in_place(layout, coco_tree, 
     exported = Config.fromfile(str(tmp_path / "model" / "config.py"))
     assert (tmp_path / "model" / "model.pth").is_file() and exported.train_cfg.max_epochs == 1
     log = next((tmp_path / "work").rglob("*.log")).read_text()
-    steps = 1 if layout == "coco" else 2  # COCO train2017: 2 images; VOC07+12 trainval: 4 (batch 2)
-    assert f"Epoch(train) [1][{steps}/{steps}]" in log and "Epoch(val) [1][2/2]" in log  # then evaluation
+    steps = 1 if layout == "coco" else 6  # COCO train2017: 2 images; VOC07+12 trainval: 4, x3 (RepeatDataset), batch 2
+    assert re.search(rf"Epoch\(train\) \[1\]\[\d+/{steps}\]", log) and "Epoch(val) [1][2/2]" in log  # then evaluation
+
+
+def test_a_perfect_detector_scores_one_on_a_vocdevkit_tree_through_ld_eval(voc_tree, params, tmp_path, repo_root):
+    """VOC07 test with a difficult object: the converted annotations and the detections share mmdet's
+    box convention, so returning the ground truth scores 1.0 at every IoU, in VOC and COCO metrics."""
+    from mmengine.config import Config
+
+    from ld.cli import main
+    from ld.profiles import apply_profile
+    from tests.test_eval_tools import assert_perfect, perfect_results
+
+    xml = voc_tree / "VOCdevkit" / "VOC2007" / "Annotations" / "VOC2007_test_2.xml"
+    xml.write_text(xml.read_text().replace("<difficult>0</difficult>", "<difficult>1</difficult>", 1))
+    params = _tiny(params, "voc", voc_tree)
+    prepare_dataset(params["profiles"]["voc"], tmp_path / "data")
+    cfg = Config.fromfile("pipelines/configs/gfl_r18_1x.py")
+    apply_profile(cfg, params["profiles"]["voc"], data_root=tmp_path / "data")
+    (tmp_path / "config.py").write_text(cfg.pretty_text)
+    ann_file = tmp_path / "data" / ANN_FILES["voc"][1]
+    assert sum(a["iscrowd"] for a in json.loads(ann_file.read_text())["annotations"]) == 1
+    results = perfect_results(ann_file, tmp_path / "perfect.json")
+    argv = ["eval", str(tmp_path / "config.py"), "--results", str(results), "--out", str(tmp_path / "m.json"),
+            "--tables", str(tmp_path / "tables")]
+    assert main(argv) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert_perfect(metrics)
+    assert "| dog " in (tmp_path / "tables" / "voc_per_class.md").read_text()

@@ -24,7 +24,7 @@ def setup(tmp_path_factory):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     smoke = params["profiles"]["smoke"]
     params["profiles"]["tiny"] = {**smoke, "data": {**smoke["data"], "image_size": 64},
-                                  "schedules": {"1x": 4}, "batch_size": 4, "warmup_iters": 2}
+                                  "schedules": {"1x": {"epochs": 4, "steps": [2, 3]}}, "batch_size": 4, "warmup_iters": 2}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root
 

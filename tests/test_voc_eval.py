@@ -1,8 +1,8 @@
+"""VOC metrics: known answers, and mmdet's ``eval_map`` on many random cases."""
 import numpy as np
 import pytest
 
-from ld.errors import BadFileError, MissingFileError
-from ld.evaluation.voc import VOC_IOU_NAMES, evaluate_voc, load_voc_annotations, voc_table
+from ld.evaluation.voc import VOC_IOU_NAMES, VOC_IOU_THRS, evaluate_voc, voc_inputs, voc_table
 
 CLASSES = ["cat", "dog"]
 
@@ -115,33 +115,85 @@ def test_difficult_objects_are_neither_tp_nor_fn():
     assert res["per_class"][0]["recall"] == 0.5 and res["mAP50_area"] == 0.5
 
 
-def test_matches_mmdet_eval_map():
+def test_recall_landing_on_an_11_point_threshold_counts_as_mmdet_counts_it():
+    """5 ground truths, detections ranked TP TP TP FP TP TP: recall 3/5 is 0.6 in float64, just below
+    np.arange's 0.6000000000000001, so the threshold 0.6 takes the precision 5/6 of recall 1.0, not 1.0
+    (mmdet: (6 * 1 + 5 * 5/6) / 11 = 0.924242; a float32 recall would give 0.939394)."""
+    boxes = [[10.0 * k, 0, 10.0 * k + 8, 8] for k in range(5)]
+    gt = [_gt(boxes, [0] * 5)]
+    ranked = [boxes[0], boxes[1], boxes[2], [200, 200, 208, 208], boxes[3], boxes[4]]
+    dets = [_dets({0: [[*b, 1.0 - 0.1 * i] for i, b in enumerate(ranked)]})]
+    res = evaluate_voc(gt, dets, CLASSES)
+    assert res["mAP50_voc07_11pt"] == pytest.approx((6 + 5 * 5 / 6) / 11, abs=1e-6) == 0.924242
+    assert res["mAP50_area"] == pytest.approx(0.6 * 1 + 0.4 * 5 / 6, abs=1e-6)  # the precision envelope
+
+
+def _random_case(rng, num_classes=3):
+    """Images with 0-6 objects (some difficult), each found with probability 0.8 at a jitter of 0, 1
+    or 4 px, plus up to 2 false positives per class; scores from a few values (ties); some images
+    without ground truth or detections. Counts of 5 make recalls land on the 11-point thresholds."""
+    gt, dets = [], []
+    for _ in range(int(rng.integers(1, 7))):
+        n = int(rng.choice([0, 1, 5, 5, 6]))
+        xy = rng.uniform(0, 80, (n, 2))
+        boxes = np.hstack([xy, xy + rng.uniform(4, 30, (n, 2))]).round(int(rng.integers(0, 3)))
+        labels = rng.integers(0, num_classes, n)
+        difficult = rng.uniform(size=n) < 0.2
+        gt.append(_gt(boxes[~difficult], labels[~difficult], boxes[difficult], labels[difficult]))
+        img = []
+        for c in range(num_classes):
+            own = boxes[(labels == c) & (rng.uniform(size=n) < 0.8)]
+            own = own + rng.normal(0, rng.choice([0.0, 1.0, 4.0]), own.shape)
+            noise = np.hstack([rng.uniform(0, 80, (2, 2)), rng.uniform(85, 110, (2, 2))])[:int(rng.integers(0, 3))]
+            cls = np.vstack([own, noise])
+            scores = rng.choice([0.3, 0.5, 0.5, 0.9], (len(cls), 1))
+            img.append(np.hstack([cls, scores]).astype(np.float32))
+        dets.append(img)
+    return gt, dets
+
+
+@pytest.mark.parametrize("legacy", [True, False])
+def test_equals_mmdet_eval_map_at_every_iou_on_random_cases(legacy):
+    """Every number against mmdet's eval_map itself, called as mmdet's VOCMetric calls it."""
     from mmdet.evaluation.functional import eval_map
 
-    rng = np.random.default_rng(0)
-    gt, dets = [], []
-    for _ in range(3):
-        xy = rng.uniform(0, 80, (6, 2))
-        boxes = np.hstack([xy, xy + rng.uniform(8, 30, (6, 2))]).astype(np.float32)
-        labels = rng.integers(0, 3, 6)
-        gt.append(_gt(boxes[:5], labels[:5], boxes[5:], labels[5:]))
-        img = []
-        for c in range(3):
-            own = boxes[labels == c] + rng.normal(0, 3, (int((labels == c).sum()), 4))
-            noise = np.hstack([rng.uniform(0, 80, (2, 2)), rng.uniform(90, 110, (2, 2))])
-            cls = np.vstack([own, noise]).astype(np.float32)
-            img.append(np.hstack([cls, rng.uniform(0, 1, (len(cls), 1))]).astype(np.float32))
-        dets.append(img)
-    res = evaluate_voc(gt, dets, ["a", "b", "c"])
-    for key, thr, mode in (("mAP50_voc07_11pt", 0.5, "11points"), ("mAP50_area", 0.5, "area")):
-        expected, per_class = eval_map(dets, gt, iou_thr=thr, eval_mode=mode, use_legacy_coordinate=True,
-                                       logger="silent", nproc=1)
-        assert res[key] == pytest.approx(expected, abs=1e-6)
-    assert [r["ap"] for r in res["per_class"]] != [0.0, 0.0, 0.0]
-    assert [r["gts"] for r in res["per_class"]] == [int(r["num_gts"]) for r in per_class]
-    expected75, _ = eval_map(dets, gt, iou_thr=0.75, eval_mode="11points", use_legacy_coordinate=True,
-                             logger="silent", nproc=1)
-    assert res["AP75"] == pytest.approx(expected75, abs=1e-6)
+    rng = np.random.default_rng(7)
+    checked_nonzero = 0
+    for _ in range(25):
+        gt, dets = _random_case(rng)
+        res = evaluate_voc(gt, dets, ["a", "b", "c"], use_legacy_coordinate=legacy, nproc=1)
+        for name, thr in zip(VOC_IOU_NAMES, VOC_IOU_THRS):
+            expected, per_class = eval_map(dets, gt, iou_thr=thr, eval_mode="11points", logger="silent",
+                                           use_legacy_coordinate=legacy, nproc=1)
+            assert res["AP_by_iou_voc07_11pt"][name] == round(expected, 6)
+            if thr == 0.5:
+                assert [r["ap"] for r in res["per_class"]] == [round(float(r["ap"]), 6) for r in per_class]
+                assert [r["gts"] for r in res["per_class"]] == [int(r["num_gts"]) for r in per_class]
+                assert [r["dets"] for r in res["per_class"]] == [int(r["num_dets"]) for r in per_class]
+        area, _ = eval_map(dets, gt, iou_thr=0.5, eval_mode="area", logger="silent",
+                           use_legacy_coordinate=legacy, nproc=1)
+        assert res["mAP50_area"] == round(area, 6)
+        assert res["AP"] == pytest.approx(np.mean(list(res["AP_by_iou_voc07_11pt"].values())), abs=1e-6)
+        checked_nonzero += 0 < res["AP"] < 1
+    assert checked_nonzero >= 10  # the cases are not all trivial
+
+
+def test_voc_inputs_convert_coco_ground_truth_and_results_alike():
+    coco = {"images": [{"id": 7, "file_name": "a.jpg"}, {"id": 3, "file_name": "b.jpg"}],
+            "categories": [{"id": 5, "name": "dog"}, {"id": 2, "name": "cat"}],
+            "annotations": [{"id": 1, "image_id": 3, "category_id": 5, "bbox": [10, 20, 30, 40], "iscrowd": 0},
+                            {"id": 2, "image_id": 3, "category_id": 2, "bbox": [1, 2, 3, 4], "iscrowd": 1}]}
+    records = [{"image_id": 3, "category_id": 5, "bbox": [10, 20, 30, 40], "score": 0.5}]
+    gt, dets, names = voc_inputs(coco, records)
+    assert names == ["cat", "dog"]  # category-id order
+    assert gt[0]["bboxes"].shape == (0, 4) and dets[0][0].shape == dets[0][1].shape == (0, 5)
+    np.testing.assert_array_equal(gt[1]["bboxes"], [[10, 20, 40, 60]])
+    np.testing.assert_array_equal(gt[1]["labels"], [1])
+    np.testing.assert_array_equal(gt[1]["bboxes_ignore"], [[1, 2, 4, 6]])  # iscrowd (VOC difficult): ignored
+    np.testing.assert_array_equal(gt[1]["labels_ignore"], [0])
+    np.testing.assert_allclose(dets[1][1], [[10, 20, 40, 60, 0.5]])
+    res = evaluate_voc(gt, dets, names)
+    assert res["AP"] == 1.0 and [r["gts"] for r in res["per_class"]] == [0, 1]
 
 
 def test_voc_table_has_class_rows_and_map_row(two_images):
@@ -162,78 +214,3 @@ def test_inconsistent_inputs_are_rejected(two_images):
         evaluate_voc([_gt([[0, 0, 1, 1]], [2])], [_dets({})], CLASSES)
 
 
-# --- load_voc_annotations ----------------------------------------------------------------------
-
-def _xml(objects):
-    parts = ["<annotation><filename>x.jpg</filename><size><width>120</width><height>100</height></size>"]
-    for name, box, difficult in objects:
-        diff = "" if difficult is None else f"<difficult>{difficult}</difficult>"
-        coords = "".join(f"<{t}>{v}</{t}>" for t, v in zip(("xmin", "ymin", "xmax", "ymax"), box))
-        parts.append(f"<object><name>{name}</name><pose>Unspecified</pose>{diff}<bndbox>{coords}</bndbox></object>")
-    return "".join(parts) + "</annotation>\n"
-
-
-@pytest.fixture
-def voc_root(tmp_path):
-    (tmp_path / "ImageSets" / "Main").mkdir(parents=True)
-    (tmp_path / "Annotations").mkdir()
-    (tmp_path / "ImageSets" / "Main" / "val.txt").write_text("000001\n000002\n\n")
-    (tmp_path / "Annotations" / "000001.xml").write_text(
-        _xml([("cat", (11, 21, 50, 60), 0), ("dog", (5, 5, 15, 16), 1)]))
-    (tmp_path / "Annotations" / "000002.xml").write_text(
-        _xml([("dog", (1, 1, 100, 80), None), ("cat", (30, 40, 70, 90), 0)]))
-    return tmp_path
-
-
-def test_load_voc_annotations_reads_boxes_labels_and_difficult(voc_root):
-    first, second = load_voc_annotations(voc_root, "val", CLASSES, minus_one=False)
-    np.testing.assert_array_equal(first["bboxes"], [[11, 21, 50, 60]])
-    np.testing.assert_array_equal(first["labels"], [0])
-    np.testing.assert_array_equal(first["bboxes_ignore"], [[5, 5, 15, 16]])
-    np.testing.assert_array_equal(first["labels_ignore"], [1])
-    np.testing.assert_array_equal(second["bboxes"], [[1, 1, 100, 80], [30, 40, 70, 90]])
-    np.testing.assert_array_equal(second["labels"], [1, 0])
-    assert second["bboxes_ignore"].shape == (0, 4) and second["labels_ignore"].shape == (0,)
-    assert first["bboxes"].dtype == np.float32 and first["labels"].dtype == np.int64
-
-
-def test_load_voc_annotations_subtracts_one_like_mmdet_by_default(voc_root):
-    first, second = load_voc_annotations(voc_root, "val", CLASSES)
-    np.testing.assert_array_equal(first["bboxes"], [[10, 20, 49, 59]])
-    np.testing.assert_array_equal(first["bboxes_ignore"], [[4, 4, 14, 15]])
-    np.testing.assert_array_equal(second["bboxes"], [[0, 0, 99, 79], [29, 39, 69, 89]])
-
-
-def test_loaded_ground_truth_evaluates(voc_root):
-    gt = load_voc_annotations(voc_root, "val", CLASSES)
-    res = evaluate_voc(gt, _perfect(gt), CLASSES)
-    assert res["AP"] == 1.0
-    assert [r["gts"] for r in res["per_class"]] == [2, 1]  # the difficult dog is not counted
-
-
-def test_unknown_class_names_the_file(voc_root):
-    (voc_root / "Annotations" / "000002.xml").write_text(_xml([("horse", (1, 1, 10, 10), 0)]))
-    with pytest.raises(BadFileError, match=r"000002\.xml: object 0 has class 'horse'"):
-        load_voc_annotations(voc_root, "val", CLASSES)
-
-
-def test_missing_xml_names_the_file(voc_root):
-    (voc_root / "Annotations" / "000002.xml").unlink()
-    with pytest.raises(MissingFileError, match=r"Annotations/000002\.xml does not exist.*val\.txt"):
-        load_voc_annotations(voc_root, "val", CLASSES)
-
-
-def test_missing_split_file_names_the_file(voc_root):
-    with pytest.raises(MissingFileError, match=r"ImageSets/Main/test\.txt does not exist"):
-        load_voc_annotations(voc_root, "test", CLASSES)
-
-
-@pytest.mark.parametrize("text,message", [
-    ("<annotation><object>", r"000001\.xml is not valid XML"),
-    (_xml([("cat", ("a", 1, 10, 10), 0)]), r"000001\.xml: object 0 has no numeric <bndbox><xmin>"),
-    ("<annotation><object><name>cat</name></object></annotation>", r"000001\.xml: object 0 \(cat\) has no <bndbox>"),
-])
-def test_malformed_xml_names_the_file(voc_root, text, message):
-    (voc_root / "Annotations" / "000001.xml").write_text(text)
-    with pytest.raises(BadFileError, match=message):
-        load_voc_annotations(voc_root, "val", CLASSES)

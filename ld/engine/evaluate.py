@@ -1,5 +1,5 @@
 """Evaluate an exported model (or a results file): inference on the test split, COCO metrics, and VOC
-metrics where the dataset also has a VOC tree.
+metrics (mmdet's ``eval_map``) where the profile asks for them.
 
 A distillation run is evaluated as the student alone: its config is turned into the plain student
 detector, so the teacher is neither built nor loaded (LD costs nothing at inference).
@@ -12,11 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ld.errors import ConfigError, MissingFileError
 from ld.evaluation.coco import evaluate_coco, load_results
-from ld.evaluation.voc import evaluate_voc, load_voc_annotations, voc_table
+from ld.evaluation.voc import evaluate_voc, voc_inputs, voc_table
 from ld.io import atomic_write_json
 from ld.models.distiller import student_only
 from ld.tables import write_frame
@@ -57,38 +55,16 @@ def predict_coco(cfg, checkpoint: str | Path, out_prefix: str | Path) -> Path:
     return Path(f"{out_prefix}.bbox.json")
 
 
-def voc_detections(records: list[dict[str, Any]], coco_gt: dict[str, Any], voc_ids: list[str],
-                   num_classes: int) -> list[list[np.ndarray]]:
-    """COCO result records -> per image (in ``voc_ids`` order), per class ``(D, 5)`` xyxy + score arrays.
-
-    Boxes are moved to VOC's inclusive pixel convention (``x2 - 1``, ``y2 - 1``), the convention of
-    the ground truth that :func:`ld.evaluation.voc.load_voc_annotations` reads.
-    """
-    image_of_id = {img["id"]: Path(img["file_name"]).stem for img in coco_gt["images"]}
-    class_of_cat = {cat["id"]: i for i, cat in enumerate(sorted(coco_gt["categories"], key=lambda c: c["id"]))}
-    per_image: dict[str, list[list[list[float]]]] = {vid: [[] for _ in range(num_classes)] for vid in voc_ids}
-    for r in records:
-        x, y, w, h = r["bbox"]
-        per_image[image_of_id[r["image_id"]]][class_of_cat[r["category_id"]]].append(
-            [x, y, x + w - 1, y + h - 1, r["score"]])
-    return [[np.asarray(c, dtype=np.float32).reshape(-1, 5) for c in per_image[vid]] for vid in voc_ids]
-
-
 def evaluate_results(cfg, results: str | Path | list[dict[str, Any]], tables_dir: str | Path | None = None
                      ) -> dict[str, Any]:
-    """COCO metrics of a results file against the config's test annotations, and VOC metrics when
-    the dataset root also holds a VOC tree (``Annotations/``, ``ImageSets/Main/<split>.txt``)."""
+    """COCO metrics of a results file against the config's test annotations, and VOC metrics of the
+    same detections against the same annotations when the config asks for them (``voc_metrics``: the
+    ``voc`` and embedded-dataset profiles set it)."""
     ann_file = Path(cfg.test_evaluator.ann_file)
     records = load_results(results)
     metrics: dict[str, Any] = {"coco": evaluate_coco(ann_file, records)}
-    root = Path(cfg.test_dataloader.dataset.data_root)
-    split = Path(cfg.test_dataloader.dataset.ann_file).stem.removeprefix("instances_")
-    if (root / "ImageSets" / "Main" / f"{split}.txt").is_file():
-        classes = list(cfg.test_dataloader.dataset.metainfo.classes)
-        gt = load_voc_annotations(root, split, classes)
-        voc_ids = (root / "ImageSets" / "Main" / f"{split}.txt").read_text().split()
-        voc = evaluate_voc(gt, voc_detections(records, json.loads(ann_file.read_text()), voc_ids, len(classes)),
-                           classes)
+    if cfg.get("voc_metrics", False):
+        voc = evaluate_voc(*voc_inputs(json.loads(ann_file.read_text()), records))
         if tables_dir is not None:
             write_frame(voc_table(voc), Path(tables_dir) / "voc_per_class")
         metrics["voc"] = {k: v for k, v in voc.items() if k != "per_class"}
@@ -124,5 +100,9 @@ def evaluate_checkpoint(config: str | Path, checkpoint: str | Path | None, out_j
             if results_out is not None:
                 Path(results_out).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(dets, results_out)
+    source = Path(config).parent / "source.json"  # an imported teacher: what its publisher reports, in %
+    published = json.loads(source.read_text()).get("published") if source.is_file() else None
+    if published:
+        metrics["published"] = published
     atomic_write_json(out_json, metrics)
     return metrics

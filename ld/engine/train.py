@@ -20,7 +20,7 @@ from ld.checkpoint import file_digest, load_checkpoint, save_weights
 from ld.errors import ConfigError, MissingFileError
 from ld.io import atomic_write_bytes
 from ld.models.distiller import DISTILLERS, LocalizationDistiller
-from ld.profiles import apply_profile, get_profile
+from ld.profiles import apply_profile, get_profile, train_pipeline
 from ld.teacher_cache import fingerprint_digest
 
 
@@ -101,7 +101,7 @@ def build_train_config(
         if (params.get("ld") or {}).get("teacher_cache", False):
             # offline LD: soft targets in a folder named after what they depend on, so a retrained teacher
             # or another augmentation gets a cache of its own
-            pipeline = list(cfg.train_dataloader.dataset.pipeline)
+            pipeline = train_pipeline(cfg)
             fingerprint = LocalizationDistiller.cache_fingerprint(teacher_dir / "model.pth", cfg.model.bbox_head,
                                                                   pipeline)
             cfg.model.teacher_cache = dict(

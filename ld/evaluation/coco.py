@@ -31,12 +31,23 @@ def load_results(results: str | Path | list[dict[str, Any]]) -> list[dict[str, A
 COCO_BACKENDS = ("pycocotools", "faster_coco_eval")
 
 
+def _no_detections(gt, coco_class):
+    """An empty result set over ``gt``'s images (``loadRes`` refuses an empty list): evaluated like
+    any other, so AP is 0 where there is ground truth and -1 where a size range has none."""
+    dt = coco_class()
+    dt.dataset = {"images": list(gt.dataset["images"]), "categories": list(gt.dataset["categories"]),
+                  "annotations": []}
+    dt.createIndex()
+    return dt
+
+
 def evaluate_coco(gt_json: str | Path, results: str | Path | list[dict[str, Any]],
                   backend: str = "pycocotools") -> dict[str, float]:
     """COCO bbox metrics of ``results`` (a results file or its records) against ``gt_json``.
 
     Returns ``{AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100}``, each in [0, 1]. pycocotools marks
-    a size range with no ground truth as -1; that is reported as -1, not hidden. ``backend``
+    a size range with no ground truth as -1; that is reported as -1, not hidden, with or without
+    detections. ``backend``
     'faster_coco_eval' computes the same metrics with faster-coco-eval's C++ COCOeval (the benchmark
     compares the two); the tables use pycocotools, the reference implementation.
     """
@@ -52,14 +63,12 @@ def evaluate_coco(gt_json: str | Path, results: str | Path | list[dict[str, Any]
     records = load_results(results)
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(gt_json))
-    if not records:
-        return {name: 0.0 for name in COCO_METRICS}
     unknown = {r["image_id"] for r in records} - set(gt.getImgIds())
     if unknown:
         raise BadFileError(f"detections refer to image ids not in {gt_json}: {sorted(unknown)[:5]}")
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
-        dt = gt.loadRes(records)
+        dt = gt.loadRes(records) if records else _no_detections(gt, COCO)
         ev = COCOeval(gt, dt, iouType="bbox")
         ev.evaluate()
         ev.accumulate()

@@ -1,23 +1,20 @@
-"""PASCAL VOC box metrics, computed the way mmdet's ``VOCMetric``/``eval_map`` computes them.
+"""PASCAL VOC box metrics, computed by mmdet's own ``eval_map``.
 
-Matching (``tpfp_default``) and the AP integrals (``average_precision``) are mmdet's own functions,
-so the numbers are mmdet's; the per-class loop is done here, once per IoU threshold, so one matching
-gives both the VOC2007 11-point AP and the VOC2010+ area AP, and no process pool is started.
+The numbers are mmdet's (``mmdet.evaluation.functional.eval_map``: its matching, its float64 recall,
+its 11-point and area integrals, its mean over the classes that have ground truth). What this module
+adds is what ``eval_map`` lacks: the LD paper's VOC "AP" (the mean of the 11-point mAP at IoU 0.50,
+0.55, ..., 0.95), a per-class table, and the conversion of COCO ground truth and COCO results (what
+the pipeline trains on and predicts) into ``eval_map``'s inputs.
 
 Every metric is named after what it is: ``mAP50_voc07_11pt`` (VOC2007 metric), ``mAP50_area``
-(VOC2010+ metric) and, as in the LD paper's VOC tables, ``AP`` = mean of the 11-point mAP at IoU
-0.50, 0.55, ..., 0.95 (``AP_by_iou_voc07_11pt``), with ``AP50``/``AP75`` taken from that list.
+(VOC2010+ metric), ``AP_by_iou_voc07_11pt`` and ``AP`` (their mean), ``AP50`` / ``AP75`` from it.
 """
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from ld.errors import BadFileError, MissingFileError
 
 # IoU thresholds of the LD paper's VOC "AP": 0.50, 0.55, ..., 0.95, and their names AP50 ... AP95.
 VOC_IOU_THRS: tuple[float, ...] = tuple(round(0.5 + 0.05 * k, 2) for k in range(10))
@@ -40,6 +37,8 @@ def _check_inputs(gt: list[dict], dets: list[list[np.ndarray]], num_classes: int
     """Validated copies: float32 boxes of shape (N, 4) / (D, 5), int64 labels in [0, num_classes)."""
     if len(gt) != len(dets):
         raise ValueError(f"gt has {len(gt)} images but dets has {len(dets)}; they must be in the same order")
+    if not gt:
+        raise ValueError("no images to evaluate")
     anns, results = [], []
     for i, (ann, img_dets) in enumerate(zip(gt, dets)):
         clean: dict[str, np.ndarray] = {}
@@ -60,39 +59,16 @@ def _check_inputs(gt: list[dict], dets: list[list[np.ndarray]], num_classes: int
     return anns, results
 
 
-def _class_pr(cls_dets: list[np.ndarray], cls_gts: list[np.ndarray], cls_ignore: list[np.ndarray],
-              iou_thr: float, use_legacy_coordinate: bool) -> tuple[int, int, np.ndarray, np.ndarray]:
-    """(num_gts, num_dets, recall (D,), precision (D,)) of one class over all images, as eval_map does.
+def _eval_map(results, anns, iou_thr: float, eval_mode: str, use_legacy_coordinate: bool, nproc: int):
+    from mmdet.evaluation.functional import eval_map
 
-    Detections matched to an ignored (difficult) gt are neither TP nor FP; ignored gts are not counted.
-    """
-    from mmdet.evaluation.functional.mean_ap import tpfp_default
-
-    tps, fps = [], []
-    for d, g, ig in zip(cls_dets, cls_gts, cls_ignore):
-        tp, fp = tpfp_default(d, g, ig, iou_thr, None, use_legacy_coordinate)
-        tps.append(tp[0])
-        fps.append(fp[0])
-    num_gts = int(sum(g.shape[0] for g in cls_gts))
-    all_dets = np.vstack(cls_dets) if cls_dets else np.empty((0, 5), dtype=np.float32)
-    order = np.argsort(-all_dets[:, -1])
-    tp = np.cumsum(np.concatenate(tps)[order]) if tps else np.empty(0)
-    fp = np.cumsum(np.concatenate(fps)[order]) if fps else np.empty(0)
-    eps = np.finfo(np.float32).eps
-    recall = tp / max(num_gts, eps)
-    precision = tp / np.maximum(tp + fp, eps)
-    return num_gts, int(all_dets.shape[0]), recall, precision
-
-
-def _mean_over_classes_with_gts(aps: list[float], num_gts: list[int]) -> float:
-    """mmdet's mAP: the mean AP of the classes that have ground truth (0.0 if none has)."""
-    kept = [ap for ap, n in zip(aps, num_gts) if n > 0]
-    return float(np.mean(kept)) if kept else 0.0
+    return eval_map(results, anns, iou_thr=iou_thr, eval_mode=eval_mode, use_legacy_coordinate=use_legacy_coordinate,
+                    logger="silent", nproc=nproc)
 
 
 def evaluate_voc(gt: list[dict], dets: list[list[np.ndarray]], class_names: list[str],
-                 use_legacy_coordinate: bool = True) -> dict[str, Any]:
-    """VOC box metrics of ``dets`` against ``gt``.
+                 use_legacy_coordinate: bool = True, nproc: int = 2) -> dict[str, Any]:
+    """VOC box metrics of ``dets`` against ``gt``, by mmdet's ``eval_map``.
 
     Args:
         gt: one dict per image: ``bboxes`` (G, 4) xyxy, ``labels`` (G,) class indices, optionally
@@ -101,8 +77,9 @@ def evaluate_voc(gt: list[dict], dets: list[list[np.ndarray]], class_names: list
         dets: ``dets[i][c]`` is a (D, 5) array ``x1, y1, x2, y2, score`` of class ``c`` in image ``i``
             (the format of mmdet's ``eval_map``); an empty array, or shape (0, 5), for none.
         class_names: the C class names; ``len(class_names)`` is the number of classes.
-        use_legacy_coordinate: widths and heights as ``x2 - x1 + 1`` (VOC's inclusive pixel boxes,
-            what mmdet's VOCMetric uses); False for ``x2 - x1``.
+        use_legacy_coordinate: widths and heights as ``x2 - x1 + 1`` (what mmdet's ``VOCMetric``
+            passes for VOC); False for ``x2 - x1``.
+        nproc: processes of ``eval_map``'s matching pool.
 
     Returns:
         ``per_class``: rows ``{class, gts, dets, recall, ap}`` at IoU 0.5, ``ap`` the VOC2007
@@ -113,39 +90,22 @@ def evaluate_voc(gt: list[dict], dets: list[list[np.ndarray]], class_names: list
         ``AP_by_iou_voc07_11pt``: ``{"AP50": ..., "AP55": ..., ..., "AP95"}``, the 11-point mAP at
         each IoU threshold.
         ``AP``: mean of ``AP_by_iou_voc07_11pt`` (the LD paper's VOC "AP"); ``AP50``, ``AP75`` from it.
-        Values are floats in [0, 1]. Means are over the classes with ground truth, as in mmdet; a
-        class without ground truth still has its row, with ap 0.
+        Values are floats in [0, 1], rounded to 6 decimals. Means are over the classes with ground
+        truth, as in mmdet; a class without ground truth still has its row.
     """
-    from mmdet.evaluation.functional.mean_ap import average_precision
-
-    num_classes = len(class_names)
-    anns, results = _check_inputs(gt, dets, num_classes)
-    per_class: list[dict[str, Any]] = []
+    anns, results = _check_inputs(gt, dets, len(class_names))
     by_iou: dict[str, float] = {}
-    map50_area = 0.0
     for name, iou_thr in zip(VOC_IOU_NAMES, VOC_IOU_THRS):
-        aps_11pt, aps_area, gts_per_class = [], [], []
-        for c in range(num_classes):
-            cls_dets = [img[c] for img in results]
-            cls_gts = [a["bboxes"][a["labels"] == c] for a in anns]
-            cls_ignore = [a["bboxes_ignore"][a["labels_ignore"] == c] for a in anns]
-            num_gts, num_dets, recall, precision = _class_pr(cls_dets, cls_gts, cls_ignore, iou_thr,
-                                                             use_legacy_coordinate)
-            ap_11pt = float(average_precision(recall, precision, "11points"))
-            aps_11pt.append(ap_11pt)
-            gts_per_class.append(num_gts)
-            if iou_thr == 0.5:
-                aps_area.append(float(average_precision(recall, precision, "area")))
-                per_class.append({"class": class_names[c], "gts": num_gts, "dets": num_dets,
-                                  "recall": round(float(recall[-1]) if recall.size else 0.0, 6),
-                                  "ap": round(ap_11pt, 6)})
-        by_iou[name] = _mean_over_classes_with_gts(aps_11pt, gts_per_class)
+        by_iou[name], per_class_results = _eval_map(results, anns, iou_thr, "11points", use_legacy_coordinate, nproc)
         if iou_thr == 0.5:
-            map50_area = _mean_over_classes_with_gts(aps_area, gts_per_class)
+            per_class = [{"class": cls, "gts": int(r["num_gts"]), "dets": int(r["num_dets"]),
+                          "recall": round(float(r["recall"][-1]) if r["recall"].size else 0.0, 6),
+                          "ap": round(float(r["ap"]), 6)} for cls, r in zip(class_names, per_class_results)]
+    map50_area, _ = _eval_map(results, anns, 0.5, "area", use_legacy_coordinate, nproc)
     return {
         "per_class": per_class,
         "mAP50_voc07_11pt": round(by_iou["AP50"], 6),
-        "mAP50_area": round(map50_area, 6),
+        "mAP50_area": round(float(map50_area), 6),
         "AP_by_iou_voc07_11pt": {k: round(v, 6) for k, v in by_iou.items()},
         "AP": round(float(np.mean(list(by_iou.values()))), 6),
         "AP50": round(by_iou["AP50"], 6),
@@ -162,81 +122,43 @@ def voc_table(result: dict[str, Any]) -> pd.DataFrame:
     return df.astype({"gts": "Int64", "dets": "Int64", "recall": "Float64", "ap": "float64"})
 
 
-def _coord(bndbox: ET.Element, tag: str, xml_path: Path, index: int) -> float:
-    text = bndbox.findtext(tag)
-    try:
-        return float(text)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise BadFileError(f"{xml_path}: object {index} has no numeric <bndbox><{tag}> (got {text!r}); "
-                           "fix or regenerate the annotation") from None
+def _xyxy(bbox: list[float]) -> list[float]:
+    """COCO ``[x, y, w, h]`` -> ``[x, y, x + w, y + h]``: the box in the coordinates the model was
+    trained on and predicts in (for VOC, mmdet's: the 1-based pixel indices minus one, see
+    :func:`ld.data.prepare.voc_to_coco`), for ground truth and detections alike."""
+    x, y, w, h = bbox
+    return [x, y, x + w, y + h]
 
 
-def _parse_xml(xml_path: Path, class_index: dict[str, int], minus_one: bool) -> dict[str, np.ndarray]:
-    try:
-        root = ET.parse(xml_path).getroot()
-    except ET.ParseError as err:
-        raise BadFileError(f"{xml_path} is not valid XML ({err}); fix or regenerate the annotation") from err
-    boxes: dict[bool, list[list[float]]] = {False: [], True: []}
-    labels: dict[bool, list[int]] = {False: [], True: []}
-    for index, obj in enumerate(root.findall("object")):
-        name = (obj.findtext("name") or "").strip()
-        if not name:
-            raise BadFileError(f"{xml_path}: object {index} has no <name>; fix or regenerate the annotation")
-        if name not in class_index:
-            raise BadFileError(f"{xml_path}: object {index} has class {name!r}, which is not one of "
-                               f"{list(class_index)}; pass class_names that include it or fix the file")
-        difficult_text = (obj.findtext("difficult") or "0").strip()
-        if difficult_text not in ("0", "1"):
-            raise BadFileError(f"{xml_path}: object {index} has <difficult>{difficult_text}</difficult>; "
-                               "it must be 0 or 1")
-        bndbox = obj.find("bndbox")
-        if bndbox is None:
-            raise BadFileError(f"{xml_path}: object {index} ({name}) has no <bndbox>; fix or regenerate the "
-                               "annotation")
-        box = [_coord(bndbox, tag, xml_path, index) for tag in ("xmin", "ymin", "xmax", "ymax")]
-        if minus_one:
-            box = [v - 1.0 for v in box]
-        difficult = difficult_text == "1"
-        boxes[difficult].append(box)
-        labels[difficult].append(class_index[name])
+def voc_inputs(coco_gt: dict[str, Any], records: list[dict[str, Any]]
+               ) -> tuple[list[dict[str, np.ndarray]], list[list[np.ndarray]], list[str]]:
+    """``eval_map``'s inputs from a COCO ground-truth dict and COCO result records.
 
-    def arrays(difficult: bool) -> tuple[np.ndarray, np.ndarray]:
-        return (np.array(boxes[difficult], dtype=np.float32).reshape(-1, 4),
-                np.array(labels[difficult], dtype=np.int64))
+    Images in ``coco_gt['images']`` order; classes in category-id order. Ground truth marked
+    ``iscrowd`` (VOC's *difficult* objects, as :func:`ld.data.prepare.voc_to_coco` writes them) goes to
+    ``bboxes_ignore``. Both sides are converted by the same rule, so a detector that returns the
+    ground truth scores 1.0 at every IoU.
 
-    bboxes, labels_ = arrays(False)
-    bboxes_ignore, labels_ignore = arrays(True)
-    return {"bboxes": bboxes, "labels": labels_, "bboxes_ignore": bboxes_ignore, "labels_ignore": labels_ignore}
-
-
-def load_voc_annotations(root: str | Path, split: str, class_names: list[str],
-                         minus_one: bool = True) -> list[dict[str, np.ndarray]]:
-    """Ground truth of a VOC tree, in the order of ``root/ImageSets/Main/{split}.txt``.
-
-    Each image's ``root/Annotations/<id>.xml`` gives ``{bboxes (G, 4) float32 xyxy, labels (G,) int64,
-    bboxes_ignore (Gi, 4), labels_ignore (Gi,)}``, the ``_ignore`` pair holding the objects marked
-    ``<difficult>1</difficult>``; labels index ``class_names``. The input of :func:`evaluate_voc`.
-
-    ``minus_one`` subtracts 1 from every bndbox coordinate, turning VOC's 1-based inclusive pixel
-    indices into the 0-based ones mmdet's VOC dataset loads (and so trains and predicts in);
-    False keeps the file's 1-based values. mmdet also truncates to int; here the values stay float
-    (identical for VOC's integer boxes).
-
-    Raises MissingFileError for a missing split file or xml, BadFileError for an xml that does not
-    parse, an object of a class not in ``class_names``, or a missing/non-numeric box.
+    Returns:
+        ``(gt, dets, class_names)`` as :func:`evaluate_voc` takes them.
     """
-    root = Path(root)
-    split_file = root / "ImageSets" / "Main" / f"{split}.txt"
-    if not split_file.is_file():
-        raise MissingFileError(f"{split_file} does not exist; expected a VOC tree under {root} with a "
-                               f"'{split}' image list (one image id per line)")
-    ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
-    class_index = {name: i for i, name in enumerate(class_names)}
-    annotations = []
-    for image_id in ids:
-        xml_path = root / "Annotations" / f"{image_id}.xml"
-        if not xml_path.is_file():
-            raise MissingFileError(f"{xml_path} does not exist but image '{image_id}' is listed in "
-                                   f"{split_file}; add the annotation or remove the id from the list")
-        annotations.append(_parse_xml(xml_path, class_index, minus_one))
-    return annotations
+    categories = sorted(coco_gt["categories"], key=lambda c: c["id"])
+    class_of_cat = {cat["id"]: i for i, cat in enumerate(categories)}
+    index_of_image = {img["id"]: i for i, img in enumerate(coco_gt["images"])}
+    num_images, num_classes = len(index_of_image), len(categories)
+    boxes: list[dict[bool, list]] = [{False: [], True: []} for _ in range(num_images)]
+    labels: list[dict[bool, list]] = [{False: [], True: []} for _ in range(num_images)]
+    for ann in coco_gt["annotations"]:
+        i, ignore = index_of_image[ann["image_id"]], bool(ann.get("iscrowd", 0))
+        boxes[i][ignore].append(_xyxy(ann["bbox"]))
+        labels[i][ignore].append(class_of_cat[ann["category_id"]])
+    gt = [{"bboxes": np.array(b[False], dtype=np.float32).reshape(-1, 4),
+           "labels": np.array(lab[False], dtype=np.int64),
+           "bboxes_ignore": np.array(b[True], dtype=np.float32).reshape(-1, 4),
+           "labels_ignore": np.array(lab[True], dtype=np.int64)} for b, lab in zip(boxes, labels)]
+    per_image: list[list[list]] = [[[] for _ in range(num_classes)] for _ in range(num_images)]
+    for r in records:
+        per_image[index_of_image[r["image_id"]]][class_of_cat[r["category_id"]]].append(
+            [*_xyxy(r["bbox"]), r["score"]])
+    dets = [[np.array(c, dtype=np.float32).reshape(-1, 5) for c in img] for img in per_image]
+    return gt, dets, [c["name"] for c in categories]

@@ -17,6 +17,7 @@ Normalisation (``normalize``), logged at construction:
 - ``'upstream'`` (paper fidelity): main LD is ``sum(weight * KL) / 4`` over all positives of the batch,
   never divided by their number (so it grows with images per GPU); VLR LD ``sum(IoU * KL) / 16``; KD the
   mean over each level's positives, summed over levels.
+  The box (GIoU) and DFL losses are divided by upstream's normaliser too (:func:`upstream_box_rescale`).
 - ``'per_positive'``: each term divided by its number of locations (x4 edges for LD), averaged over
   GPUs and clamped to at least 1, so its size does not depend on the batch layout.
 """
@@ -68,6 +69,18 @@ def _flatten_levels(per_level: list[Tensor]) -> Tensor:
     return torch.cat([t.permute(0, 2, 3, 1).reshape(t.shape[0], -1, t.shape[1]) for t in per_level], dim=1)
 
 
+def upstream_box_rescale(weight_sum: Tensor, eps: float = 1e-6) -> float:
+    """Factor turning mmdet 3's box / DFL normaliser into upstream LD's.
+
+    Both divide the summed box and DFL losses by the sum of the box weights (each positive's max
+    class score) averaged over GPUs: mmdet 3.3's ``GFLHead`` clamps it at 1, upstream's ``LDHead``
+    (HikariTJU/LD ``mmdet/models/dense_heads/ld_head.py``: ``sum(avg_factor) + 1e-6``, ``reduce_mean``)
+    adds 1e-6 and does not clamp. ``weight_sum``: this GPU's sum (a 0-d tensor).
+    """
+    mean = reduce_mean(weight_sum.detach().float())
+    return (mean.clamp(min=1.0) / (mean + eps)).item()
+
+
 class LDHeadMixin:
     """Adds LD / VLR-LD / KD to a GFocal head. Mixed in before the head class."""
 
@@ -104,6 +117,23 @@ class LDHeadMixin:
         losses = self.loss_by_feat(cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
                                    batch_gt_instances_ignore=batch_gt_instances_ignore)
         losses.update(self.distill_losses(cls_scores, bbox_preds, teacher, batch_gt_instances))
+        return losses
+
+    def loss_by_feat_single(self, *args, **kwargs):
+        """The parent's per-level losses; keeps the level's sum of box weights for ``loss_by_feat``."""
+        out = super().loss_by_feat_single(*args, **kwargs)
+        self._box_weight_sums.append(out[3])
+        return out
+
+    def loss_by_feat(self, *args, **kwargs) -> dict:
+        """The parent's GFocal losses; under ``normalize='upstream'`` the box (GIoU) and DFL losses are
+        divided by upstream's normaliser instead of mmdet 3's (:func:`upstream_box_rescale`)."""
+        self._box_weight_sums: list[Tensor] = []
+        losses = super().loss_by_feat(*args, **kwargs)
+        if self.normalize == "upstream":
+            scale = upstream_box_rescale(sum(self._box_weight_sums))
+            for key in ("loss_bbox", "loss_dfl"):
+                losses[key] = [loss * scale for loss in losses[key]]
         return losses
 
     def _normalizer(self, count: int, device: torch.device) -> float:

@@ -2,3 +2,5 @@
 _base_ = ['./gfl_r101_2x.py', './_base_/ld.py']
 teacher = 'gfl_r101_dcn_2x'
 model = {{_base_.distiller}}
+# HikariTJU/LD configs/ld/ld_gflv1_r101dcn_r101_fpn_coco_2x.py: 3 images per GPU (x 2 GPUs), ms 1333 x [480, 800]
+samples_per_gpu = 3
