@@ -72,7 +72,7 @@ def train_pipeline(cfg) -> list:
 
 def image_scale(size) -> tuple[int, int]:
     """A profile's ``image_size``: an int (square images, the embedded dataset) or ``[long, short]``
-    edges (the paper's ``[1333, 800]`` on COCO, ``[1000, 600]`` on VOC), as mmdet's Resize ``scale``."""
+    edges (upstream's ``[1333, 800]`` on COCO and VOC), as mmdet's Resize ``scale``."""
     if isinstance(size, int):
         return size, size
     if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):

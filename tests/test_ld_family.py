@@ -258,6 +258,35 @@ def test_upstream_normalisation_sums_over_images_per_positive_does_not(params, t
                 assert min(parts) - 1e-6 <= both[name].item() <= max(parts) + 1e-6, name
 
 
+def test_upstream_box_rescale_is_upstreams_normaliser_over_mmdets():
+    from ld.models.ld_head import upstream_box_rescale
+
+    # mmdet 3.3 divides by max(S, 1), upstream LD by S + 1e-6 (S: the box weights' sum, mean over GPUs)
+    assert upstream_box_rescale(torch.tensor(0.5)) == pytest.approx(1 / (0.5 + 1e-6), rel=1e-6)
+    assert upstream_box_rescale(torch.tensor(4.0)) == pytest.approx(4 / (4 + 1e-6), rel=1e-6)
+    assert upstream_box_rescale(torch.tensor(1.0)) == pytest.approx(1 / (1 + 1e-6), rel=1e-6)
+
+
+def test_upstream_normalisation_divides_box_and_dfl_losses_by_the_unclamped_weight_sum(params, tmp_path):
+    """On an untrained student the box weights (max class scores) sum below 1: mmdet 3 clamps the
+    normaliser at 1, upstream does not, so upstream's box and DFL losses are larger by 1 / (S + 1e-6)."""
+    losses, sums = {}, {}
+    for normalize in ("upstream", "per_positive"):
+        model = _distiller("ld_r18_gfl_r50_1x", params, tmp_path / normalize, normalize=normalize)
+        torch.manual_seed(0)
+        model.init_weights()  # the class prior of 0.01: the first steps of training
+        model.eval()
+        losses[normalize] = model(**_batch(model, num_items=(1, 1)), mode="loss")
+        sums[normalize] = float(sum(model.bbox_head._box_weight_sums))
+    weight_sum = sums["upstream"]
+    assert weight_sum == pytest.approx(sums["per_positive"]) and 0 < weight_sum < 1
+    for name in ("loss_bbox", "loss_dfl"):
+        upstream, mmdet = (sum(losses[n][name]).item() for n in ("upstream", "per_positive"))
+        assert upstream == pytest.approx(mmdet * max(weight_sum, 1) / (weight_sum + 1e-6), rel=1e-5), name
+        assert upstream > mmdet
+    assert sum(losses["upstream"]["loss_cls"]).item() == pytest.approx(sum(losses["per_positive"]["loss_cls"]).item())
+
+
 def test_gflv2_head_outputs_a_joint_score_below_the_class_probability(params, tmp_path):
     from mmdet.registry import MODELS
 

@@ -76,3 +76,11 @@ def test_paper_run_prints_an_experiment_that_replaces_the_runs(capsys):
     assert cmd.startswith("dvc exp run -S profile=voc -S 'train=[gfl_r18_1x, gfl_r101_2x,")
     assert "-S ~distill -S '+distill={ld_r101_gfl_r101_dcn_1x: {teacher: gfl_r101_dcn_2x}" in cmd  # not merged
     assert cmd.endswith("-S 'paper_tables=[voc]' paper_table")
+
+
+def test_an_imported_teachers_published_ap_is_shown_beside_ours(tmp_path):
+    (tmp_path / "gfl_r101_2x.json").write_text(json.dumps({"coco": {"AP": 0.4466}, "published": {"AP": 44.7}}))
+    frame = paper_table("gflv1_coco", tmp_path).set_index("run")
+    assert frame.loc["gfl_r101_2x", "ours_AP"] == 44.7 and frame.loc["gfl_r101_2x", "published_AP"] == 44.7
+    assert frame.published_AP.drop("gfl_r101_2x").isna().all()
+    assert "published_AP" not in paper_table("voc", tmp_path)  # no imported teacher there

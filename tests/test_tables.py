@@ -26,6 +26,15 @@ def test_runs_come_from_params_with_their_roles():
         ("selfld_r18_1x", "GFocalV1 R-18 1x", "Self-LD (Main LD)", "gfl_r18_1x")]
 
 
+def test_an_imported_teacher_is_a_run_of_its_own():
+    params = {"train": ["gfl_r18_1x"], "teachers": {"gfl_r101_2x": {"checkpoint": "x.pth"}},
+              "distill": {"ld_r18_gfl_r101_1x": {"teacher": "gfl_r101_2x"}}}
+    rows = runs_from_params(params)
+    assert [(r["run"], r["method"], r["teacher"]) for r in rows] == [
+        ("gfl_r18_1x", "baseline", ""), ("gfl_r101_2x", "imported teacher", ""),
+        ("ld_r18_gfl_r101_1x", "Main LD", "gfl_r101_2x")]
+
+
 def test_missing_metrics_are_marked_not_run_and_stale_files_ignored(tmp_path):
     (tmp_path / "gfl_r18_1x.json").write_text(json.dumps({"coco": {
         "AP": 0.25, "AP50": 0.5, "AP75": 0.2, "APs": 0.1, "APm": 0.3, "APl": -1.0, "AR100": 0.4}}))
