@@ -133,6 +133,9 @@ def test_changed_teacher_weights_give_a_new_run_folder(params, tmp_path):
     (lambda p: p["profiles"]["smoke"].update(batch_size=0), "batch_size and num_gpus must be >= 1"),
     (lambda p: p["profiles"]["smoke"]["data"].update(image_size=[96]), "data.image_size must be an int or"),
     (lambda p: p["profiles"]["smoke"]["data"].update(layout="kitti"), "data.layout must be one of"),
+    (lambda p: p["profiles"]["smoke"]["schedules"].update({"1x": 3}), "schedules.1x must be {epochs: N, steps"),
+    (lambda p: p["profiles"]["smoke"]["schedules"].update({"1x": {"epochs": 3, "steps": [2, 4]}}),
+     "steps increasing epochs in [1, epochs]"),
 ])
 def test_out_of_range_values_stop_the_cli_with_the_field_named(params, tmp_path, capsys, change, message):
     import copy
