@@ -34,7 +34,7 @@ from mmdet.registry import MODELS
 
 from ld.checkpoint import file_digest, load_checkpoint, save_weights, state_dict_mismatch
 from ld.errors import BadFileError, LDError, MissingFileError
-from ld.io import atomic_write_bytes, atomic_write_json
+from ld.io import atomic_write_bytes, atomic_write_json, current_umask
 from ld.models.distiller import student_only
 
 FORMATS = ("mmdet2", "mmdet3", "gfocalv2")
@@ -148,7 +148,7 @@ def _write_folder(out_dir: Path, config_text: str, state_dict: dict[str, torch.T
         atomic_write_bytes(staging / "config.py", config_text.encode())
         save_weights(staging / "model.pth", state_dict, meta)
         atomic_write_json(staging / "source.json", source)
-        staging.chmod(0o777 & ~_umask())  # mkdtemp creates 0700; the export is an ordinary folder
+        staging.chmod(0o777 & ~current_umask())  # mkdtemp creates 0700; the export is an ordinary folder
         if out_dir.exists():  # only our files (checked): move them aside, swap, then drop them
             old = out_dir.with_name(f"{staging.name}.old")
             os.replace(out_dir, old)
@@ -160,12 +160,6 @@ def _write_folder(out_dir: Path, config_text: str, state_dict: dict[str, torch.T
         raise
     if old is not None:
         shutil.rmtree(old)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def check_sha256(path: Path, digest: str, expected: str | None) -> None:
