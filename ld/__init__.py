@@ -2,7 +2,7 @@
 
 ``import ld`` (or ``custom_imports=dict(imports=['ld'])`` in a config) registers the project's
 modules with mmdet's registries (``LocalizationDistiller``, ``LDGFLHead``, ``LDGFLv2Head``,
-``GFLv2Head``, the ``voting_cluster_diounms`` NMS type, ``DVCLiveHook``) and allow-lists mmengine's
+``GFLv2Head``, the ``voting_cluster_diounms`` NMS type, ``DVCLiveHook``, ``EpochSeedHook``) and allow-lists mmengine's
 checkpoint types for ``torch.load(weights_only=True)``.
 
 The paper's math is importable as pure torch functions: :func:`ld_loss`, :func:`vlr_region`,
@@ -16,6 +16,7 @@ from ld.voting_cluster_diou_nms import voting_cluster_diou_nms
 allow_mmengine_globals()
 
 from ld import models  # noqa: E402,F401  (registers the mmdet modules)
+from ld.engine import determinism as _determinism  # noqa: E402,F401  (registers EpochSeedHook)
 from ld.engine import live as _live  # noqa: E402,F401  (registers DVCLiveHook)
 
 __version__ = "0.1.0"

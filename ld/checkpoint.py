@@ -62,16 +62,29 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise MissingFileError(f"checkpoint {path} does not exist: train it first (dvc repro) or "
                                 "give the path of a local checkpoint file")
     allow_mmengine_globals()
+    if path.stat().st_size == 0:
+        raise BadFileError(f"checkpoint {path} is empty (0 bytes): a write that never finished; train or copy it "
+                           "again")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError or others by version
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ... by version and damage
+        text = str(err)
+        # torch's weights_only refusal wraps its unpickler's own words: a refused type names a GLOBAL; a
+        # damaged or non-checkpoint file shows as an unsupported operand, a bad load key or a zip error
+        lines = [line for line in text.splitlines() if line.strip() and not line.startswith(("Weights only",
+                                                                                               "Please file", "Check"))]
+        detail = (lines or [type(err).__name__])[0].strip()
+        if "Unsupported global" in text or "GLOBAL" in text:
             raise BadFileError(
                 f"checkpoint {path} carries pickled objects that are not plain weights or mmengine "
                 f"training state, so it is refused (torch.load weights_only=True). If you trust the "
-                f"file, convert it to a plain state_dict first. Details: {str(err).splitlines()[0]}"
-            ) from err
-        raise
+                f"file, convert it to a plain state_dict first. Details: {detail}") from err
+        raise BadFileError(f"checkpoint {path} cannot be read as a PyTorch checkpoint: truncated, damaged or not a "
+                           f"checkpoint ({type(err).__name__}: {detail}); train or copy it again") from err
+    if not isinstance(checkpoint, dict):
+        raise BadFileError(f"checkpoint {path} holds a {type(checkpoint).__name__}, not a checkpoint (a dict with "
+                           "a state_dict)")
+    return checkpoint
 
 
 # What a saved model keeps of mmengine's checkpoint meta: no times, paths, logs or versions (mmengine
@@ -106,8 +119,12 @@ def save_weights(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], m
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"state_dict": state_dict, "meta": {k: v for k, v in meta.items() if k in STABLE_META}}, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save({"state_dict": state_dict, "meta": {k: v for k, v in meta.items() if k in STABLE_META}}, tmp)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk or a kill: no partial file is left behind
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-from pathlib import Path
 
 from ld.errors import LDError
 
@@ -41,10 +39,7 @@ def _cmd_train(args) -> None:
                              live_dir=args.live, launcher=args.launcher)
     print(f"ld train: {args.config} -> {args.out}  (work dir {cfg.work_dir}; lr rule {dict(cfg.lr_rule)})",
           flush=True)
-    if not args.resume and Path(cfg.work_dir).exists():
-        print(f"ld train: --no-resume: removing {cfg.work_dir} (its checkpoints)", flush=True)
-        shutil.rmtree(cfg.work_dir)
-    train(cfg, args.out)
+    train(cfg, args.out, fresh=not args.resume)
 
 
 def _cmd_seeds(args) -> None:
@@ -133,10 +128,12 @@ def _cmd_notebook(args) -> None:
 def _cmd_report(args) -> None:
     import yaml
 
-    from ld.profiles import load_params
+    from ld.profiles import get_profile, load_params
     from ld.report import build_reports
 
-    profile = args.profile or load_params(args.params)["profile"]
+    params = load_params(args.params)
+    profile = args.profile or params["profile"]
+    get_profile(params, profile)  # an unknown profile is refused before anything is written
     parameters = {key: yaml.safe_load(value) for key, value in args.param}
     print(build_reports(profile, args.out or f"results/{profile}/reports", parameters, timeout=args.timeout))
 

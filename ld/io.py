@@ -40,3 +40,47 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """JSON with sorted keys and a trailing newline, so equal content gives equal bytes."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def listing_digest(folder: str | os.PathLike) -> str:
+    """SHA-256 of the names and sizes of the files under ``folder`` (sorted; '' names nothing if absent):
+    a cheap identity of an image folder, which changes when a file is added, removed or rewritten."""
+    import hashlib
+
+    folder, digest = Path(folder), hashlib.sha256()
+    if folder.is_dir():
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(f"{path.relative_to(folder)}\0{path.stat().st_size}\n".encode())
+    return digest.hexdigest()
+
+
+def check_export_dir(out_dir: str | os.PathLike, files: tuple[str, ...]) -> Path:
+    """Make sure ``out_dir`` can take an export of ``files`` (a run's ``config.py`` and ``model.pth``, an
+    imported teacher's ``source.json`` too) before any work: a new or empty folder, or an earlier export
+    holding only those files, and writable. Temporary files left by a killed export are removed; any
+    other content is refused (an export never deletes what it did not write)."""
+    from ld.errors import ConfigError
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file: give the folder for the export ({', '.join(files)})")
+    if out_dir.is_dir():
+        for leftover in out_dir.glob(".*.tmp"):
+            if any(leftover.name.startswith(f".{name}.") for name in files):
+                leftover.unlink()
+        others = sorted(p.name for p in out_dir.iterdir() if p.name not in files)
+        if others:
+            raise ConfigError(f"--out {out_dir} holds files that are not a run's export ({', '.join(others[:5])}"
+                              f"{', ...' if len(others) > 5 else ''}); nothing was written. Give the run's own "
+                              f"folder (e.g. {out_dir / 'gfl_r18_1x'}), a new or an empty one.")
+    existing = next(p for p in (out_dir, *out_dir.absolute().parents) if p.exists())
+    try:  # a file made and removed in the folder, or in its nearest existing parent (nothing is created)
+        if not existing.is_dir():
+            raise NotADirectoryError(20, f"{existing} is a file")
+        probe = existing / f".write-check-{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"--out {out_dir} is not writable ({err.strerror}): give a folder you can write to "
+                          "(checked before any work, so none is lost)") from err
+    return out_dir

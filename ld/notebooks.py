@@ -6,12 +6,15 @@ unchanged result gives an unchanged file.
 """
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
+from ld.errors import ConfigError, MissingFileError
 from ld.io import atomic_write_text
+from ld.profiles import PARAMS_FILE, load_params
 
 KERNEL = "ld-workspace"
 
@@ -31,15 +34,64 @@ def strip_volatile(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
+def notebook_default(src: str | Path, name: str) -> Any:
+    """The literal default of parameter ``name`` in the notebook's ``parameters`` cell, or None."""
+    for cell in nbformat.read(src, as_version=4).cells:
+        if cell.cell_type != "code" or "parameters" not in cell.metadata.get("tags", []):
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            return None
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+                try:
+                    return ast.literal_eval(node.value)
+                except ValueError:
+                    return None
+    return None
+
+
+def check_profile(src: str | Path, parameters: dict[str, Any], cwd: str | Path = ".") -> None:
+    """Refuse a ``profile`` parameter that the params file does not define, before anything runs.
+
+    The params file is the one the notebook reads: ``parameters['params_file']``, else the notebook's
+    own ``params_file`` default, else ``params.yaml``, relative to ``cwd`` (where the notebook runs). A
+    :class:`ConfigError` names the profile and lists the known ones; a params file that was named (as a
+    parameter or by the notebook) but does not exist is a :class:`MissingFileError`. Without a
+    ``profile`` parameter, or without any params file (a notebook that reads none), there is nothing
+    to check.
+    """
+    if "profile" not in parameters:
+        return
+    profile = parameters["profile"]
+    named = parameters.get("params_file") or notebook_default(src, "params_file")
+    params_file = Path(cwd) / (named or PARAMS_FILE)
+    if not params_file.is_file():
+        if named:
+            raise MissingFileError(f"params file {params_file} (parameter 'params_file' of {src}) not found: run "
+                                   "from the repository root, or pass `-p params_file PATH`")
+        return
+    known = load_params(params_file)["profiles"] or {}
+    if not isinstance(profile, str) or profile not in known:
+        raise ConfigError(f"unknown profile {profile!r} (parameter 'profile' of {src}): {params_file} defines "
+                          f"{sorted(known)} under `profiles:`. Use one of them (`ld --profile NAME notebook ...` or "
+                          f"`-p profile NAME`), or add it to {params_file}. Nothing was run or written.")
+
+
 def execute_notebook(src: str | Path, dst: str | Path, parameters: dict[str, Any],
                      cwd: str | Path = ".", timeout: int = 1800, progress: bool = True) -> Path:
     """Execute ``src`` with ``parameters`` injected after its ``parameters`` cell; write ``dst``.
 
     On a failing cell papermill raises ``PapermillExecutionError`` naming the cell; the partial
-    notebook is still written (atomically) to ``dst`` for inspection.
+    notebook is still written (atomically) to ``dst`` for inspection. A missing ``src`` or an unknown
+    ``profile`` parameter (see :func:`check_profile`) is refused before anything runs or is written.
     """
     import papermill as pm
 
+    if not Path(src).is_file():
+        raise MissingFileError(f"notebook {src} not found (the project's notebooks are in notebooks/)")
+    check_profile(src, parameters, cwd)
     dst = Path(dst)
     tmp = dst.with_name(f".{dst.name}.running.ipynb")
     dst.parent.mkdir(parents=True, exist_ok=True)

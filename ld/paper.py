@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ld.errors import ConfigError
+from ld.tables import read_metrics
 
 # (teacher label or "", student label, schedule, batch, {metric: paper value in %}, our run, its teacher run)
 Row = tuple[str, str, str, int, dict[str, float], str, str]
@@ -126,8 +127,8 @@ def paper_table(name: str, metrics_dir: str | Path) -> pd.DataFrame:
     records = []
     for teacher, student, schedule, batch, paper, run, teacher_run in table_spec(name)["rows"]:
         path = metrics_dir / f"{run}.json"
-        found = json.loads(path.read_text()) if path.is_file() else {}
-        ours = found.get("coco")
+        ours = read_metrics(path)  # None if not run; a damaged file is an error naming it
+        found = json.loads(path.read_text()) if ours is not None else {}
         record = {"teacher": teacher or "--", "student": student, "schedule": schedule, "batch": batch, "run": run,
                   "teacher_run": teacher_run}
         for metric in METRICS:

@@ -19,11 +19,15 @@ def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"{path} not found: run from the repository root or pass --params")
-    params = yaml.safe_load(path.read_text()) or {}
-    for key in ("profile", "profiles"):
-        if key not in params:
-            raise ConfigError(f"{path}: missing top-level key '{key}'")
-    return params
+    from ld.params_check import validate_params
+
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    # the whole file, against its schema, before anything runs; `ld paper run` experiments replace the
+    # runs while `analysis` and `study` keep naming the main ones, so those are checked where they are used
+    return validate_params(params, path, analysis_runs=False)
 
 
 def get_profile(params: dict[str, Any], name: str | None = None) -> dict[str, Any]:
@@ -84,8 +88,7 @@ def _apply_data(cfg, profile: dict[str, Any], data_root: Path) -> None:
     """Point the dataloaders and evaluators at the profile's data (see :mod:`ld.data.prepare`): the
     generated dataset in ``data_root``, or the user's COCO / VOC tree at ``data.root`` with, for VOC,
     the COCO annotations the data stage converted into ``data_root``."""
-    from ld.data.check import VOC_CLASSES
-    from ld.data.prepare import ANN_FILES, IMAGE_PREFIXES, layout_of, voc_devkit
+    from ld.data.prepare import ANN_FILES, IMAGE_PREFIXES, dataset_classes, layout_of, voc_devkit
 
     layout = layout_of(profile)
     scale = image_scale(profile["data"]["image_size"])
@@ -100,13 +103,8 @@ def _apply_data(cfg, profile: dict[str, Any], data_root: Path) -> None:
     else:  # the converted annotations, by absolute path: mmengine joins relative ones to the images' root
         images_root = voc_devkit(profile["data"]["root"])
         ann_files = tuple(str((data_root / name).resolve()) for name in ANN_FILES[layout])
-    if layout != "synth":
-        if layout == "coco":
-            from mmdet.datasets import CocoDataset
-
-            cfg.classes = tuple(CocoDataset.METAINFO["classes"])
-        else:
-            cfg.classes = VOC_CLASSES
+    if layout != "synth":  # the dataset's own classes (the embedded dataset's are the configs')
+        cfg.classes = dataset_classes(profile, data_root)
         cfg.model.bbox_head.num_classes = len(cfg.classes)
     splits = {"train_dataloader": 0, "val_dataloader": 1, "test_dataloader": 1}
     for key, split in splits.items():

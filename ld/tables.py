@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from ld.errors import BadFileError
 from ld.io import atomic_write_text
 
 TABLE_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
@@ -63,20 +64,62 @@ def runs_from_params(params: dict[str, Any], configs_dir: str | Path = "pipeline
     return rows
 
 
-def _read_metrics(metrics_dir: Path, run: str) -> dict[str, float] | None:
-    """The COCO metrics of a run's metrics file (``{"coco": {...}, "voc": {...}}``), if it exists."""
-    path = metrics_dir / f"{run}.json"
-    return json.loads(path.read_text())["coco"] if path.is_file() else None
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def eval_stage(run: str, teacher: str = "", imported: bool = False) -> str:
+    """The DVC stage that writes ``results/<profile>/metrics/<run>.json``: ``eval_teacher@<run>`` for an
+    imported teacher, ``eval_distill@<run>`` for a distilled run (one with a teacher), else ``eval@<run>``."""
+    return f"eval_teacher@{run}" if imported else f"eval_distill@{run}" if teacher else f"eval@{run}"
+
+
+def read_metrics(path: str | Path, stage: str | None = None) -> dict[str, float] | None:
+    """The COCO metrics (the ``coco`` block) of a metrics file ``{"coco": {...}, "voc": {...}}``, or None
+    if there is no such file. A file that is not valid JSON, has no ``coco`` block, or has no numeric
+    ``coco.AP`` (or a non-numeric table metric) is a :class:`BadFileError` naming the file, the field
+    and ``stage``, the DVC stage that writes it (``dvc repro <stage>``)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    rerun = (f"It is written by `dvc repro {stage}`: rerun that stage" if stage else
+             "It is written by the run's evaluation stage (`dvc repro eval@<run>`, `eval_distill@<run>` or "
+             "`eval_teacher@<run>`): rerun it")
+    rerun += ", or delete the file (the run then shows as 'not run') and rerun the pipeline."
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BadFileError(f"{path} is not a metrics JSON file ({err}). {rerun}") from err
+    if not isinstance(data, dict):
+        raise BadFileError(f"{path}: a metrics file is a JSON object {{\"coco\": {{...}}, \"voc\": {{...}}}}, "
+                           f"got a {type(data).__name__}. {rerun}")
+    coco = data.get("coco")
+    if not isinstance(coco, dict):
+        problem = "has no 'coco' block" if coco is None else f"field 'coco' is a {type(coco).__name__}, not an object"
+        raise BadFileError(f"{path}: {problem} (the COCO metrics the tables read). {rerun}")
+    if "AP" not in coco:
+        raise BadFileError(f"{path}: field 'coco.AP' is missing. {rerun}")
+    bad = [k for k in TABLE_METRICS if k in coco and not _is_number(coco[k])]
+    if bad:
+        raise BadFileError(f"{path}: field 'coco.{bad[0]}' is {coco[bad[0]]!r}, not a number. {rerun}")
+    return coco
+
+
+def _read_metrics(metrics_dir: Path, run: str, stage: str | None = None) -> dict[str, float] | None:
+    """The COCO metrics of ``metrics_dir/<run>.json`` (see :func:`read_metrics`), if it exists."""
+    return read_metrics(metrics_dir / f"{run}.json", stage)
 
 
 def metrics_table(metrics_dir: str | Path, runs: list[dict[str, str]]) -> pd.DataFrame:
     """One row per run with its COCO metrics and its teacher's AP; a run without a metrics file is
-    marked 'not run' and left empty."""
+    marked 'not run' and left empty; a malformed metrics file is a :class:`BadFileError`."""
     metrics_dir = Path(metrics_dir)
+    stages = {row["run"]: eval_stage(row["run"], row["teacher"], row["method"] == "imported teacher")
+              for row in runs}
     records = []
     for row in runs:
-        metrics = _read_metrics(metrics_dir, row["run"])
-        teacher = _read_metrics(metrics_dir, row["teacher"]) if row["teacher"] else None
+        metrics = _read_metrics(metrics_dir, row["run"], stages[row["run"]])
+        teacher = _read_metrics(metrics_dir, row["teacher"], stages.get(row["teacher"])) if row["teacher"] else None
         record = {**row, **{k: (metrics or {}).get(k) for k in TABLE_METRICS},
                   "teacher_AP": (teacher or {}).get("AP"), "status": "ok" if metrics else "not run"}
         records.append(record)
@@ -115,12 +158,15 @@ def seed_runs(metrics_dir: str | Path, seeds_dir: str | Path, runs: list[dict[st
               teacher: str) -> pd.DataFrame:
     """One row per (method, seed) of the seed study: ``seeds[0]`` (the main seed) is read from the main
     pipeline's ``metrics_dir/<run>.json``, the others from ``seeds_dir/<run>/seed<k>.json``; the teacher
-    (trained once, with the main seed) comes first. Missing files are rows marked 'not run'."""
+    (trained once, with the main seed) comes first. Missing files are rows marked 'not run'; a malformed
+    file is a :class:`BadFileError` naming the stage that writes it."""
     metrics_dir, seeds_dir = Path(metrics_dir), Path(seeds_dir)
+    stages = {r["run"]: eval_stage(r["run"], r.get("teacher", "")) for r in runs}
     records = []
     for method, run, seed_list in [("teacher", teacher, seeds[:1])] + [(r["method"], r["run"], seeds) for r in runs]:
         for i, seed in enumerate(seed_list):
-            metrics = _read_metrics(metrics_dir, run) if i == 0 else _read_metrics(seeds_dir / run, f"seed{seed}")
+            metrics = (_read_metrics(metrics_dir, run, stages.get(run)) if i == 0 else
+                       _read_metrics(seeds_dir / run, f"seed{seed}", "seeds"))
             records.append({"method": method, "run": run, "seed": seed, "AP": (metrics or {}).get("AP"),
                             "AP50": (metrics or {}).get("AP50"), "AP75": (metrics or {}).get("AP75"),
                             "status": "ok" if metrics else "not run"})

@@ -33,8 +33,8 @@ import torch
 from mmdet.registry import MODELS
 
 from ld.checkpoint import file_digest, load_checkpoint, save_weights, state_dict_mismatch
-from ld.errors import BadFileError, LDError, MissingFileError
-from ld.io import atomic_write_bytes, atomic_write_json, current_umask
+from ld.errors import BadFileError, MissingFileError
+from ld.io import atomic_write_bytes, atomic_write_json, check_export_dir, current_umask
 from ld.models.distiller import student_only
 
 FORMATS = ("mmdet2", "mmdet3", "gfocalv2")
@@ -128,16 +128,6 @@ def shape_examples(expected: dict[str, torch.Tensor], given: dict[str, torch.Ten
                      for k in wrong[:limit])
 
 
-def _check_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise BadFileError(f"{out_dir} is a file, not a folder: give a folder for the exported teacher")
-    others = sorted(p.name for p in out_dir.iterdir() if p.name not in EXPORT_FILES) if out_dir.is_dir() else []
-    if others:
-        raise BadFileError(f"{out_dir} holds files that are not an exported teacher's ({', '.join(others[:5])}); "
-                           f"nothing was written: give a new or empty folder (or one holding only "
-                           f"{', '.join(EXPORT_FILES)})")
-
-
 def _write_folder(out_dir: Path, config_text: str, state_dict: dict[str, torch.Tensor],
                   meta: dict[str, Any], source: dict[str, Any]) -> None:
     """Write the three files into a staging folder next to ``out_dir``, then swap it in by renames."""
@@ -201,7 +191,7 @@ def import_teacher(checkpoint: str | os.PathLike, config, out_dir: str | os.Path
         MissingFileError: a local checkpoint that does not exist.
     """
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir)
+    check_export_dir(out_dir, EXPORT_FILES)
     path = fetch_checkpoint(str(checkpoint), cache_dir) if is_url(checkpoint) else Path(checkpoint)
     if not path.is_file():
         raise MissingFileError(f"checkpoint {path} does not exist: give the path of the released checkpoint "
@@ -213,13 +203,7 @@ def import_teacher(checkpoint: str | os.PathLike, config, out_dir: str | os.Path
     if not magic.startswith(TORCH_MAGIC):
         raise BadFileError(f"checkpoint {path} is not a PyTorch checkpoint (it starts with {magic!r}: a web "
                            "page or an interrupted download?): give the .pth file itself")
-    try:
-        ckpt = load_checkpoint(path)  # weights_only=True, mmengine's and mmdet 2.x's meta allowed
-    except LDError:
-        raise
-    except Exception as err:  # a truncated download, ...
-        raise BadFileError(f"checkpoint {path} is not a PyTorch checkpoint ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0] if str(err) else ''})") from err
+    ckpt = load_checkpoint(path)  # weights_only=True, mmengine's and mmdet 2.x's meta allowed; damage named
     state, meta = split_checkpoint(ckpt, path)
     fmt = detect_format(state, meta)
     state = map_keys(state, fmt)
@@ -255,8 +239,8 @@ def import_teacher(checkpoint: str | os.PathLike, config, out_dir: str | os.Path
     return source
 
 
-def import_run(checkpoint: str | os.PathLike, run: str, params: dict[str, Any], profile: str, out_dir: str | os.PathLike,
-               *, sha256: str | None = None, published: dict[str, Any] | None = None,
+def import_run(checkpoint: str | os.PathLike, run: str, params: dict[str, Any], profile: str,
+               out_dir: str | os.PathLike, *, sha256: str | None = None, published: dict[str, Any] | None = None,
                configs_dir: str | os.PathLike = "pipelines/configs") -> dict[str, Any]:
     """:func:`import_teacher` for the run ``run`` of ``params.yaml`` (its row config with the profile
     applied, as its train stage would resolve it)."""

@@ -111,3 +111,31 @@ def test_faster_coco_eval_gives_pycocotools_numbers(gt):
     assert evaluate_coco(path, dets, backend="faster_coco_eval") == pytest.approx(reference, abs=1e-6)
     with pytest.raises(ValueError, match="unknown COCO evaluation backend"):
         evaluate_coco(path, dets, backend="nope")
+
+
+def test_per_class_ap_is_cocoeval_restricted_to_that_class_on_random_cases(tmp_path):
+    """Per class: the AP / AP50 / AP75 of pycocotools run with ``params.catIds = [that class]`` (all
+    areas, 100 detections), -1 for a class without ground truth; the overall metrics stay as they were."""
+    import contextlib
+    import io
+
+    import numpy as np
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    rng = np.random.default_rng(5)
+    for case in range(15):
+        path = tmp_path / f"gt{case}.json"
+        dets = _random_coco(rng, path)
+        if not dets:
+            continue
+        metrics = evaluate_coco(path, dets, per_class=True)
+        assert {k: v for k, v in metrics.items() if k != "per_class"} == evaluate_coco(path, dets)
+        for row, cat in zip(metrics["per_class"], (1, 2, 3)):
+            with contextlib.redirect_stdout(io.StringIO()):
+                coco = COCO(str(path))
+                ev = COCOeval(coco, coco.loadRes(dets), iouType="bbox")
+                ev.params.catIds = [cat]
+                ev.evaluate(), ev.accumulate(), ev.summarize()
+            assert row == {"class": f"c{cat}", "AP": round(float(ev.stats[0]), 6),
+                           "AP50": round(float(ev.stats[1]), 6), "AP75": round(float(ev.stats[2]), 6)}, (case, cat)

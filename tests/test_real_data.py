@@ -118,7 +118,7 @@ def test_a_training_iteration_reads_the_real_layout_in_place(layout, coco_tree, 
     prepare_dataset(params["profiles"][layout], tmp_path / "data")
     cfg = build_train_config("pipelines/configs/gfl_r18_1x.py", params, profile=layout, data_root=tmp_path / "data",
                              work_root=tmp_path / "work")
-    assert cfg.model.bbox_head.num_classes == (80 if layout == "coco" else 20)
+    assert cfg.model.bbox_head.num_classes == (2 if layout == "coco" else 20)  # the fixture's person, dog; VOC's 20
     assert cfg.lr_rule.lr == pytest.approx(2 / 16 * 0.01)
     train(cfg, tmp_path / "model")
     exported = Config.fromfile(str(tmp_path / "model" / "config.py"))

@@ -1,5 +1,5 @@
-"""A training run killed with SIGKILL mid-epoch resumes from its last checkpoint and ends like an
-uninterrupted run: same iterations, same curve length, final loss within noise."""
+"""A training run killed with SIGKILL mid-epoch resumes from its last checkpoint and ends with the same
+bytes as an uninterrupted run (CPU): same weights, iterations, curve length and loss."""
 import json
 import os
 import signal
@@ -23,8 +23,10 @@ def setup(tmp_path_factory):
     write_dataset(root / "data", SynthSpec(num_train=64, num_val=8, image_size=64), show_progress=False)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     smoke = params["profiles"]["smoke"]
-    params["profiles"]["tiny"] = {**smoke, "data": {**smoke["data"], "image_size": 64},
-                                  "schedules": {"1x": {"epochs": 4, "steps": [2, 3]}}, "batch_size": 4, "warmup_iters": 2}
+    # a dataloader worker: its augmentation draws from its own generators (the harder case to restore)
+    params["profiles"]["tiny"] = {**smoke, "data": {**smoke["data"], "image_size": 64}, "workers": 1,
+                                  "schedules": {"1x": {"epochs": 4, "steps": [2, 3]}}, "batch_size": 4,
+                                  "warmup_iters": 2}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root
 
@@ -68,5 +70,5 @@ def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(setup):
     whole, resumed = _summary(setup, "whole"), _summary(setup, "killed")
     assert resumed["epoch"] == whole["epoch"] == 4 and resumed["iter"] == whole["iter"] == 64
     assert resumed["step"] == whole["step"]  # the DVCLive curve went on where it stopped
-    # CPU training is deterministic, but a resumed run draws its augmentation from a fresh RNG state
-    assert resumed["loss"] == pytest.approx(whole["loss"], rel=0.1), (whole, resumed)
+    assert resumed["loss"] == whole["loss"]
+    assert (setup / "killed" / "model.pth").read_bytes() == (setup / "whole" / "model.pth").read_bytes()

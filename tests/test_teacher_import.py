@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ld.errors import BadFileError, MissingFileError
+from ld.errors import BadFileError, ConfigError, MissingFileError
 from ld.teacher_import import EXPORT_FILES, class_mismatch, detect_format, import_teacher, map_keys, split_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -217,7 +217,7 @@ def test_folder_with_an_unrelated_file_is_not_written(gfl, tmp_path):
     out = tmp_path / "teacher"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(BadFileError, match=r"teacher holds files that are not an exported teacher's \(notes\.txt\)"):
+    with pytest.raises(ConfigError, match=r"teacher holds files that are not a run's export \(notes\.txt\)"):
         import_teacher(ckpt, cfg, out)
     assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
 
@@ -266,5 +266,5 @@ def test_missing_or_non_checkpoint_files_are_refused(gfl, tmp_path):
     truncated = tmp_path / "truncated.pth"
     torch.save({"state_dict": {"w": torch.ones(1000)}}, truncated)
     truncated.write_bytes(truncated.read_bytes()[:300])
-    with pytest.raises(BadFileError, match="truncated.pth is not a PyTorch checkpoint"):
+    with pytest.raises(BadFileError, match="truncated.pth cannot be read as a PyTorch checkpoint: truncated"):
         import_teacher(truncated, cfg, tmp_path / "teacher")

@@ -12,6 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from ld.checkpoint import load_weights
 from ld.errors import ConfigError, MissingFileError
 from ld.evaluation.coco import evaluate_coco, load_results
 from ld.evaluation.voc import evaluate_voc, voc_inputs, voc_table
@@ -42,7 +45,7 @@ def predict_coco(cfg, checkpoint: str | Path, out_prefix: str | Path) -> Path:
         raise MissingFileError(f"checkpoint {checkpoint} not found: train the run first (`dvc repro`)")
     cfg = student_only(cfg)
     cfg.custom_hooks = []
-    cfg.load_from = str(checkpoint)
+    cfg.load_from = None  # mmengine would load non-strictly: the weights are loaded exactly below
     cfg.resume = False
     cfg.test_evaluator = dict(type="CocoMetric", ann_file=cfg.test_evaluator.ann_file, metric="bbox",
                               format_only=True, outfile_prefix=str(out_prefix))
@@ -51,7 +54,9 @@ def predict_coco(cfg, checkpoint: str | Path, out_prefix: str | Path) -> Path:
         # a visualizer of its own: mmengine's instances are global, and an earlier one writes to its own dir
         cfg.visualizer.name = f"ld-eval-{Path(work_dir).name}"
         cfg.visualizer.vis_backends = [dict(type="LocalVisBackend")]
-        Runner.from_cfg(cfg).test()
+        runner = Runner.from_cfg(cfg)
+        load_weights(runner.model, checkpoint, what="model")
+        runner.test()
     return Path(f"{out_prefix}.bbox.json")
 
 
@@ -59,10 +64,15 @@ def evaluate_results(cfg, results: str | Path | list[dict[str, Any]], tables_dir
                      ) -> dict[str, Any]:
     """COCO metrics of a results file against the config's test annotations, and VOC metrics of the
     same detections against the same annotations when the config asks for them (``voc_metrics``: the
-    ``voc`` and embedded-dataset profiles set it)."""
+    ``voc`` and embedded-dataset profiles set it); with ``tables_dir``, the per-class tables too
+    (``coco_per_class``, and ``voc_per_class`` with VOC metrics)."""
     ann_file = Path(cfg.test_evaluator.ann_file)
     records = load_results(results)
-    metrics: dict[str, Any] = {"coco": evaluate_coco(ann_file, records)}
+    coco = evaluate_coco(ann_file, records, per_class=tables_dir is not None)
+    if tables_dir is not None:
+        write_frame(pd.DataFrame.from_records(coco.pop("per_class"), columns=["class", "AP", "AP50", "AP75"]),
+                    Path(tables_dir) / "coco_per_class")
+    metrics: dict[str, Any] = {"coco": coco}
     if cfg.get("voc_metrics", False):
         voc = evaluate_voc(*voc_inputs(json.loads(ann_file.read_text()), records))
         if tables_dir is not None:

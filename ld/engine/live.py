@@ -18,7 +18,8 @@ def _scalar(value) -> float | None:
 
 @HOOKS.register_module()
 class DVCLiveHook(Hook):
-    """Logs the training losses every ``interval`` iterations and the validation metrics per epoch.
+    """Logs the training losses every ``interval`` iterations and at the last one, and the validation
+    metrics per epoch.
 
     Args:
         dir: DVCLive folder (``results/<profile>/live/<run>``), declared as plots in dvc.yaml.
@@ -43,7 +44,8 @@ class DVCLiveHook(Hook):
 
     @master_only
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        if self.live is None or not outputs or (runner.iter + 1) % self.interval:
+        last = runner.iter + 1 == runner.max_iters  # a run shorter than the interval still has a curve
+        if self.live is None or not outputs or ((runner.iter + 1) % self.interval and not last):
             return
         self.live.step = runner.iter + 1
         for key, value in sorted(outputs.items()):

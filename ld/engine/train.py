@@ -1,24 +1,28 @@
 """A thin runner over mmengine: resolve a row config against a profile, train it, export the model.
 
 A run's scratch folder (``work/<profile>/<run>/<digest>``) is keyed by everything that defines the
-run (the resolved config and the teacher's checkpoint bytes), so a killed run resumes from its last
-checkpoint, while a run whose parameters changed starts afresh instead of resuming stale state.
-The exported model (``models/<profile>/<run>/{model.pth,config.py}``) is what later stages use.
+run (the resolved config, the teacher's checkpoint bytes and the data it trains on), so a killed run
+resumes from its last checkpoint, while a run whose parameters or data changed starts afresh instead of
+resuming stale state. The exported model (``models/<profile>/<run>/{model.pth,config.py}``) is what
+later stages use; exporting writes only those two files, each atomically.
 """
 from __future__ import annotations
 
 import copy
+import fcntl
 import hashlib
+import json
 import os
-import shutil
+import socket
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ld.checkpoint import file_digest, load_checkpoint, save_weights
-from ld.errors import ConfigError, MissingFileError
-from ld.io import atomic_write_bytes
+from ld.errors import BadFileError, ConfigError, LDError, MissingFileError
+from ld.io import atomic_write_bytes, atomic_write_json, check_export_dir, listing_digest
 from ld.models.distiller import DISTILLERS, LocalizationDistiller
 from ld.profiles import apply_profile, get_profile, train_pipeline
 from ld.teacher_cache import fingerprint_digest
@@ -107,8 +111,15 @@ def build_train_config(
             cfg.model.teacher_cache = dict(
                 dir=str(Path(work_root) / profile / "teacher_cache" / teacher_dir.name /
                         fingerprint_digest(fingerprint)), pipeline=pipeline)
+    # every generator seeded per epoch, workers started per epoch: a resumed run ends with the same bytes
+    cfg.custom_hooks = list(cfg.get("custom_hooks", [])) + [dict(type="EpochSeedHook", seed=cfg.randomness.seed)]
+    for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        cfg[key].persistent_workers = False
+    cfg.train_dataloader.worker_init_fn = dict(type="epoch_worker_init")
+    cfg.data_identity = data_identity(cfg)  # in the exported config too: what the model was trained on
     digest.update(cfg.pretty_text.encode())
     cfg.work_dir = str(Path(work_root) / profile / config.stem / digest.hexdigest()[:12])
+    cfg.run_digest = digest.hexdigest()
     cfg.resume = True  # mmengine resumes from the latest checkpoint in work_dir, if there is one
     cfg.load_from = None
     if live_dir is not None:
@@ -118,35 +129,142 @@ def build_train_config(
     return cfg
 
 
+def _datasets(cfg):
+    for key in ("train_dataloader", "val_dataloader"):
+        dataset = cfg[key].dataset
+        yield key, (dataset.dataset if dataset.get("type") == "RepeatDataset" else dataset)
+
+
+def data_identity(cfg) -> dict[str, dict[str, str]]:
+    """What a run trains and validates on: per split, the SHA-256 of its annotation file's bytes and of
+    the names and sizes of the files in its image folder ('missing' for an annotation file not there).
+    Part of the run's digest, so new or fixed data never resumes a run trained on the old data."""
+    identity = {}
+    for key, dataset in _datasets(cfg):
+        root = Path(dataset.data_root)
+        ann = root / dataset.ann_file  # an absolute ann_file stays as it is
+        images = root / dataset.get("data_prefix", {}).get("img", "")
+        identity[key.removesuffix("_dataloader")] = {
+            "annotations": file_digest(ann) if ann.is_file() else "missing", "images": listing_digest(images)}
+    return identity
+
+
+EXPORTED = ("config.py", "model.pth")
+
+
 def export_model(work_dir: str | Path, cfg, out_dir: str | Path) -> Path:
     """Copy the last checkpoint of ``work_dir`` (weights and meta, no optimizer) and the resolved
-    config to ``out_dir/model.pth`` and ``out_dir/config.py``."""
-    work_dir, out_dir = Path(work_dir), Path(out_dir)
+    config to ``out_dir/config.py`` and ``out_dir/model.pth``: only these two files are written, each
+    atomically (the config first, the weights last), so a kill leaves the old or the new model."""
+    work_dir, out_dir = Path(work_dir), check_export_dir(out_dir, EXPORTED)
     pointer = work_dir / "last_checkpoint"
     if not pointer.is_file():
         raise MissingFileError(f"{work_dir} has no last_checkpoint: the run did not save a checkpoint")
     ckpt = load_checkpoint(pointer.read_text().strip())
-    save_weights(out_dir / "model.pth", ckpt["state_dict"], ckpt.get("meta", {}))
     exported = copy.deepcopy(cfg)  # the run's config without its logging hooks
     exported.custom_hooks = [h for h in exported.get("custom_hooks", []) if h.get("type") != "DVCLiveHook"]
     atomic_write_bytes(out_dir / "config.py", exported.pretty_text.encode())
+    save_weights(out_dir / "model.pth", ckpt["state_dict"], ckpt.get("meta", {}))
     return out_dir / "model.pth"
 
 
-def train(cfg, out_dir: str | Path | None = None) -> None:
-    """Train ``cfg`` (resuming from its work_dir's latest checkpoint) and export it to ``out_dir``."""
+@contextmanager
+def exclusive(paths: list[str | Path], locks_dir: str | Path):
+    """Hold a lock on each of ``paths`` (files under ``locks_dir``, named by the path); another holder is
+    an error that says who holds it. The operating system releases the locks when the process ends."""
+    locks_dir = Path(locks_dir)
+    locks_dir.mkdir(parents=True, exist_ok=True)
+    held = []
+    try:
+        for path in paths:
+            name = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:16]
+            f = open(locks_dir / f"{name}.lock", "a+")
+            try:  # a POSIX record lock: owned by this process alone, not by the dataloader workers it forks
+                fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                f.close()
+                raise LDError(f"{path} is in use by another `ld train` ({holder}): wait for it to finish, or stop "
+                              "it, then run this again") from None
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} on {socket.gethostname()}, writing {path}\n")
+            f.flush()
+            held.append(f)
+        yield
+    finally:
+        for f in held:
+            fcntl.lockf(f, fcntl.LOCK_UN)
+            f.close()
+
+
+def _check_identity(cfg) -> None:
+    """The run folder holds this run's checkpoints: its ``identity.json`` (written at the first start) has
+    this run's digest (config, teacher and data), or a resume would continue another run."""
+    record = Path(cfg.work_dir) / "identity.json"
+    if record.is_file():
+        try:
+            recorded = json.loads(record.read_text()).get("run_digest")
+        except (ValueError, AttributeError):
+            recorded = None
+        if recorded != cfg.run_digest:
+            raise BadFileError(f"{cfg.work_dir} holds checkpoints of another run ({record} does not record this "
+                               "config, teacher and data): remove the folder, or run with --no-resume")
+    elif (Path(cfg.work_dir) / "last_checkpoint").is_file():
+        raise BadFileError(f"{cfg.work_dir} holds checkpoints of unknown origin (no identity.json): remove the "
+                           "folder, or run with --no-resume")
+    else:
+        atomic_write_json(record, {"run_digest": cfg.run_digest, "data": cfg.data_identity})
+
+
+def _check_last_checkpoint(work_dir: Path) -> None:
+    """The checkpoint a resume would load is readable; otherwise say how to go on."""
+    pointer = work_dir / "last_checkpoint"
+    if not pointer.is_file():
+        return
+    last = Path(pointer.read_text().strip())
+    try:
+        load_checkpoint(last)
+    except LDError as err:
+        earlier = sorted((p for p in work_dir.glob("epoch_*.pth") if p != last),
+                         key=lambda p: int(p.stem.split("_")[1]))
+        how = (f"resume from the previous one with `echo {earlier[-1]} > {pointer}`, then run again" if earlier
+               else "no earlier checkpoint is left")
+        raise BadFileError(f"the run's last checkpoint cannot be loaded ({err}). To go on: {how}; or start "
+                           "afresh with `ld train ... --no-resume`") from err
+
+
+def train(cfg, out_dir: str | Path | None = None, *, fresh: bool = False) -> None:
+    """Train ``cfg`` (resuming from its work_dir's latest checkpoint unless ``fresh``) and export it to
+    ``out_dir``. The output folder is checked first; the run folder and ``out_dir`` are locked."""
+    import shutil
+
     from mmengine.runner import Runner
 
-    if cfg.launcher == "pytorch" and not torch.cuda.is_available() and not torch.distributed.is_initialized():
-        # mmengine's pytorch launcher selects a CUDA device; on CPUs (gloo) the group is started here from
-        # torchrun's environment, and mmengine uses it as it is
-        torch.distributed.init_process_group(backend="gloo")
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    if out_dir is not None and runner.rank == 0:
-        if Path(out_dir).exists():
-            shutil.rmtree(out_dir)
-        export_model(cfg.work_dir, cfg, out_dir)
+    work_dir = Path(cfg.work_dir)
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    if out_dir is not None and rank0:
+        check_export_dir(out_dir, EXPORTED)
+    locked = [work_dir, *([out_dir] if out_dir is not None else [])] if rank0 else []
+    with exclusive(locked, work_dir.parents[2] / "locks"):  # work_root/locks
+        if rank0:
+            if fresh and work_dir.exists():
+                print(f"ld train: --no-resume: removing {work_dir} (its checkpoints)", flush=True)
+                shutil.rmtree(work_dir)
+                for hook in cfg.custom_hooks:
+                    if hook.get("type") == "DVCLiveHook":
+                        hook["resume"] = False  # the curves start afresh with the run
+            _check_identity(cfg)
+            _check_last_checkpoint(work_dir)
+        if cfg.launcher == "pytorch" and not torch.cuda.is_available() and not torch.distributed.is_initialized():
+            # mmengine's pytorch launcher selects a CUDA device; on CPUs (gloo) the group is started here from
+            # torchrun's environment, and mmengine uses it as it is
+            torch.distributed.init_process_group(backend="gloo")
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        if out_dir is not None and runner.rank == 0:
+            export_model(cfg.work_dir, cfg, out_dir)
 
 
 def export_initial(config: str | Path, params: dict[str, Any], out_dir: str | Path, profile: str | None = None,
