@@ -99,8 +99,10 @@ def state_dict_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torc
     wrong = sorted(k for k in set(expected) & set(given) if expected[k].shape != given[k].shape)
     if not (missing or unexpected or wrong):
         return ""
+    shapes = "; ".join(f"{k}: {tuple(given[k].shape)} in the checkpoint, {tuple(expected[k].shape)} in the model"
+                       for k in wrong[:3])
     return (f"{len(missing)} missing keys {missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}, "
-            f"{len(wrong)} keys of another shape {wrong[:5]}")
+            f"{len(wrong)} keys of another shape {wrong[:5]}" + (f" ({shapes})" if shapes else ""))
 
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike, what: str = "checkpoint") -> None:

@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     ti = teacher.add_parser("import", help="export a released checkpoint (mmdet 2.x/3.x GFL, GFocalV2) as a run's "
                                            "teacher folder, after checking it fits the run's config exactly")
     ti.add_argument("checkpoint", help="the .pth file, or an http(s) URL (downloaded once to ~/.cache/ld-workspace)")
-    ti.add_argument("--run", required=True, help="the run it stands for (a config of pipelines/configs/, e.g. gfl_r101_2x)")
+    ti.add_argument("--run", required=True,
+                    help="the run it stands for (a config of pipelines/configs/, e.g. gfl_r101_2x)")
     ti.add_argument("--out", default=None, help="the folder to write (default models/<profile>/<run>)")
     ti.add_argument("--sha256", default=None, help="the file's SHA-256, or its first 8+ hex digits (mmdet's file names "
                                                    "end in them)")

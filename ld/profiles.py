@@ -194,3 +194,18 @@ def apply_profile(cfg, profile: dict[str, Any], *, data_root: str | Path, num_gp
     repeat = int(profile.get("repeat", 1))
     if repeat > 1:  # upstream's VOC recipe: RepeatDataset x3 of VOC07+12 trainval, so an "epoch" is three passes
         cfg.train_dataloader.dataset = dict(type="RepeatDataset", times=repeat, dataset=cfg.train_dataloader.dataset)
+
+
+def resolve_config(config: str | Path, params: dict[str, Any], profile: str | None = None, *,
+                   data_root: str | Path | None = None, num_gpus: int = 1):
+    """A row config (``pipelines/configs/<run>.py``) with a profile applied, as its stage resolves it:
+    the profile's data (at ``data_root``, default ``data/<profile>``), sizes, schedule, batch and LR."""
+    from mmengine.config import Config
+
+    config = Path(config)
+    if not config.is_file():
+        raise MissingFileError(f"config {config} not found (configs live in pipelines/configs/)")
+    profile = profile or params["profile"]
+    cfg = Config.fromfile(str(config))
+    apply_profile(cfg, get_profile(params, profile), data_root=data_root or Path("data") / profile, num_gpus=num_gpus)
+    return cfg

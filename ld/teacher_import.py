@@ -120,14 +120,6 @@ def class_mismatch(expected: tuple[str, ...], given: tuple[str, ...]) -> str:
     return f"{len(diffs)} classes differ or are in another order: {', '.join(diffs[:5])}"
 
 
-def shape_examples(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], limit: int = 3) -> str:
-    """The first keys whose shapes differ, with both shapes: ``'k: (80, 64, 3, 3) in the checkpoint,
-    (3, 64, 3, 3) in the model'``; '' if none."""
-    wrong = sorted(k for k in set(expected) & set(given) if expected[k].shape != given[k].shape)
-    return "; ".join(f"{k}: {tuple(given[k].shape)} in the checkpoint, {tuple(expected[k].shape)} in the model"
-                     for k in wrong[:limit])
-
-
 def _write_folder(out_dir: Path, config_text: str, state_dict: dict[str, torch.Tensor],
                   meta: dict[str, Any], source: dict[str, Any]) -> None:
     """Write the three files into a staging folder next to ``out_dir``, then swap it in by renames."""
@@ -220,11 +212,10 @@ def import_teacher(checkpoint: str | os.PathLike, config, out_dir: str | os.Path
     problem = state_dict_mismatch(expected, state)
     if problem:
         head = config.model.bbox_head
-        shapes = shape_examples(expected, state)
         raise BadFileError(
             f"teacher checkpoint {path} ({fmt}) does not fit its config ({config.model.backbone.type}-"
             f"{config.model.backbone.get('depth', '?')}, {head.type}, {head.num_classes} classes): {problem}"
-            f"{' (' + shapes + ')' if shapes else ''}. Wrong architecture, or a checkpoint for another number "
+            ". Wrong architecture, or a checkpoint for another number "
             "of classes (COCO's 80)? Give the checkpoint released for this config, or import it for the run "
             "whose config it matches.")
 
@@ -244,13 +235,10 @@ def import_run(checkpoint: str | os.PathLike, run: str, params: dict[str, Any], 
                configs_dir: str | os.PathLike = "pipelines/configs") -> dict[str, Any]:
     """:func:`import_teacher` for the run ``run`` of ``params.yaml`` (its row config with the profile
     applied, as its train stage would resolve it)."""
-    from mmengine.config import Config
-
-    from ld.profiles import apply_profile, get_profile
+    from ld.profiles import resolve_config
 
     config_file = Path(configs_dir) / f"{run}.py"
     if not config_file.is_file():
         raise MissingFileError(f"run {run!r} has no config {config_file}: name a run of pipelines/configs/")
-    cfg = Config.fromfile(str(config_file))
-    apply_profile(cfg, get_profile(params, profile), data_root=Path("data") / profile)
+    cfg = resolve_config(config_file, params, profile)
     return import_teacher(checkpoint, cfg, out_dir, sha256=sha256, published=published)

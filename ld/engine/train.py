@@ -24,7 +24,7 @@ from ld.checkpoint import file_digest, load_checkpoint, save_weights
 from ld.errors import BadFileError, ConfigError, LDError, MissingFileError
 from ld.io import atomic_write_bytes, atomic_write_json, check_export_dir, listing_digest
 from ld.models.distiller import DISTILLERS, LocalizationDistiller
-from ld.profiles import apply_profile, get_profile, train_pipeline
+from ld.profiles import resolve_config, train_pipeline
 from ld.teacher_cache import fingerprint_digest
 
 
@@ -69,16 +69,10 @@ def build_train_config(
         live_dir: DVCLive folder for the training curves (none if not given).
         launcher: mmengine launcher: 'none' (one process) or 'pytorch' (torchrun).
     """
-    from mmengine.config import Config
-
     config = Path(config)
-    if not config.is_file():
-        raise MissingFileError(f"config {config} not found (configs live in pipelines/configs/)")
     profile = profile or params["profile"]
-    cfg = Config.fromfile(str(config))
     num_gpus = int(os.environ.get("WORLD_SIZE", params.get("num_gpus", 1)))
-    apply_profile(cfg, get_profile(params, profile), data_root=data_root or Path("data") / profile,
-                  num_gpus=num_gpus)
+    cfg = resolve_config(config, params, profile, data_root=data_root, num_gpus=num_gpus)
     cfg.randomness = dict(seed=int(params.get("seed", 0)), deterministic=False)
     cfg.launcher = launcher
     cfg.env_cfg.dist_cfg = dict(backend="nccl" if torch.cuda.is_available() else "gloo")
@@ -272,14 +266,10 @@ def export_initial(config: str | Path, params: dict[str, Any], out_dir: str | Pa
     """Export a run's model with its initial weights (``out_dir/config.py`` + ``model.pth``): a stand-in
     teacher for step-time benchmarks and tests, where what the teacher learnt does not matter."""
     from mmdet.registry import MODELS
-    from mmengine.config import Config
 
     from ld.models.distiller import student_only
 
-    profile = profile or params["profile"]
-    cfg = Config.fromfile(str(config))
-    apply_profile(cfg, get_profile(params, profile), data_root=Path("data") / profile)
-    cfg = student_only(cfg)
+    cfg = student_only(resolve_config(config, params, profile))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out_dir / "config.py", cfg.pretty_text.encode())
