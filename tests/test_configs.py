@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from ld.data.synth import CLASSES
 from ld.engine.train import build_train_config, is_distiller
@@ -172,6 +173,7 @@ def test_train_resumes_by_default_and_no_resume_starts_afresh(params, tmp_path, 
             str(tmp_path / "work")]
     assert main(args) == 0  # the run's work dir, as the first call names it
     (Path(seen[0]) / "epoch_1.pth").parent.mkdir(parents=True, exist_ok=True)
-    (Path(seen[0]) / "epoch_1.pth").write_bytes(b"checkpoint")
+    torch.save({"state_dict": {}}, Path(seen[0]) / "epoch_1.pth")  # a complete checkpoint, as mmengine names it
+    (Path(seen[0]) / "last_checkpoint").write_text(str(Path(seen[0]) / "epoch_1.pth"))
     assert main(args + flag) == 0 and seen[1] == seen[0]
     assert (Path(seen[0]) / "epoch_1.pth").exists() == kept

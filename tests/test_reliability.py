@@ -4,6 +4,7 @@ unwritable outputs are named before work is lost, and two trainings never share 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -226,3 +227,29 @@ def test_a_second_training_of_the_same_folder_is_refused_naming_the_holder(tmp_p
         holder.wait()
     with exclusive([tmp_path / "out"], tmp_path / "locks"):  # released when its holder died
         pass
+
+
+def test_a_full_disk_during_training_leaves_no_partial_checkpoint_and_says_what_to_do(tmp_path, monkeypatch,
+                                                                                       params, dataset):
+    """The checkpoint written when the disk filled up is removed; the last complete one stays for the resume."""
+    from mmengine.runner import Runner
+
+    from ld.engine.train import train
+
+    cfg = _cfg(params, dataset, tmp_path)
+    work = _work_dir_with_checkpoint(tmp_path)  # epoch_3 complete, named by last_checkpoint
+    cfg.work_dir = str(work)
+    (work / "identity.json").write_text(json.dumps({"run_digest": cfg.run_digest}))
+
+    class FillsTheDisk:
+        rank = 0
+
+        def train(self):
+            (work / "epoch_4.pth").write_bytes(b"partial")
+            raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0: file write failed")
+
+    monkeypatch.setattr(Runner, "from_cfg", staticmethod(lambda cfg: FillsTheDisk()))
+    (work / "epoch_5.pth").write_bytes(b"left by a run killed while saving")
+    with pytest.raises(LDError, match="file write failed while writing under .*Free space .* resumes from the last"):
+        train(cfg, tmp_path / "out", fresh=False)
+    assert sorted(p.name for p in work.glob("epoch_*.pth")) == ["epoch_3.pth"]

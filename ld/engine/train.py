@@ -9,6 +9,7 @@ later stages use; exporting writes only those two files, each atomically.
 from __future__ import annotations
 
 import copy
+import errno
 import fcntl
 import hashlib
 import json
@@ -221,8 +222,7 @@ def _check_last_checkpoint(work_dir: Path) -> None:
     try:
         load_checkpoint(last)
     except LDError as err:
-        earlier = sorted((p for p in work_dir.glob("epoch_*.pth") if p != last),
-                         key=lambda p: int(p.stem.split("_")[1]))
+        earlier = sorted((p for p in work_dir.glob("epoch_*.pth") if p != last), key=_epoch_of)
         how = (f"resume from the previous one with `echo {earlier[-1]} > {pointer}`, then run again" if earlier
                else "no earlier checkpoint is left")
         raise BadFileError(f"the run's last checkpoint cannot be loaded ({err}). To go on: {how}; or start "
@@ -250,15 +250,46 @@ def train(cfg, out_dir: str | Path | None = None, *, fresh: bool = False) -> Non
                     if hook.get("type") == "DVCLiveHook":
                         hook["resume"] = False  # the curves start afresh with the run
             _check_identity(cfg)
+            _remove_partial_checkpoints(work_dir)  # left by a run killed while saving
             _check_last_checkpoint(work_dir)
         if cfg.launcher == "pytorch" and not torch.cuda.is_available() and not torch.distributed.is_initialized():
             # mmengine's pytorch launcher selects a CUDA device; on CPUs (gloo) the group is started here from
             # torchrun's environment, and mmengine uses it as it is
             torch.distributed.init_process_group(backend="gloo")
         runner = Runner.from_cfg(cfg)
-        runner.train()
+        try:
+            runner.train()
+        except BaseException as err:
+            if rank0:
+                _remove_partial_checkpoints(work_dir)
+            if _is_disk_error(err):
+                raise LDError(f"training stopped: {err} while writing under {work_dir}. Free space (or fix the "
+                              "permissions), then run again: it resumes from the last complete checkpoint") from err
+            raise
         if out_dir is not None and runner.rank == 0:
             export_model(cfg.work_dir, cfg, out_dir)
+
+
+def _is_disk_error(err: BaseException) -> bool:
+    """A full disk, a quota or a read-only folder (torch.save reports a failed write as a RuntimeError)."""
+    if isinstance(err, OSError):
+        return err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
+    return isinstance(err, RuntimeError) and "write failed" in str(err)
+
+
+def _remove_partial_checkpoints(work_dir: Path) -> None:
+    """Delete the epoch checkpoints written after the one ``last_checkpoint`` names (mmengine updates the
+    pointer after a checkpoint is complete, so a later file is a write cut short by a kill or a full disk)."""
+    pointer = work_dir / "last_checkpoint"
+    last = _epoch_of(Path(pointer.read_text().strip())) if pointer.is_file() else 0
+    for path in work_dir.glob("epoch_*.pth"):
+        if _epoch_of(path) > last:
+            path.unlink(missing_ok=True)
+
+
+def _epoch_of(path: Path) -> int:
+    stem = path.stem.removeprefix("epoch_")
+    return int(stem) if stem.isdigit() else 0
 
 
 def export_initial(config: str | Path, params: dict[str, Any], out_dir: str | Path, profile: str | None = None,
