@@ -15,15 +15,17 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 install: $(STAMP)
 
-$(STAMP): requirements/build.txt requirements/mmcv.txt requirements/run.txt requirements/constraints.txt pyproject.toml
+$(STAMP): requirements/build.txt requirements/mmcv.txt requirements/mmcv_build_env.py requirements/run.txt requirements/constraints.txt pyproject.toml
 	@echo "== install into $(VENV) (mmcv's ops compile once, ~7 min on 2 cores; pip caches the wheel)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) -r requirements/build.txt
-	MMCV_WITH_OPS=1 MAX_JOBS=$(JOBS) $(PIP) --no-build-isolation -r requirements/mmcv.txt
+	# mmcv's ops for the CPU, plus its CUDA ops where torch has CUDA (requirements/mmcv_build_env.py)
+	MMCV_ENV="$$($(BIN)/python requirements/mmcv_build_env.py)" && echo "== mmcv build: $$MMCV_ENV MAX_JOBS=$(JOBS)" && \
+	  env $$MMCV_ENV MAX_JOBS=$(JOBS) $(PIP) --no-build-isolation -r requirements/mmcv.txt
 	$(PIP) -r requirements/run.txt
 	$(PIP) --no-build-isolation --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name ld-workspace --display-name "ld-workspace (.venv)"
-	$(BIN)/python -c "import mmcv.ops, mmdet, ld; print('mmcv ops, mmdet', mmdet.__version__, 'and ld import')"
+	$(BIN)/python -c "import mmcv.ops, mmdet, ld, ld.mmcv_cuda as c; print('mmcv ops (CUDA ops: %s), mmdet %s and ld import' % (c.cuda_ops_compiled(), mmdet.__version__))"
 	touch $@
 
 # The main job: the whole pipeline on params.yaml's profile (default: smoke).

@@ -1,0 +1,142 @@
+"""Without mmcv's CUDA ops: the pure-torch NMS keeps exactly mmcv's boxes, and DCN rows refuse clearly.
+
+No GPU here: a missing CUDA op is simulated by making :func:`ld.mmcv_cuda.lacks_cuda_op` say so for CPU
+tensors, so the fallback runs where mmcv's own kernel can be run beside it."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import ld  # noqa: F401  (installs the fallback)
+import ld.mmcv_cuda
+from ld.nms import nms as torch_nms
+
+ld.mmcv_cuda.install()  # as `import ld` does
+
+
+@pytest.fixture
+def without_cuda_ops(monkeypatch):
+    monkeypatch.setattr(ld.mmcv_cuda, "lacks_cuda_op", lambda tensor: True)
+    monkeypatch.setattr(ld.mmcv_cuda, "_warned", False)
+
+
+def _random_boxes(rng, n, clustered):
+    centers = rng.uniform(0, 200, (max(1, n // 6) if clustered else n, 2))
+    c = centers[rng.integers(0, len(centers), n)] + rng.normal(0, 6 if clustered else 0, (n, 2))
+    wh = rng.uniform(4, 60, (n, 2))
+    boxes = np.concatenate([c - wh / 2, c + wh / 2], axis=1).astype(np.float32)
+    return torch.from_numpy(boxes), torch.from_numpy(rng.uniform(0, 1, n).astype(np.float32))
+
+
+def test_the_pure_nms_keeps_mmcvs_boxes_on_random_cases():
+    rng = np.random.default_rng(0)
+    for case in range(60):
+        n = int(rng.choice([0, 1, 2, 7, 50, 300]))
+        boxes, scores = _random_boxes(rng, n, clustered=case % 2 == 0)
+        thr, offset = float(rng.choice([0.3, 0.5, 0.6, 0.7])), int(case % 3 == 0)
+        _, expected = ld.mmcv_cuda._mmcv_nms(boxes, scores, thr, offset)  # mmcv's compiled CPU kernel
+        assert torch.equal(torch_nms(boxes, scores, thr, offset), expected), (case, n, thr, offset)
+
+
+def test_a_known_case():
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 9.0]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.95])
+    # IoU(3, 0) = 90/100 > 0.5: box 0 goes; box 1 overlaps box 3 by 72/(90+100-72) = 0.61 > 0.5: it goes too
+    assert torch_nms(boxes, scores, 0.5).tolist() == [3, 2]
+    assert torch_nms(boxes, scores, 0.95).tolist() == [3, 0, 1, 2]
+
+
+def test_batched_nms_falls_back_with_one_warning_and_keeps_the_same_detections(without_cuda_ops, capsys):
+    from mmcv.ops import batched_nms
+
+    rng = np.random.default_rng(1)
+    for case in range(20):
+        boxes, scores = _random_boxes(rng, 200, clustered=True)
+        labels = torch.from_numpy(rng.integers(0, 3, 200))
+        cfg = {"type": "nms", "iou_threshold": 0.6, **({"score_threshold": 0.3, "max_num": 40} if case % 2 else {})}
+        dets, keep = batched_nms(boxes, scores, labels, dict(cfg))
+        ld.mmcv_cuda.lacks_cuda_op = lambda tensor: False  # mmcv's kernel, the reference
+        ref_dets, ref_keep = batched_nms(boxes, scores, labels, dict(cfg))
+        ld.mmcv_cuda.lacks_cuda_op = lambda tensor: True
+        assert torch.equal(keep, ref_keep) and torch.equal(dets, ref_dets), case
+    assert capsys.readouterr().err.count("mmcv has no CUDA ops here") == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="compares with mmcv's CPU kernel: evaluation runs on the CPU")
+def test_ld_eval_through_the_fallback_gives_the_same_metrics(tiny_run, tmp_path, monkeypatch, capsys):
+    from ld.cli import main
+
+    monkeypatch.chdir(tiny_run)  # the fixture's config reads its data relative to here
+    def ld_eval(name):
+        assert main(["eval", str(tiny_run / "model" / "config.py"), str(tiny_run / "model" / "model.pth"), "--out",
+                     str(tmp_path / f"{name}.json"), "--results-out", str(tmp_path / f"{name}.bbox.json")]) == 0
+        return [json.loads((tmp_path / f"{name}{ext}").read_text()) for ext in (".json", ".bbox.json")]
+
+    metrics, dets = ld_eval("mmcv")
+    monkeypatch.setattr(ld.mmcv_cuda, "lacks_cuda_op", lambda tensor: True)
+    monkeypatch.setattr(ld.mmcv_cuda, "_warned", False)
+    assert ld_eval("fallback") == [metrics, dets] and dets  # the same detections, boxes and scores
+    assert capsys.readouterr().err.count("mmcv has no CUDA ops here") == 1
+
+
+@pytest.mark.parametrize("row", ["gfl_r101_dcn_2x", "gflv2_r101_dcn_2x"])
+def test_a_dcn_row_refuses_clearly_without_cuda_ops(row, without_cuda_ops, repo_root):
+    from mmdet.registry import MODELS
+
+    from ld.models.distiller import student_only
+    from ld.profiles import load_params, resolve_config
+
+    cfg = student_only(resolve_config(f"pipelines/configs/{row}.py", load_params(), "smoke"))
+    model = MODELS.build(cfg.model)
+    with pytest.raises(ld.mmcv_cuda.MissingCudaOpsError, match="this row needs mmcv built with CUDA ops"):
+        model.extract_feat(torch.rand(1, 3, 64, 64))
+
+
+def test_with_cuda_ops_or_on_the_cpu_mmcvs_own_ops_run():
+    from mmcv.ops import DeformConv2dPack
+
+    assert not ld.mmcv_cuda.lacks_cuda_op(torch.zeros(1))  # a CPU tensor: mmcv's CPU kernels
+    conv = DeformConv2dPack(4, 4, 3, padding=1)
+    assert conv(torch.rand(1, 4, 8, 8)).shape == (1, 4, 8, 8)
+
+
+def _build_env(monkeypatch, capsys, cuda, nvcc_dir=None, arch=None):
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("mmcv_build_env", REPO / "requirements/mmcv_build_env.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(torch.version, "cuda", cuda)
+    monkeypatch.setenv("PATH", str(nvcc_dir) if nvcc_dir else "/nonexistent")
+    for var in ("CUDA_HOME", "CUDA_PATH", "TORCH_CUDA_ARCH_LIST"):
+        monkeypatch.delenv(var, raising=False)
+    if arch:
+        monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", arch)
+    monkeypatch.setattr(module, "DEFAULT_CUDA_HOME", "/nonexistent")
+    code = module.main()
+    out = capsys.readouterr()
+    return code, out.out.strip(), out.err
+
+
+def test_make_install_builds_cpu_ops_for_a_cpu_torch(monkeypatch, capsys):
+    assert _build_env(monkeypatch, capsys, cuda=None) == (0, "MMCV_WITH_OPS=1 FORCE_CUDA=0", "")
+
+
+def test_make_install_refuses_a_cuda_torch_without_nvcc_saying_what_to_install(monkeypatch, capsys):
+    code, out, err = _build_env(monkeypatch, capsys, cuda="12.6")
+    assert code == 2 and out == "" and "no nvcc was found" in err and "CUDA 12.x toolkit" in err
+
+
+def test_make_install_builds_cuda_ops_with_nvcc_for_the_given_archs(monkeypatch, capsys, tmp_path):
+    (tmp_path / "cuda" / "bin").mkdir(parents=True)
+    nvcc = tmp_path / "cuda" / "bin" / "nvcc"
+    nvcc.write_text("#!/bin/sh\n")
+    nvcc.chmod(0o755)
+    code, out, _ = _build_env(monkeypatch, capsys, cuda="12.6", nvcc_dir=nvcc.parent, arch="8.0 9.0")
+    assert code == 0 and out == (f"MMCV_WITH_OPS=1 FORCE_CUDA=1 CUDA_HOME={tmp_path / 'cuda'} "
+                                 "TORCH_CUDA_ARCH_LIST=8.0;9.0 PIP_NO_CACHE_DIR=1")
