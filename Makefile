@@ -25,7 +25,7 @@ $(STAMP): requirements/build.txt requirements/mmcv.txt requirements/mmcv_build_e
 	$(PIP) -r requirements/run.txt
 	$(PIP) --no-build-isolation --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name ld-workspace --display-name "ld-workspace (.venv)"
-	$(BIN)/python -c "import mmcv.ops, mmdet, ld, ld.mmcv_cuda as c; print('mmcv ops (CUDA ops: %s), mmdet %s and ld import' % (c.cuda_ops_compiled(), mmdet.__version__))"
+	$(BIN)/python -c "import mmcv.ops, mmdet, ld, ld.models.mmcv_cuda as c; print('mmcv ops (CUDA ops: %s), mmdet %s and ld import' % (c.cuda_ops_compiled(), mmdet.__version__))"
 	touch $@
 
 # The main job: the whole pipeline on params.yaml's profile (default: smoke).

@@ -58,7 +58,7 @@ def _cmd_paper_run(args) -> None:
 
     import yaml
 
-    from ld.paper import runs_for, table_spec
+    from ld.results.paper import runs_for, table_spec
 
     runs = runs_for(args.tables)
     profile = args.profile or table_spec(args.tables[0])["profile"]
@@ -82,7 +82,7 @@ def _cmd_eval(args) -> None:
 
 
 def _cmd_convert(args) -> None:
-    from ld.convert import convert_checkpoint
+    from ld.engine.convert import convert_checkpoint
 
     sizes = convert_checkpoint(args.src, args.dst, args.config)
     print(f"{args.src}: {sizes['src_bytes'] / 2**20:.1f} MiB -> {args.dst}: {sizes['dst_bytes'] / 2**20:.1f} MiB "
@@ -92,7 +92,7 @@ def _cmd_convert(args) -> None:
 
 def _cmd_teacher_import(args) -> None:
     from ld.profiles import load_params
-    from ld.teacher_import import import_run
+    from ld.engine.teacher_import import import_run
 
     params = load_params(args.params)
     profile = args.profile or params["profile"]
@@ -117,7 +117,7 @@ def _cmd_bench_fps(args) -> None:
 def _cmd_notebook(args) -> None:
     import yaml
 
-    from ld.notebooks import execute_notebook
+    from ld.results.notebooks import execute_notebook
     from ld.profiles import load_params
 
     parameters = {"profile": args.profile or load_params(args.params)["profile"]}
@@ -129,7 +129,7 @@ def _cmd_report(args) -> None:
     import yaml
 
     from ld.profiles import get_profile, load_params
-    from ld.report import build_reports
+    from ld.results.report import build_reports
 
     params = load_params(args.params)
     profile = args.profile or params["profile"]

@@ -29,7 +29,7 @@ def tiny_run(tmp_path_factory) -> Path:
     from mmdet.registry import MODELS
     from mmengine.config import Config
 
-    import ld  # noqa: F401
+    import ld.models  # noqa: F401  (registers the modules)
     from ld.data.synth import SynthSpec, write_dataset
     from ld.profiles import apply_profile, get_profile, load_params
 

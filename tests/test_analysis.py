@@ -1,8 +1,8 @@
 """The ambiguity analysis on an exported (untrained) model over a tiny generated dataset."""
 import pytest
 
-import ld  # noqa: F401
-from ld.analysis import ambiguity_table, load_model, predict_with_distributions, size_range, val_loader
+import ld.models  # noqa: F401  (registers the modules)
+from ld.results.analysis import ambiguity_table, load_model, predict_with_distributions, size_range, val_loader
 
 
 @pytest.fixture

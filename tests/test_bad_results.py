@@ -10,7 +10,7 @@ import pytest
 
 from ld.errors import BadFileError, ConfigError, MissingFileError
 from ld.evaluation.coco import evaluate_coco, load_results
-from ld.tables import metrics_table, seed_runs
+from ld.results.tables import metrics_table, seed_runs
 from tests.conftest import REPO
 
 # --- (1) metrics files read by the tables ------------------------------------------------------------
@@ -93,7 +93,7 @@ def _project(tmp_path, monkeypatch):
 
 
 def test_unknown_profile_is_refused_before_anything_runs_or_is_written(tmp_path, monkeypatch):
-    from ld.notebooks import execute_notebook
+    from ld.results.notebooks import execute_notebook
 
     src = _project(tmp_path, monkeypatch)
     with pytest.raises(ConfigError) as err:
@@ -116,7 +116,7 @@ def test_unknown_profile_through_ld_notebook_exits_2(tmp_path, monkeypatch, caps
 
 
 def test_a_named_params_file_that_does_not_exist_is_refused(tmp_path, monkeypatch):
-    from ld.notebooks import execute_notebook
+    from ld.results.notebooks import execute_notebook
 
     src = _project(tmp_path, monkeypatch)
     with pytest.raises(MissingFileError, match="other.yaml"):
@@ -127,7 +127,7 @@ def test_a_named_params_file_that_does_not_exist_is_refused(tmp_path, monkeypatc
 
 
 def test_a_known_profile_still_runs(tmp_path, monkeypatch):
-    from ld.notebooks import execute_notebook
+    from ld.results.notebooks import execute_notebook
 
     src = _project(tmp_path, monkeypatch)
     execute_notebook(src, tmp_path / "results" / "mini" / "notebooks" / "n.ipynb", {"profile": "mini"},

@@ -1,6 +1,6 @@
 import torch
 
-from ld.box_ops import box_iou, diou_matrix
+from ld.ops.box_ops import box_iou, diou_matrix
 
 
 def test_iou_of_half_overlapping_squares():

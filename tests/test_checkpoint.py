@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import ld
+import ld.engine.live
 from ld.checkpoint import load_checkpoint
 from ld.errors import BadFileError
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-import ld  # noqa: F401
-from ld.convert import convert_checkpoint, is_teacher_key
+import ld.models  # noqa: F401  (registers the modules)
+from ld.engine.convert import convert_checkpoint, is_teacher_key
 from ld.engine.evaluate import evaluate_checkpoint, set_nms
 from ld.errors import BadFileError, ConfigError
 from ld.models import student_only

@@ -6,10 +6,11 @@ import pytest
 import torch
 from mmengine.config import Config
 
-import ld
-from ld.dgqp import dgqp_features, joint_score_logits
+import ld.models  # noqa: F401  (registers the modules)
 from ld.errors import BadFileError, ConfigError
-from ld.vlr import atss_thresholds, vlr_region
+from ld.ops.dgqp import dgqp_features, joint_score_logits
+from ld.ops.ld_loss import ld_loss
+from ld.ops.vlr import atss_thresholds, vlr_region
 
 # ---------------------------------------------------------------------------------------------------------------
 # ld_loss
@@ -19,8 +20,8 @@ from ld.vlr import atss_thresholds, vlr_region
 def test_ld_loss_is_zero_for_identical_distributions_and_grows_as_they_diverge():
     gen = torch.Generator().manual_seed(0)
     teacher = torch.randn(8, 17, generator=gen)
-    assert torch.allclose(ld.ld_loss(teacher.clone(), teacher), torch.zeros(8), atol=1e-6)
-    losses = [ld.ld_loss(teacher + s * torch.randn(8, 17, generator=torch.Generator().manual_seed(1)), teacher).mean()
+    assert torch.allclose(ld_loss(teacher.clone(), teacher), torch.zeros(8), atol=1e-6)
+    losses = [ld_loss(teacher + s * torch.randn(8, 17, generator=torch.Generator().manual_seed(1)), teacher).mean()
               for s in (0.5, 1.0, 2.0, 4.0)]
     assert all(a < b for a, b in zip(losses, losses[1:]))
 
@@ -29,7 +30,7 @@ def test_ld_loss_matches_the_definition():
     s, t, T = torch.tensor([[1.0, 2.0, 0.0]]), torch.tensor([[0.0, 3.0, 1.0]]), 2.0
     p_t, p_s = torch.softmax(t / T, 1), torch.softmax(s / T, 1)
     expected = T * T * (p_t * (p_t.log() - p_s.log())).sum() / 3  # KL averaged over the 3 bins
-    torch.testing.assert_close(ld.ld_loss(s, t, T), expected.reshape(1))
+    torch.testing.assert_close(ld_loss(s, t, T), expected.reshape(1))
 
 
 def test_ld_loss_equals_mmdets_kd_loss_unreduced():
@@ -37,21 +38,21 @@ def test_ld_loss_equals_mmdets_kd_loss_unreduced():
 
     gen = torch.Generator().manual_seed(2)
     s, t = torch.randn(5, 17, generator=gen), torch.randn(5, 17, generator=gen)
-    torch.testing.assert_close(ld.ld_loss(s, t, 10.0),
+    torch.testing.assert_close(ld_loss(s, t, 10.0),
                                knowledge_distillation_kl_div_loss(s, t, T=10, reduction="none"))
 
 
 def test_ld_loss_sends_gradients_to_the_student_only():
     s = torch.randn(4, 17, requires_grad=True)
     t = torch.randn(4, 17, requires_grad=True)
-    ld.ld_loss(s, t).sum().backward()
+    ld_loss(s, t).sum().backward()
     assert s.grad is not None and s.grad.abs().sum() > 0
     assert t.grad is None
 
 
 def test_ld_loss_refuses_mismatched_bins():
     with pytest.raises(ValueError, match="reg_max"):
-        ld.ld_loss(torch.zeros(4, 17), torch.zeros(4, 9))
+        ld_loss(torch.zeros(4, 17), torch.zeros(4, 9))
 
 
 # ---------------------------------------------------------------------------------------------------------------

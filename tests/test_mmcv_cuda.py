@@ -1,6 +1,6 @@
 """Without mmcv's CUDA ops: the pure-torch NMS keeps exactly mmcv's boxes, and DCN rows refuse clearly.
 
-No GPU here: a missing CUDA op is simulated by making :func:`ld.mmcv_cuda.lacks_cuda_op` say so for CPU
+No GPU here: a missing CUDA op is simulated by making :func:`ld.models.mmcv_cuda.lacks_cuda_op` say so for CPU
 tensors, so the fallback runs where mmcv's own kernel can be run beside it."""
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-import ld  # noqa: F401  (installs the fallback)
-import ld.mmcv_cuda
-from ld.nms import nms as torch_nms
+import ld.models  # noqa: F401  (registers the modules)
+import ld.models.mmcv_cuda
+from ld.ops.nms import nms as torch_nms
 
-ld.mmcv_cuda.install()  # as `import ld` does
+ld.models.mmcv_cuda.install()  # as `import ld` does
 
 
 @pytest.fixture
 def without_cuda_ops(monkeypatch):
-    monkeypatch.setattr(ld.mmcv_cuda, "lacks_cuda_op", lambda tensor: True)
-    monkeypatch.setattr(ld.mmcv_cuda, "_warned", False)
+    monkeypatch.setattr(ld.models.mmcv_cuda, "lacks_cuda_op", lambda tensor: True)
+    monkeypatch.setattr(ld.models.mmcv_cuda, "_warned", False)
 
 
 def _random_boxes(rng, n, clustered):
@@ -37,7 +37,7 @@ def test_the_pure_nms_keeps_mmcvs_boxes_on_random_cases():
         n = int(rng.choice([0, 1, 2, 7, 50, 300]))
         boxes, scores = _random_boxes(rng, n, clustered=case % 2 == 0)
         thr, offset = float(rng.choice([0.3, 0.5, 0.6, 0.7])), int(case % 3 == 0)
-        _, expected = ld.mmcv_cuda._mmcv_nms(boxes, scores, thr, offset)  # mmcv's compiled CPU kernel
+        _, expected = ld.models.mmcv_cuda._mmcv_nms(boxes, scores, thr, offset)  # mmcv's compiled CPU kernel
         assert torch.equal(torch_nms(boxes, scores, thr, offset), expected), (case, n, thr, offset)
 
 
@@ -58,9 +58,9 @@ def test_batched_nms_falls_back_with_one_warning_and_keeps_the_same_detections(w
         labels = torch.from_numpy(rng.integers(0, 3, 200))
         cfg = {"type": "nms", "iou_threshold": 0.6, **({"score_threshold": 0.3, "max_num": 40} if case % 2 else {})}
         dets, keep = batched_nms(boxes, scores, labels, dict(cfg))
-        ld.mmcv_cuda.lacks_cuda_op = lambda tensor: False  # mmcv's kernel, the reference
+        ld.models.mmcv_cuda.lacks_cuda_op = lambda tensor: False  # mmcv's kernel, the reference
         ref_dets, ref_keep = batched_nms(boxes, scores, labels, dict(cfg))
-        ld.mmcv_cuda.lacks_cuda_op = lambda tensor: True
+        ld.models.mmcv_cuda.lacks_cuda_op = lambda tensor: True
         assert torch.equal(keep, ref_keep) and torch.equal(dets, ref_dets), case
     assert capsys.readouterr().err.count("mmcv has no CUDA ops here") == 1
 
@@ -76,8 +76,8 @@ def test_ld_eval_through_the_fallback_gives_the_same_metrics(tiny_run, tmp_path,
         return [json.loads((tmp_path / f"{name}{ext}").read_text()) for ext in (".json", ".bbox.json")]
 
     metrics, dets = ld_eval("mmcv")
-    monkeypatch.setattr(ld.mmcv_cuda, "lacks_cuda_op", lambda tensor: True)
-    monkeypatch.setattr(ld.mmcv_cuda, "_warned", False)
+    monkeypatch.setattr(ld.models.mmcv_cuda, "lacks_cuda_op", lambda tensor: True)
+    monkeypatch.setattr(ld.models.mmcv_cuda, "_warned", False)
     assert ld_eval("fallback") == [metrics, dets] and dets  # the same detections, boxes and scores
     assert capsys.readouterr().err.count("mmcv has no CUDA ops here") == 1
 
@@ -91,14 +91,14 @@ def test_a_dcn_row_refuses_clearly_without_cuda_ops(row, without_cuda_ops, repo_
 
     cfg = student_only(resolve_config(f"pipelines/configs/{row}.py", load_params(), "smoke"))
     model = MODELS.build(cfg.model)
-    with pytest.raises(ld.mmcv_cuda.MissingCudaOpsError, match="this row needs mmcv built with CUDA ops"):
+    with pytest.raises(ld.models.mmcv_cuda.MissingCudaOpsError, match="this row needs mmcv built with CUDA ops"):
         model.extract_feat(torch.rand(1, 3, 64, 64))
 
 
 def test_with_cuda_ops_or_on_the_cpu_mmcvs_own_ops_run():
     from mmcv.ops import DeformConv2dPack
 
-    assert not ld.mmcv_cuda.lacks_cuda_op(torch.zeros(1))  # a CPU tensor: mmcv's CPU kernels
+    assert not ld.models.mmcv_cuda.lacks_cuda_op(torch.zeros(1))  # a CPU tensor: mmcv's CPU kernels
     conv = DeformConv2dPack(4, 4, 3, padding=1)
     assert conv(torch.rand(1, 4, 8, 8)).shape == (1, 4, 8, 8)
 

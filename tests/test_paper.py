@@ -9,8 +9,8 @@ from mmengine.config import Config
 
 from ld.engine.train import is_distiller
 from ld.errors import ConfigError
-from ld.paper import TABLES, paper_table, runs_for
-from ld.tables import describe_config
+from ld.results.paper import TABLES, paper_table, runs_for
+from ld.results.tables import describe_config
 
 ROWS = [(name, row) for name, spec in TABLES.items() for row in spec["rows"]]
 

@@ -57,7 +57,7 @@ BAD = [
     ("ld-temperature-0", [("ld.temperature", 0)], "ld.temperature must be > 0 (a number), got 0"),
     ("ld-temperature-str", [("ld.temperature", "10")], "ld.temperature must be > 0 (a number), got '10'"),
     ("ld-loss_weight-negative", [("ld.loss_weight", -1)], "ld.loss_weight must be >= 0 (a number), got -1"),
-    ("ld-teacher_cache-str", [("ld.teacher_cache", "yes")], "ld.teacher_cache must be true or false, got 'yes'"),
+    ("ld-teacher_cache-str", [("ld.models.teacher_cache", "yes")], "ld.models.teacher_cache must be true or false, got 'yes'"),
     ("ld-unknown", [("ld.temprature", 5)], "ld.temprature: unknown key 'temprature' (did you mean 'temperature'?)"),
     # a profile
     ("layout-unknown", [("profiles.smoke.data.layout", "kitti")],
@@ -260,7 +260,7 @@ def test_the_params_the_other_tests_build_validate():
     tiny = edited(("profiles.tiny", {**smoke, "data": {**smoke["data"], "image_size": 64},
                                      "schedules": {"1x": {"epochs": 4, "steps": [2, 3]}}, "batch_size": 4,
                                      "warmup_iters": 2}))  # test_resume
-    built = [ddp, tiny, edited(("num_gpus", 8)), edited(("ld.teacher_cache", True)),  # test_upstream_recipes, cache
+    built = [ddp, tiny, edited(("num_gpus", 8)), edited(("ld.models.teacher_cache", True)),  # test_upstream_recipes, cache
              edited(("ld", {"temperature": 4.0, "loss_weight": 0.5})), edited(("ld.loss_weight", 0.5))]  # configs
     for layout in ("coco", "voc"):  # test_real_data._tiny
         params = copy.deepcopy(PARAMS)
@@ -277,7 +277,7 @@ def test_the_params_the_other_tests_build_validate():
 def test_runs_replaced_without_the_analysis_runs_pass_only_when_that_check_is_off():
     """`ld paper run` and test_pipeline's imported teacher replace `train` / `distill` and keep `analysis`
     and `study`, whose runs are then gone: valid for every stage but report, seeds and bench."""
-    from ld.paper import runs_for
+    from ld.results.paper import runs_for
 
     runs = runs_for(["voc"])
     paper = {**copy.deepcopy(PARAMS), "profile": "voc", "train": runs["train"], "distill": runs["distill"],

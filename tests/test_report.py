@@ -3,7 +3,7 @@ command with its cell named and leaves the other reports intact."""
 import nbformat
 import pytest
 
-from ld.report import ReportError, build_reports
+from ld.results.report import ReportError, build_reports
 
 
 def _notebook(path, *sources, tagged_parameters=True):
@@ -43,7 +43,7 @@ def test_reports_without_the_table_notebook_say_what_to_run(tmp_path, monkeypatc
 
 
 def test_executed_notebooks_are_byte_stable(tmp_path, monkeypatch):
-    from ld.notebooks import execute_notebook
+    from ld.results.notebooks import execute_notebook
 
     monkeypatch.chdir(tmp_path)
     _notebook(tmp_path / "n.ipynb", "import warnings\nwarnings.warn('volatile')\nprint('result', profile)")

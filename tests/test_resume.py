@@ -47,7 +47,7 @@ def _finish(proc: subprocess.Popen) -> str:
 def _summary(root: Path, name: str) -> dict:
     import torch
 
-    import ld  # noqa: F401
+    import ld.models  # noqa: F401  (registers the modules)
 
     meta = torch.load(root / name / "model.pth")["meta"]
     live = json.loads((root / f"live_{name}" / "metrics.json").read_text())

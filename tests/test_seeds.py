@@ -8,7 +8,7 @@ import pytest
 
 from ld.engine.seeds import study_runs, study_seeds
 from ld.errors import ConfigError
-from ld.tables import seed_runs, seed_summary, write_seed_summary
+from ld.results.tables import seed_runs, seed_summary, write_seed_summary
 
 PARAMS = {
     "profile": "smoke", "seed": 0, "profiles": {"smoke": {}, "mini": {}},

@@ -4,7 +4,7 @@ import re
 import pandas as pd
 import pytest
 
-from ld.tables import metrics_table, runs_from_params, write_table
+from ld.results.tables import metrics_table, runs_from_params, write_table
 
 PARAMS = {"train": ["gfl_r50_2x", "gfl_r18_1x"], "distill": {"ld_r18_gfl_r50_1x": {"teacher": "gfl_r50_2x"}}}
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ld.errors import ConfigError
-from ld.teacher_cache import StaleCacheError, TeacherCache, check_deterministic
+from ld.models.teacher_cache import StaleCacheError, TeacherCache, check_deterministic
 
 FINGERPRINT = {"teacher_sha256": "a" * 64, "pipeline": [{"type": "Resize", "scale": [96, 96]}], "regions": {}}
 

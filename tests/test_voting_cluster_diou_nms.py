@@ -1,4 +1,4 @@
-"""Tests for ld.voting_cluster_diou_nms against a slow, obviously-correct pure-Python reference."""
+"""Tests for ld.ops.voting_cluster_diou_nms against a slow, obviously-correct pure-Python reference."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from ld import box_ops
-from ld.voting_cluster_diou_nms import voting_cluster_diou_nms
+from ld.ops import box_ops
+from ld.ops.voting_cluster_diou_nms import voting_cluster_diou_nms
 
 # the NMS's DIoU: the centre-distance penalty raised to beta = 0.8
 diou_matrix = functools.partial(box_ops.diou_matrix, beta=0.8)

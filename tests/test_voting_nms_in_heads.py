@@ -4,7 +4,7 @@ import torch
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 
-import ld  # noqa: F401  (patches BaseDenseHead._bbox_post_process for the voting type)
+import ld.models  # noqa: F401  (registers the modules)
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def _results():
 
 
 def test_voting_nms_keeps_clusters_and_moves_boxes_by_votes(head):
-    from ld.voting_cluster_diou_nms import voting_cluster_diou_nms
+    from ld.ops.voting_cluster_diou_nms import voting_cluster_diou_nms
 
     cfg = Config(dict(nms=dict(type="voting_cluster_diounms", iou_threshold=0.6), max_per_img=100,
                       min_bbox_size=0))

@@ -20,7 +20,7 @@ from ld.evaluation.coco import evaluate_coco, load_results
 from ld.evaluation.voc import evaluate_voc, voc_inputs, voc_table
 from ld.io import atomic_write_json
 from ld.models.distiller import student_only
-from ld.tables import write_frame
+from ld.results.tables import write_frame
 
 NMS_TYPES = ("nms", "voting_cluster_diounms")
 

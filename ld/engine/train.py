@@ -26,7 +26,7 @@ from ld.errors import BadFileError, ConfigError, LDError, MissingFileError
 from ld.io import atomic_write_bytes, atomic_write_json, check_export_dir, listing_digest
 from ld.models.distiller import DISTILLERS, LocalizationDistiller
 from ld.profiles import resolve_config, train_pipeline
-from ld.teacher_cache import fingerprint_digest
+from ld.models.teacher_cache import fingerprint_digest
 
 
 def is_distiller(cfg) -> bool:
@@ -37,7 +37,7 @@ def is_distiller(cfg) -> bool:
 def apply_ld_params(head, ld_params: dict[str, Any]) -> None:
     """params.yaml's ``ld`` (``temperature``, ``loss_weight``) set T and the weight of both LD terms
     (main region and VLR) of a distillation head, for experiments like ``-S ld.temperature=5``
-    (``ld.teacher_cache`` is read by :func:`build_train_config`)."""
+    (``ld.models.teacher_cache`` is read by :func:`build_train_config`)."""
     for term in ("ld_main", "ld_vlr"):
         if "temperature" in ld_params:
             head[term].T = float(ld_params["temperature"])

@@ -18,8 +18,8 @@ from torch import Tensor, nn
 
 from ld.checkpoint import file_digest, load_weights
 from ld.errors import ConfigError
-from ld.models.ld_head import _flatten_levels
-from ld.teacher_cache import TeacherCache, check_deterministic
+from ld.models.teacher_cache import TeacherCache, check_deterministic
+from ld.ops.distillation import flatten_levels
 
 DISTILLERS = ("LocalizationDistiller",)
 # distillation head -> the plain head it trains (what is evaluated, and what serves as a teacher)
@@ -76,7 +76,7 @@ def teacher_forward(teacher: nn.Module, inputs: Tensor) -> tuple[Tensor, Tensor]
                 cls, reg = teacher.bbox_head(teacher.extract_feat(inputs.contiguous(memory_format=torch.channels_last)))
         else:
             cls, reg = teacher.bbox_head(teacher.extract_feat(inputs))
-    return _flatten_levels(cls).float(), _flatten_levels(reg).float()
+    return flatten_levels(cls).float(), flatten_levels(reg).float()
 
 
 class TeacherOutputs:
@@ -140,7 +140,7 @@ class LocalizationDistiller(SingleStageDetector):
             to its student, so a distilled model can teach in turn (teacher-assistant chains).
         teacher_ckpt: the teacher's checkpoint (``weights_only`` loading, exact key match).
         teacher_cache: None for online LD, or ``dict(dir=..., pipeline=[train pipeline])`` for offline LD
-            (:mod:`ld.teacher_cache`): the teacher's targets are computed once per image and flip and read
+            (:mod:`ld.models.teacher_cache`): the teacher's targets are computed once per image and flip and read
             back every epoch; refused for a random augmentation or a cache of another teacher.
         Other arguments: as ``SingleStageDetector``; ``bbox_head`` is an LD head (``LDGFLHead``, ...).
     """

@@ -5,7 +5,7 @@ from mmdet.models.dense_heads import GFLHead
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
-from ld.dgqp import dgqp_features, joint_score_logits
+from ld.ops.dgqp import dgqp_features, joint_score_logits
 
 
 @MODELS.register_module()
@@ -13,7 +13,7 @@ class GFLv2Head(GFLHead):
     """GFocalV2 head (Li et al., CVPR 2021): the classification score is multiplied by a localization
     quality predicted from the statistics of the four edge distributions.
 
-    The joint score is returned as a logit (:func:`ld.dgqp.joint_score_logits`), so training (QFL),
+    The joint score is returned as a logit (:func:`ld.ops.dgqp.joint_score_logits`), so training (QFL),
     inference and LD use GFocalV1's code paths unchanged.
 
     Args:

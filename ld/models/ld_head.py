@@ -1,11 +1,12 @@
 """LD heads: a GFocal head that adds the distillation terms of the LD paper to its own losses.
 
 The GFocal losses (QFL, GIoU, DFL) are the parent's, unchanged. On top, three explicitly switched
-terms, each a pure function of the flattened student and teacher outputs:
+terms, each a pure function of the flattened student and teacher outputs (:mod:`ld.ops.distillation`),
+given the assigner's targets of the same step:
 
-- ``ld_main``: LD (:func:`ld.ld_loss` on the four edge distributions) on the main distillation region,
+- ``ld_main``: LD (:func:`ld.ops.ld_loss` on the four edge distributions) on the main distillation region,
   the ATSS positives, weighted by the student's detached max class score (as the DFL is);
-- ``ld_vlr``: LD on the valuable localization region (:func:`ld.vlr_region`), weighted by the IoU of
+- ``ld_vlr``: LD on the valuable localization region (:func:`ld.ops.vlr_region`), weighted by the IoU of
   each VLR anchor with its ground truth;
 - ``kd_main``: classification KD (the same softened KL over class logits) on the positives.
 
@@ -23,7 +24,7 @@ Normalisation (``normalize``), logged at construction:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from mmdet.models.dense_heads import GFLHead
@@ -34,9 +35,9 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from ld.errors import ConfigError
-from ld.ld_loss import ld_loss
 from ld.models.gflv2_head import GFLv2Head
-from ld.vlr import vlr_region
+from ld.ops.distillation import class_kd, flatten_levels, main_region_ld, vlr_ld
+from ld.ops.vlr import vlr_region
 
 NORMALIZATIONS = ("upstream", "per_positive")
 
@@ -49,12 +50,21 @@ class DistillTerm:
     loss_weight: float
     T: float
     alpha: float = 0.25  # VLR only: lower bound of the DIoU band, as a fraction of the ATSS threshold
-    overlap: str = "diou"  # VLR only: 'diou' or 'upstream' (see ld.vlr.vlr_region)
+    overlap: str = "diou"  # VLR only: 'diou' or 'upstream' (see ld.ops.vlr.vlr_region)
 
     @classmethod
     def from_config(cls, name: str, cfg) -> DistillTerm:
         if cfg is None or "enabled" not in cfg:
             raise ConfigError(f"bbox_head.{name} must say explicitly whether it is enabled, e.g. "
+                              f"{name}=dict(enabled=True, loss_weight=0.25, T=10)")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ConfigError(f"bbox_head.{name}.{unknown[0]} is not a setting of a distillation term "
+                              f"(known: {', '.join(sorted(known))})")
+        missing = [key for key in ("loss_weight", "T") if key not in cfg]
+        if missing:
+            raise ConfigError(f"bbox_head.{name}.{missing[0]} is missing, e.g. "
                               f"{name}=dict(enabled=True, loss_weight=0.25, T=10)")
         term = cls(**dict(cfg))
         if not term.T > 0:
@@ -62,11 +72,6 @@ class DistillTerm:
         if term.loss_weight < 0:
             raise ConfigError(f"bbox_head.{name}.loss_weight must be >= 0, got {term.loss_weight}")
         return term
-
-
-def _flatten_levels(per_level: list[Tensor]) -> Tensor:
-    """``[(B, C, H_l, W_l)]`` -> ``(B, sum_l H_l * W_l, C)``, in the anchor order of mmdet's prior generator."""
-    return torch.cat([t.permute(0, 2, 3, 1).reshape(t.shape[0], -1, t.shape[1]) for t in per_level], dim=1)
 
 
 def upstream_box_rescale(weight_sum: Tensor, eps: float = 1e-6) -> float:
@@ -93,13 +98,16 @@ class LDHeadMixin:
         if normalize not in NORMALIZATIONS:
             raise ConfigError(f"bbox_head.normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
         self.normalize = normalize
+        self._step_targets = None  # the assigner's targets of the current step, taken by get_targets
         print_log(f"{type(self).__name__}: ld_main={self.ld_main}, ld_vlr={self.ld_vlr}, kd_main={self.kd_main}, "
                   f"normalize={normalize!r}", logger="current")
 
     def get_targets(self, *args, **kwargs):
-        """The parent's targets, kept for the distillation terms of the same step (no second assignment)."""
+        """The parent's targets; the step's first call is kept for the distillation terms (no second
+        assignment)."""
         targets = super().get_targets(*args, **kwargs)
-        self._step_targets = targets
+        if self._step_targets is None:
+            self._step_targets = targets
         return targets
 
     def loss(self, x: tuple[Tensor], teacher, batch_data_samples) -> dict:
@@ -114,9 +122,13 @@ class LDHeadMixin:
         """
         batch_gt_instances, batch_gt_instances_ignore, batch_img_metas = unpack_gt_instances(batch_data_samples)
         cls_scores, bbox_preds = self(x)
+        self._step_targets = None
         losses = self.loss_by_feat(cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
                                    batch_gt_instances_ignore=batch_gt_instances_ignore)
-        losses.update(self.distill_losses(cls_scores, bbox_preds, teacher, batch_gt_instances))
+        anchors_per_level, labels_per_level = self._step_targets[0], self._step_targets[1]
+        self._step_targets = None
+        losses.update(self.distill_losses(cls_scores, bbox_preds, teacher, batch_gt_instances,
+                                          anchors_per_level, labels_per_level))
         return losses
 
     def loss_by_feat_single(self, *args, **kwargs):
@@ -136,24 +148,30 @@ class LDHeadMixin:
                 losses[key] = [loss * scale for loss in losses[key]]
         return losses
 
-    def _normalizer(self, count: int, device: torch.device) -> float:
-        return reduce_mean(torch.tensor(float(count), device=device)).clamp(min=1.0).item()
+    def _normalizer(self, count: Tensor) -> float | None:
+        """``per_positive``: the region's size averaged over GPUs, at least 1; ``upstream``: ``None``."""
+        if self.normalize != "per_positive":
+            return None
+        return reduce_mean(count.float()).clamp(min=1.0).item()
 
-    def distill_losses(self, s_cls_scores: list[Tensor], s_bbox_preds: list[Tensor], teacher,
-                       batch_gt_instances) -> dict[str, Tensor]:
-        """``loss_ld``, ``loss_ld_vlr`` and ``loss_kd`` for the enabled terms, from this step's targets.
+    def distill_losses(self, s_cls_scores: list[Tensor], s_bbox_preds: list[Tensor], teacher, batch_gt_instances,
+                       anchors_per_level: list[Tensor], labels_per_level: list[Tensor]) -> dict[str, Tensor]:
+        """``loss_ld``, ``loss_ld_vlr`` and ``loss_kd`` for the enabled terms.
 
-        The teacher is asked only for the locations these terms read: the positives and the VLR.
+        Args:
+            s_cls_scores, s_bbox_preds: the student's per-level outputs ``[(B, C, H, W)]``, ``[(B, 4 * bins, H, W)]``.
+            teacher: the teacher's outputs (see :meth:`loss`); asked only for the locations these terms
+                read, the positives and the VLR.
+            batch_gt_instances: the ground truth, per image.
+            anchors_per_level: ``[(B, A_l, 4)]`` the assigner's anchors; labels_per_level: ``[(B, A_l)]``
+                its labels (``num_classes`` for background), as ``get_targets`` returns them.
         """
-        anchors_list, labels_list = self._step_targets[0], self._step_targets[1]
-        bins = self.reg_max + 1
-        s_cls, s_reg = _flatten_levels(s_cls_scores), _flatten_levels(s_bbox_preds)  # (B, A, C), (B, A, 4 * bins)
-        labels = torch.cat(labels_list, dim=1)  # (B, A)
+        s_cls, s_reg = flatten_levels(s_cls_scores), flatten_levels(s_bbox_preds)  # (B, A, C), (B, A, 4 * bins)
+        labels = torch.cat(labels_per_level, dim=1)  # (B, A)
         pos = (labels >= 0) & (labels < self.num_classes)
-        device = s_reg.device
         if self.ld_vlr.enabled:
-            anchors = torch.cat(anchors_list, dim=1)  # (B, A, 4)
-            num_level_anchors = [a.shape[1] for a in anchors_list]
+            anchors = torch.cat(anchors_per_level, dim=1)  # (B, A, 4)
+            num_level_anchors = [a.shape[1] for a in anchors_per_level]
             vlr_weight = torch.stack([
                 vlr_region(anchors[i], num_level_anchors, gt.bboxes, alpha=self.ld_vlr.alpha,
                            topk=self.train_cfg["assigner"].get("topk", 9), overlap=self.ld_vlr.overlap)[0]
@@ -164,35 +182,21 @@ class LDHeadMixin:
         if s_reg.shape != t_reg.shape:
             raise ConfigError(f"teacher box outputs {tuple(t_reg.shape)} do not match the student's "
                               f"{tuple(s_reg.shape)}: teacher and student need the same reg_max and anchors")
-        per_positive = self.normalize == "per_positive"
         losses = {}
         if self.ld_main.enabled:
-            weight = s_cls.detach().sigmoid().max(dim=-1).values[pos]  # (P,)
-            kl = ld_loss(s_reg[pos].reshape(-1, bins), t_reg[pos].reshape(-1, bins), self.ld_main.T).reshape(-1, 4)
-            total = (kl * weight[:, None]).sum() / 4
-            if per_positive:
-                total = total / self._normalizer(int(pos.sum()), device)
-            losses["loss_ld"] = self.ld_main.loss_weight * total
+            losses["loss_ld"] = self.ld_main.loss_weight * main_region_ld(
+                s_reg, t_reg, s_cls, pos, self.ld_main.T, self._normalizer(pos.sum()))
         if self.ld_vlr.enabled:
-            kl = ld_loss(s_reg[in_vlr].reshape(-1, bins), t_reg[in_vlr].reshape(-1, bins),
-                         self.ld_vlr.T).reshape(-1, 4)
-            total = (kl * vlr_weight[in_vlr][:, None]).sum()
-            total = total / (4 * self._normalizer(int(in_vlr.sum()), device)) if per_positive else total / 16
-            losses["loss_ld_vlr"] = self.ld_vlr.loss_weight * total
+            losses["loss_ld_vlr"] = self.ld_vlr.loss_weight * vlr_ld(
+                s_reg, t_reg, vlr_weight, self.ld_vlr.T, self._normalizer(in_vlr.sum()))
         if self.kd_main.enabled:
             if s_cls.shape != t_cls.shape:
                 raise ConfigError(f"kd_main needs teacher and student with the same classes: teacher scores "
                                   f"{tuple(t_cls.shape)}, student {tuple(s_cls.shape)}")
-            kl = ld_loss(s_cls[pos], t_cls[pos], self.kd_main.T)  # (P,): the same KL, over class logits
-            if per_positive:
-                total = kl.sum() / self._normalizer(int(pos.sum()), device)
-            else:  # upstream: the mean over each level's positives, summed over levels
-                level = torch.cat([torch.full((a.shape[1],), i, device=device) for i, a in enumerate(anchors_list)])
-                level_of_pos = level.expand_as(labels)[pos]
-                sums = torch.zeros(len(anchors_list), device=device, dtype=kl.dtype).index_add(0, level_of_pos, kl)
-                counts = torch.bincount(level_of_pos, minlength=len(anchors_list)).clamp(min=1)
-                total = (sums / counts).sum()
-            losses["loss_kd"] = self.kd_main.loss_weight * total
+            level = torch.cat([torch.full((a.shape[1],), i, device=s_cls.device)
+                               for i, a in enumerate(anchors_per_level)])  # (A,)
+            losses["loss_kd"] = self.kd_main.loss_weight * class_kd(
+                s_cls, t_cls, pos, level, self.kd_main.T, self._normalizer(pos.sum()))
         return losses
 
 

@@ -3,14 +3,14 @@
 mmdet's heads post-process through ``BaseDenseHead._bbox_post_process``, whose NMS keeps the input
 boxes of the survivors, so score voting (which moves boxes) cannot plug in as an mmcv NMS op. This
 wraps that method: for the voting NMS type it lets mmdet do everything but the NMS (rescale, score
-factors, min size), then applies :func:`ld.voting_cluster_diou_nms`; any other NMS type is untouched.
+factors, min size), then applies :func:`ld.ops.voting_cluster_diou_nms`; any other NMS type is untouched.
 """
 from __future__ import annotations
 
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.structures.bbox import get_box_tensor
 
-from ld.voting_cluster_diou_nms import voting_cluster_diou_nms
+from ld.ops.voting_cluster_diou_nms import voting_cluster_diou_nms
 
 NMS_TYPE = "voting_cluster_diounms"
 _mmdet_bbox_post_process = BaseDenseHead._bbox_post_process

@@ -99,7 +99,7 @@ def step_child(variant: str, profile_name: str, steps: int, device: str = "cpu")
     """One variant's step time, in this process (run by the parent as a child)."""
     from mmdet.registry import MODELS
 
-    import ld  # noqa: F401  (registers the modules)
+    import ld.models  # noqa: F401  (registers the modules)
     from ld.engine.train import build_train_config, export_initial
     from ld.profiles import get_profile, load_params
 
@@ -141,7 +141,7 @@ def eval_child(models: str, profile_name: str, repeats: int) -> dict:
     """pycocotools vs faster-coco-eval on the LD student's detections of the validation split."""
     from mmengine.config import Config
 
-    import ld  # noqa: F401
+    import ld.models  # noqa: F401  (registers the modules)
     from ld.engine.evaluate import predict_coco
     from ld.evaluation.coco import COCO_BACKENDS, evaluate_coco
 

@@ -58,7 +58,7 @@ def environment() -> dict:
     import mmdet
     import mmengine
 
-    from ld.mmcv_cuda import cuda_ops_compiled
+    from ld.models.mmcv_cuda import cuda_ops_compiled
 
     return {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
             "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
@@ -70,13 +70,13 @@ def mmcv_ops_on_cuda() -> dict:
     """Each mmcv op the project can reach, called directly (bypassing ld's fallback) on CUDA tensors."""
     from mmcv.ops import DeformConv2dPack, ModulatedDeformConv2dPack, roi_align, sigmoid_focal_loss
 
-    import ld.mmcv_cuda
+    import ld.models.mmcv_cuda
 
     dev = torch.device("cuda")
     boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11]], dtype=torch.float32, device=dev)
     x = torch.rand(1, 4, 8, 8, device=dev)
     calls = {
-        "nms": lambda: ld.mmcv_cuda._mmcv_nms(boxes, torch.tensor([0.9, 0.8], device=dev), 0.5),
+        "nms": lambda: ld.models.mmcv_cuda._mmcv_nms(boxes, torch.tensor([0.9, 0.8], device=dev), 0.5),
         "DeformConv2d (DCN)": lambda: DeformConv2dPack.forward.__wrapped__(
             DeformConv2dPack(4, 4, 3, padding=1).to(dev), x),
         "ModulatedDeformConv2d (DCNv2)": lambda: ModulatedDeformConv2dPack.forward.__wrapped__(
@@ -114,7 +114,7 @@ def main() -> int:
         return 0
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
-    import ld  # noqa: F401  (registers the modules, the NMS fallback and the DCN check)
+    import ld.models  # noqa: F401  (registers the modules)
     from ld.checkpoint import load_checkpoint
     from ld.data.synth import SynthSpec, write_dataset
     from ld.engine.evaluate import evaluate_checkpoint
@@ -152,7 +152,7 @@ def main() -> int:
     def dcnv2() -> dict:
         from mmcv.ops import ModulatedDeformConv2dPack
 
-        from ld.mmcv_cuda import MissingCudaOpsError
+        from ld.models.mmcv_cuda import MissingCudaOpsError
 
         conv = ModulatedDeformConv2dPack(16, 16, 3, padding=1).cuda()
         x = torch.rand(2, 16, 32, 32, device="cuda", requires_grad=True)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
-import ld  # noqa: F401
+import ld.models  # noqa: F401  (registers the modules)
 from ld.evaluation.coco import evaluate_coco
 from ld.io import atomic_write_json
-from ld.voting_cluster_diou_nms import voting_cluster_diou_nms
+from ld.ops.voting_cluster_diou_nms import voting_cluster_diou_nms
 
 
 def _pre_nms_detections(run: Path):

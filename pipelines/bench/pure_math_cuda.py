@@ -21,10 +21,10 @@ if "ld" not in sys.modules:  # the pure modules alone, without the package's mmd
     package.__path__ = [str(ROOT / "ld")]
     sys.modules["ld"] = package
 
-from ld.dgqp import dgqp_features  # noqa: E402
-from ld.ld_loss import ld_loss  # noqa: E402
-from ld.vlr import vlr_region  # noqa: E402
-from ld.voting_cluster_diou_nms import voting_cluster_diou_nms  # noqa: E402
+from ld.ops.dgqp import dgqp_features  # noqa: E402
+from ld.ops.ld_loss import ld_loss  # noqa: E402
+from ld.ops.vlr import vlr_region  # noqa: E402
+from ld.ops.voting_cluster_diou_nms import voting_cluster_diou_nms  # noqa: E402
 
 
 def _boxes(gen, n, size=800.0):

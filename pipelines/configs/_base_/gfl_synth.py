@@ -2,7 +2,8 @@
 # data root, image size, widths, epochs, batch, LR and whether backbones start from pretrained weights.
 _base_ = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
 
-custom_imports = dict(imports=['ld'], allow_failed_imports=False)
+# ld.models registers the heads, the distiller and the voting NMS; the engine modules the run's hooks
+custom_imports = dict(imports=['ld.models', 'ld.engine.live', 'ld.engine.determinism'], allow_failed_imports=False)
 
 classes = ('disc', 'square', 'triangle')  # ld.data.synth.CLASSES
 schedule = '1x'  # a name the profile maps to epochs and LR steps (1x: 12 epochs, steps [8, 11] on COCO)

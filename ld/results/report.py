@@ -10,7 +10,7 @@ import nbformat
 
 from ld.errors import LDError
 from ld.io import atomic_write_text
-from ld.notebooks import execute_notebook
+from ld.results.notebooks import execute_notebook
 
 # (notebook, executed by `ld report`?): the table notebook is executed by the pipeline's `table` stage.
 REPORTS: tuple[tuple[str, bool], ...] = (("runs_table", False), ("ambiguity", True), ("compare_runs", True))

@@ -3,8 +3,8 @@
 mmcv dispatches its ops by device: built for the CPU only (the default here), a GPU tensor has no
 implementation to go to and mmcv stops deep inside its extension. ``import ld`` calls :func:`install`:
 
-- **NMS** (mmdet's heads and :mod:`ld.analysis` go through ``mmcv.ops.batched_nms`` -> ``mmcv.ops.nms``):
-  on a GPU tensor without CUDA ops, the pure-torch :func:`ld.nms.nms` runs instead, keeping the same
+- **NMS** (mmdet's heads and :mod:`ld.results.analysis` go through ``mmcv.ops.batched_nms`` -> ``mmcv.ops.nms``):
+  on a GPU tensor without CUDA ops, the pure-torch :func:`ld.ops.nms.nms` runs instead, keeping the same
   boxes, with one warning line; with CUDA ops, or on the CPU, mmcv's own kernel runs, untouched.
 - **Deformable convolutions** (the ``-DCN`` rows: mmcv's ``DCN`` / ``DCNv2``) have no pure-torch
   stand-in: on a GPU tensor without CUDA ops they stop with :class:`MissingCudaOpsError`, saying what
@@ -18,7 +18,7 @@ import sys
 import torch
 
 from ld.errors import LDError
-from ld.nms import nms as torch_nms
+from ld.ops.nms import nms as torch_nms
 
 _warned = False
 

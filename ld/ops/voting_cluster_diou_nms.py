@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ld.box_ops import diou_matrix
+from ld.ops.box_ops import diou_matrix
 
 __all__ = ["voting_cluster_diou_nms"]
 

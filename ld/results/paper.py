@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ld.errors import ConfigError
-from ld.tables import read_metrics
+from ld.results.tables import read_metrics
 
 # (teacher label or "", student label, schedule, batch, {metric: paper value in %}, our run, its teacher run)
 Row = tuple[str, str, str, int, dict[str, float], str, str]

@@ -1,7 +1,7 @@
 """Plain NMS in pure torch, kept box for kept box the same as mmcv's ``nms`` kernel.
 
 mmcv dispatches its NMS by device; where mmcv was built without CUDA ops there is nothing to dispatch a
-GPU tensor to. :func:`nms` is the fallback (:mod:`ld.mmcv_cuda` chooses it): mmcv's CPU kernel
+GPU tensor to. :func:`nms` is the fallback (:mod:`ld.models.mmcv_cuda` chooses it): mmcv's CPU kernel
 (``mmcv/ops/csrc/pytorch/cpu/nms.cpp``) restated on tensors, on any device.
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ld.box_ops import box_centers, box_iou, diou_matrix
+from ld.ops.box_ops import box_centers, box_iou, diou_matrix
 
 
 def atss_thresholds(anchors: Tensor, num_level_anchors: list[int], gt_bboxes: Tensor, topk: int = 9) -> Tensor:

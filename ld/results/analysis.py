@@ -17,8 +17,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ld.ambiguity import EDGES, edge_probabilities, entropy, expected_offset, kl_divergence, normalized_entropy, top_gap
-from ld.box_ops import box_iou
+from ld.ops.ambiguity import EDGES, edge_probabilities, entropy, expected_offset, kl_divergence, normalized_entropy, top_gap
+from ld.ops.box_ops import box_iou
+from ld.ops.distillation import flatten_levels
 
 
 def load_model(run_dir: str | Path) -> nn.Module:
@@ -57,15 +58,12 @@ def head_outputs(model: nn.Module, data: dict) -> tuple[torch.Tensor, torch.Tens
     head = model.bbox_head
     cls_scores, bbox_preds = head(model.extract_feat(data["inputs"]))
 
-    def flat(levels):
-        return torch.cat([t.permute(0, 2, 3, 1).reshape(t.shape[0], -1, t.shape[1]) for t in levels], 1)
-
     sizes = [c.shape[-2:] for c in cls_scores]
     device = cls_scores[0].device
     centers = head.anchor_center(torch.cat(head.prior_generator.grid_priors(sizes, device=device)))
     strides = torch.cat([torch.full((int(h) * int(w),), float(st[0]), device=device)
                          for (h, w), st in zip(sizes, head.prior_generator.strides)])
-    return flat(cls_scores).sigmoid(), flat(bbox_preds), centers, strides
+    return flatten_levels(cls_scores).sigmoid(), flatten_levels(bbox_preds), centers, strides
 
 
 @torch.no_grad()
