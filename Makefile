@@ -11,7 +11,7 @@ JOBS ?= $(shell nproc)
 # plain `make run` works without activating it (and never picks binutils' `ld`).
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run test kernel clean-venv
+.PHONY: install run test test-fast kernel clean-venv
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The quick tests: everything but the end-to-end runs marked slow (minutes each: dvc repro, DDP, resume).
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
 
 clean-venv:
 	rm -rf $(VENV)

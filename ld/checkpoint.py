@@ -8,6 +8,7 @@ allow-lists exactly those types; any other pickled object is still refused, and
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -55,8 +56,10 @@ def allow_mmengine_globals() -> None:
     torch.serialization.add_safe_globals(_mmengine_safe_globals())
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``; clear errors for a missing or unsafe file."""
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
+                    mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; clear errors for a missing or unsafe file.
+    ``mmap``: map the tensors instead of reading them (a cheap check that the file loads)."""
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"checkpoint {path} does not exist: train it first (dvc repro) or "
@@ -66,7 +69,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise BadFileError(f"checkpoint {path} is empty (0 bytes): a write that never finished; train or copy it "
                            "again")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ... by version and damage
         text = str(err)
         # torch's weights_only refusal wraps its unpickler's own words: a refused type names a GLOBAL; a
@@ -131,7 +134,14 @@ def save_weights(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], m
 
 
 def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (a checkpoint's identity)."""
+    """SHA-256 of a file's bytes (a checkpoint's identity). Computed once per file version in a process:
+    a run asks for its teacher's digest for the run folder, the soft-target cache and the cache's check."""
+    st = os.stat(path)
+    return _file_digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

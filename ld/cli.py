@@ -6,6 +6,7 @@ import json
 import sys
 
 from ld.errors import LDError
+from ld.ops.voting_cluster_diou_nms import NMS_TYPES
 
 
 def _cmd_data_prepare(args) -> None:
@@ -91,8 +92,8 @@ def _cmd_convert(args) -> None:
 
 
 def _cmd_teacher_import(args) -> None:
-    from ld.profiles import load_params
     from ld.engine.teacher_import import import_run
+    from ld.profiles import load_params
 
     params = load_params(args.params)
     profile = args.profile or params["profile"]
@@ -117,8 +118,8 @@ def _cmd_bench_fps(args) -> None:
 def _cmd_notebook(args) -> None:
     import yaml
 
-    from ld.results.notebooks import execute_notebook
     from ld.profiles import load_params
+    from ld.results.notebooks import execute_notebook
 
     parameters = {"profile": args.profile or load_params(args.params)["profile"]}
     parameters.update({key: yaml.safe_load(value) for key, value in args.param})
@@ -136,6 +137,9 @@ def _cmd_report(args) -> None:
     get_profile(params, profile)  # an unknown profile is refused before anything is written
     parameters = {key: yaml.safe_load(value) for key, value in args.param}
     print(build_reports(profile, args.out or f"results/{profile}/reports", parameters, timeout=args.timeout))
+
+
+NMS_HELP = "test-time NMS: mmdet's plain NMS or the paper's score-voting Cluster-DIoU-NMS (default: the config's)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--results", default=None, help="evaluate this COCO results file instead of the model")
     ev.add_argument("--results-out", default=None, help="keep the detections as a COCO results file (test-dev)")
     ev.add_argument("--tables", default=None, help="folder for the per-class VOC table (Markdown + CSV)")
-    ev.add_argument("--nms", default=None, choices=["nms", "voting_cluster_diounms"], help="test-time NMS")
+    ev.add_argument("--nms", default=None, choices=NMS_TYPES, help=NMS_HELP)
     ev.set_defaults(func=_cmd_eval)
 
     cv = sub.add_parser("convert", help="strip teacher weights and optimizer state from a checkpoint")
@@ -219,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     fps.add_argument("--images", type=int, default=50, help="timed images")
     fps.add_argument("--warmup", type=int, default=5, help="untimed batches first")
     fps.add_argument("--batch-size", type=int, default=1)
-    fps.add_argument("--nms", default=None, choices=["nms", "voting_cluster_diounms"])
+    fps.add_argument("--nms", default=None, choices=NMS_TYPES, help=NMS_HELP)
     fps.add_argument("--out", default=None, help="JSON to write")
     fps.set_defaults(func=_cmd_bench_fps)
 

@@ -68,10 +68,14 @@ def _pipelines(cfg) -> list[list]:
     return [cfg[k].dataset.pipeline for k in ("train_dataloader", "val_dataloader", "test_dataloader")]
 
 
+def inner_dataset(dataset: dict) -> dict:
+    """A dataset config, unwrapped from its ``RepeatDataset`` if it has one (the VOC recipe's x3)."""
+    return dataset.dataset if dataset.get("type") == "RepeatDataset" else dataset
+
+
 def train_pipeline(cfg) -> list:
     """The training pipeline of ``cfg``, inside a ``RepeatDataset`` wrapper if there is one."""
-    dataset = cfg.train_dataloader.dataset
-    return list((dataset.dataset if dataset.get("type") == "RepeatDataset" else dataset).pipeline)
+    return list(inner_dataset(cfg.train_dataloader.dataset).pipeline)
 
 
 def image_scale(size) -> tuple[int, int]:
@@ -88,7 +92,8 @@ def _apply_data(cfg, profile: dict[str, Any], data_root: Path) -> None:
     """Point the dataloaders and evaluators at the profile's data (see :mod:`ld.data.prepare`): the
     generated dataset in ``data_root``, or the user's COCO / VOC tree at ``data.root`` with, for VOC,
     the COCO annotations the data stage converted into ``data_root``."""
-    from ld.data.prepare import ANN_FILES, IMAGE_PREFIXES, dataset_classes, layout_of, voc_devkit
+    from ld.data.check import voc_devkit
+    from ld.data.prepare import ANN_FILES, IMAGE_PREFIXES, dataset_classes, layout_of
 
     layout = layout_of(profile)
     scale = image_scale(profile["data"]["image_size"])

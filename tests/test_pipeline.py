@@ -11,7 +11,9 @@ import yaml
 
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
+# pytest-timeout: a full `dvc repro` of the smoke profile in the module fixture (about 15 min on a workstation)
+# charged to the first test, then `dvc exp run`s
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(7200)]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 RUNS = (*PARAMS["train"], *PARAMS["distill"])
 

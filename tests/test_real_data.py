@@ -55,7 +55,8 @@ def _tiny(params, layout: str, root) -> dict:
     """params.yaml with its `layout` profile shrunk to a CPU test: the fixture root, 64 px, 1 epoch."""
     params = copy.deepcopy(params)
     profile = params["profiles"][layout]
-    profile.update(batch_size=2, workers=0, warmup_iters=1, pretrained=False, schedules={"1x": {"epochs": 1, "steps": [1]}, "2x": {"epochs": 1, "steps": [1]}},
+    profile.update(batch_size=2, workers=0, warmup_iters=1, pretrained=False,
+                   schedules={"1x": {"epochs": 1, "steps": [1]}, "2x": {"epochs": 1, "steps": [1]}},
                    model={"channels": 64, "stacked_convs": 1, "anchor_scale": 4})
     profile["data"] = {**profile["data"], "root": str(root), "image_size": [64, 48]}
     return params

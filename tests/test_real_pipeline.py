@@ -12,7 +12,8 @@ from tests.test_data_check import _jpeg
 from tests.test_pipeline import PARAMS, _clone, _run
 from tests.test_real_data import _tiny, voc_tree  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.slow
+# pytest-timeout: `dvc repro` of a teacher, an LD student and their evaluation per test
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 CLASSES = ("widget", "gadget")  # category ids 7 and 3, listed in that order
 
 

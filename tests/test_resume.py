@@ -14,7 +14,8 @@ import yaml
 from ld.data.synth import SynthSpec, write_dataset
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
+# pytest-timeout: three trainings in subprocesses (each given up to 600 s)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
 @pytest.fixture(scope="module")

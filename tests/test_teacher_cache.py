@@ -67,6 +67,40 @@ def test_random_augmentation_is_refused(step):
     check_deterministic([pipeline[0], {"type": "Resize", "scale": (96, 96), "keep_ratio": True}, *pipeline[2:]])
 
 
+class _ScaledTeacher:
+    """A stand-in teacher whose flattened head outputs are its inputs scaled: class logits ``x[:, :2]``, box
+    logits ``x`` and ``-x`` (so a row of the output is known from the image's pixels)."""
+
+    def extract_feat(self, x):
+        return x
+
+    def bbox_head(self, x):
+        return [x[:, :2] * 0.5], [torch.cat([x, -x], dim=1) * 3.0]
+
+
+def test_cached_rows_are_the_teachers_outputs_at_each_images_needed_anchors(tmp_path):
+    from types import SimpleNamespace
+
+    from ld.models.distiller import CachedTeacherOutputs, teacher_forward
+
+    teacher = _ScaledTeacher()
+    inputs = torch.randn(3, 3, 4, 5)  # 3 images of 4 x 5 anchors
+    needed = torch.zeros(3, 20, dtype=torch.bool)
+    needed[0, [19, 1, 7]] = True
+    needed[2, [4, 0]] = True  # image 1 needs no anchor at all
+    samples = [SimpleNamespace(metainfo={"img_id": i, "flip": False}) for i in range(3)]
+    t_cls, t_reg = teacher_forward(teacher, inputs)  # (3, 20, 2), (3, 20, 6)
+    expected_cls = torch.where(needed[..., None], t_cls.half().float(), torch.zeros(()))
+    expected_reg = torch.where(needed[..., None], t_reg.half().float(), torch.zeros(()))
+    cache = TeacherCache(tmp_path, FINGERPRINT)
+    for _ in ("misses: stored", "hits: read back"):
+        cls, reg = CachedTeacherOutputs(teacher, inputs, samples, cache).rows(needed, with_cls=True)
+        assert torch.equal(cls, expected_cls) and torch.equal(reg, expected_reg)
+    assert cache.misses == 3 and cache.hits == 3
+    stored = [cache.get(cache.key(i, False, None, (4, 5)), needed[i].nonzero()[:, 0]) for i in range(3)]
+    assert [entry.index.tolist() for entry in stored] == [[1, 7, 19], [], [0, 4]]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the distiller with a cache
 # ---------------------------------------------------------------------------------------------------------------
@@ -136,7 +170,7 @@ def test_offline_ld_gives_online_losses_and_runs_the_teacher_once_per_image(para
         assert first[name].item() == second[name].item(), name  # the same float16 targets both times
         assert first[name].item() == pytest.approx(expected[name].item(), rel=2e-3), name
     stats = offline.cache.stats()
-    assert stats["files"] == 2 and stats["bytes"] > 0
+    assert stats["files"] == 2 and stats["bytes"] == offline.cache.bytes_written  # on disk: what was written
     flipped = _batch(online, flip=True)  # another flip is another entry: a miss, not a wrong hit
     offline.loss(**_args(flipped))
     assert calls == [2, 2] and offline.cache.stats()["files"] == 4

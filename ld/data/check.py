@@ -150,17 +150,23 @@ def _id_problem(record: dict[str, Any], key: str, seen: dict[int, int], table: s
     return None
 
 
+def _objects(ann: Path, records: list[Any], table: str, report: CheckReport) -> tuple[list[tuple[int, dict]], int]:
+    """The records of ``table`` that are JSON objects, with their positions, and how many are not (each
+    named in ``report``)."""
+    objects = [(i, r) for i, r in enumerate(records) if isinstance(r, dict)]
+    for i, r in enumerate(records):
+        if not isinstance(r, dict):
+            report.problems.append(f"{ann}: {table}[{i}]: is {_JSON_TYPES.get(type(r), '?')}, not an object")
+    return objects, len(records) - len(objects)
+
+
 def _check_coco_images(ann: Path, records: list[Any], folder: Path, verify: bool,
                        report: CheckReport) -> tuple[dict[int, dict[str, Any]], int]:
     """Image records by id (the first of duplicates) and how many records have problems, each named in ``report``."""
     images: dict[int, dict[str, Any]] = {}
     first: dict[int, int] = {}
-    bad = 0
-    for i, img in enumerate(records):
-        if not isinstance(img, dict):
-            report.problems.append(f"{ann}: images[{i}]: is {_JSON_TYPES.get(type(img), '?')}, not an object")
-            bad += 1
-            continue
+    objects, bad = _objects(ann, records, "images", report)
+    for i, img in objects:
         image_id, name = img.get("id"), img.get("file_name")
         named = isinstance(name, str) and bool(name)
         where = f"{ann}: " + (f"image id {image_id}" if _is_int(image_id) else f"images[{i}]")
@@ -271,12 +277,8 @@ def _check_coco_annotations(ann: Path, records: list[Any], images: dict[int, dic
                             category_ids: set[int], report: CheckReport) -> int:
     """How many annotation records have problems, each problem named in ``report``."""
     seen: dict[int, int] = {}
-    bad = 0
-    for i, a in enumerate(records):
-        if not isinstance(a, dict):
-            report.problems.append(f"{ann}: annotations[{i}]: is {_JSON_TYPES.get(type(a), '?')}, not an object")
-            bad += 1
-            continue
+    objects, bad = _objects(ann, records, "annotations", report)
+    for i, a in objects:
         where = f"{ann}: " + (f"annotation id {a['id']}" if _is_int(a.get("id")) else f"annotations[{i}]")
         id_problem = _id_problem(a, "id", seen, "annotations")
         if id_problem is None:
@@ -403,6 +405,13 @@ def _image_ids(ids_file: Path, report: CheckReport) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def voc_devkit(root: str | Path) -> Path:
+    """``root/VOCdevkit`` if it exists, else ``root`` (either may be given): the folder holding ``VOC2007/``
+    and ``VOC2012/``."""
+    root = Path(root)
+    return root / "VOCdevkit" if (root / "VOCdevkit").is_dir() else root
+
+
 def check_voc(root: str | Path, verify_images: bool = False, classes: tuple[str, ...] = VOC_CLASSES) -> CheckReport:
     """Check a VOCdevkit tree (VOC2007 trainval + test, VOC2012 trainval): each split's ids listed once, each
     annotation file, and each split holding objects (not all difficult) to train or evaluate on.
@@ -411,7 +420,7 @@ def check_voc(root: str | Path, verify_images: bool = False, classes: tuple[str,
     must be the ``<size>`` of its annotation and it must carry no EXIF rotation. ``verify_images`` also decodes
     every image."""
     root = Path(root)
-    devkit = root / "VOCdevkit" if (root / "VOCdevkit").is_dir() else root
+    devkit = voc_devkit(root)
     report = CheckReport("voc", str(root))
     for year, split in VOC_SPLITS:
         base = devkit / year

@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ld.data.check import VOC_CLASSES, check_coco, check_voc, parse_voc
+from ld.data.check import VOC_CLASSES, check_coco, check_voc, parse_voc, voc_devkit
 from ld.errors import BadFileError, ConfigError
 from ld.io import atomic_write_json
 
@@ -48,12 +48,6 @@ def layout_of(profile: dict[str, Any]) -> str:
         raise ConfigError("params.yaml: data.classes is for a VOCdevkit; a COCO tree's classes are the categories "
                           "of its annotation files: remove data.classes")
     return layout
-
-
-def voc_devkit(root: str | Path) -> Path:
-    """``root/VOCdevkit`` if it exists, else ``root`` (either may be given)."""
-    root = Path(root)
-    return root / "VOCdevkit" if (root / "VOCdevkit").is_dir() else root
 
 
 def voc_to_coco(devkit: str | Path, splits: tuple[tuple[str, str], ...],

@@ -14,7 +14,6 @@ JPEG files: COCO (``annotations/instances_{split}.json``) and VOC (``Annotations
 from __future__ import annotations
 
 import io
-import json
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
@@ -24,7 +23,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ld.errors import ConfigError, MissingFileError
+from ld.errors import ConfigError
 from ld.io import atomic_write_bytes, atomic_write_json
 
 CLASSES: tuple[str, ...] = ("disc", "square", "triangle")
@@ -207,12 +206,3 @@ def write_dataset(root: str | Path, spec: SynthSpec, show_progress: bool = True)
         summary["splits"][split] = {"images": len(images), "objects": len(annotations)}
     atomic_write_json(root / "meta.json", summary)
     return summary
-
-
-def load_summary(root: str | Path) -> dict:
-    """The ``meta.json`` that :func:`write_dataset` left under ``root``."""
-    path = Path(root) / "meta.json"
-    if not path.is_file():
-        raise MissingFileError(f"{path} not found: generate the dataset first (`dvc repro data`, or "
-                               f"`ld data prepare {root}` with a synth profile)")
-    return json.loads(path.read_text())

@@ -20,13 +20,13 @@ from ld.evaluation.coco import evaluate_coco, load_results
 from ld.evaluation.voc import evaluate_voc, voc_inputs, voc_table
 from ld.io import atomic_write_json
 from ld.models.distiller import student_only
+from ld.ops.voting_cluster_diou_nms import NMS_TYPES
 from ld.results.tables import write_frame
-
-NMS_TYPES = ("nms", "voting_cluster_diounms")
 
 
 def set_nms(cfg, nms: str | None, iou_threshold: float = 0.6) -> None:
-    """Choose the test-time NMS of ``cfg`` (mmdet's ``nms`` or ``voting_cluster_diounms``) in place."""
+    """Choose the test-time NMS of ``cfg`` in place: one of :data:`ld.ops.voting_cluster_diou_nms.NMS_TYPES` (mmdet's
+    plain NMS or the score-voting Cluster-DIoU-NMS); None keeps the config's."""
     if nms is None:
         return
     if nms not in NMS_TYPES:
@@ -37,7 +37,9 @@ def set_nms(cfg, nms: str | None, iou_threshold: float = 0.6) -> None:
 def predict_coco(cfg, checkpoint: str | Path, out_prefix: str | Path) -> Path:
     """Run the student of ``cfg`` with ``checkpoint`` on its test split; write COCO results JSON.
 
-    Returns the path of ``<out_prefix>.bbox.json`` (the format the COCO evaluation server takes).
+    Returns the path of ``<out_prefix>.bbox.json`` (the format the COCO evaluation server takes). The
+    model is the student alone with its weights loaded exactly, as :func:`ld.models.distiller.build_student`
+    makes it, but built by mmengine's Runner (on the Runner's device) for its test loop to write the results.
     """
     from mmengine.runner import Runner
 
@@ -93,7 +95,7 @@ def evaluate_checkpoint(config: str | Path, checkpoint: str | Path | None, out_j
         results: evaluate this COCO results file instead of running the model.
         results_out: also keep the detections as a COCO results file (for the test-dev server).
         tables_dir: where to write the per-class VOC table (Markdown + CSV).
-        nms: override the test-time NMS ('nms' or 'voting_cluster_diounms').
+        nms: override the test-time NMS (one of :data:`ld.ops.voting_cluster_diou_nms.NMS_TYPES`).
     """
     from mmengine.config import Config
 

@@ -7,9 +7,8 @@ from typing import Any
 
 import torch
 
-from ld.checkpoint import load_weights
 from ld.engine.evaluate import set_nms
-from ld.models.distiller import student_only
+from ld.models.distiller import build_student
 
 
 def _sync(device: torch.device) -> None:
@@ -25,18 +24,14 @@ def benchmark_fps(config: str | Path, checkpoint: str | Path, num_images: int = 
     ``end_to_end_fps`` times loading, preprocessing, the network and post-processing (decoding and
     NMS) together. The first ``warmup`` batches are not timed.
     """
-    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.runner import Runner
 
     cfg = Config.fromfile(str(config))
     set_nms(cfg, nms)
-    cfg = student_only(cfg)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = MODELS.build(cfg.model)
-    load_weights(model, checkpoint)
-    model.to(dev).eval()
-    loader_cfg = cfg.test_dataloader.copy()
+    model = build_student(cfg, checkpoint, device=dev)
+    loader_cfg = model.cfg.test_dataloader.copy()
     loader_cfg.batch_size = batch_size
     loader = Runner.build_dataloader(loader_cfg)
 
@@ -66,5 +61,5 @@ def benchmark_fps(config: str | Path, checkpoint: str | Path, num_images: int = 
                 shape = tuple(data["inputs"].shape[-2:])
     return {"device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
             "torch_threads": torch.get_num_threads(), "batch_size": batch_size, "input_size": list(shape),
-            "nms": cfg.model.test_cfg.nms.type, "images": images,
+            "nms": model.cfg.model.test_cfg.nms.type, "images": images,
             "model_fps": round(images / sum(network), 2), "end_to_end_fps": round(images / sum(end_to_end), 2)}

@@ -22,11 +22,12 @@ from typing import Any
 import torch
 
 from ld.checkpoint import file_digest, load_checkpoint, save_weights
+from ld.engine import determinism, live, nonfinite  # noqa: F401  (register the hooks a run adds)
 from ld.errors import BadFileError, ConfigError, LDError, MissingFileError
 from ld.io import atomic_write_bytes, atomic_write_json, check_export_dir, listing_digest
 from ld.models.distiller import DISTILLERS, LocalizationDistiller
-from ld.profiles import resolve_config, train_pipeline
 from ld.models.teacher_cache import fingerprint_digest
+from ld.profiles import inner_dataset, resolve_config, train_pipeline
 
 
 def is_distiller(cfg) -> bool:
@@ -37,7 +38,7 @@ def is_distiller(cfg) -> bool:
 def apply_ld_params(head, ld_params: dict[str, Any]) -> None:
     """params.yaml's ``ld`` (``temperature``, ``loss_weight``) set T and the weight of both LD terms
     (main region and VLR) of a distillation head, for experiments like ``-S ld.temperature=5``
-    (``ld.models.teacher_cache`` is read by :func:`build_train_config`)."""
+    (``ld.teacher_cache`` is read by :func:`build_train_config`)."""
     for term in ("ld_main", "ld_vlr"):
         if "temperature" in ld_params:
             head[term].T = float(ld_params["temperature"])
@@ -107,7 +108,9 @@ def build_train_config(
                 dir=str(Path(work_root) / profile / "teacher_cache" / teacher_dir.name /
                         fingerprint_digest(fingerprint)), pipeline=pipeline)
     # every generator seeded per epoch, workers started per epoch: a resumed run ends with the same bytes
-    cfg.custom_hooks = list(cfg.get("custom_hooks", [])) + [dict(type="EpochSeedHook", seed=cfg.randomness.seed)]
+    # and a non-finite loss stops the run, naming the iteration and the losses
+    cfg.custom_hooks = list(cfg.get("custom_hooks", [])) + [dict(type="EpochSeedHook", seed=cfg.randomness.seed),
+                                                            dict(type="NonFiniteLossHook")]
     for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
         cfg[key].persistent_workers = False
     cfg.train_dataloader.worker_init_fn = dict(type="epoch_worker_init")
@@ -126,8 +129,7 @@ def build_train_config(
 
 def _datasets(cfg):
     for key in ("train_dataloader", "val_dataloader"):
-        dataset = cfg[key].dataset
-        yield key, (dataset.dataset if dataset.get("type") == "RepeatDataset" else dataset)
+        yield key, inner_dataset(cfg[key].dataset)
 
 
 def data_identity(cfg) -> dict[str, dict[str, str]]:
@@ -214,13 +216,14 @@ def _check_identity(cfg) -> None:
 
 
 def _check_last_checkpoint(work_dir: Path) -> None:
-    """The checkpoint a resume would load is readable; otherwise say how to go on."""
+    """The checkpoint a resume would load is readable (its tensors memory-mapped, not read: mmengine reads
+    them when it resumes); otherwise say how to go on."""
     pointer = work_dir / "last_checkpoint"
     if not pointer.is_file():
         return
     last = Path(pointer.read_text().strip())
     try:
-        load_checkpoint(last)
+        load_checkpoint(last, mmap=True)
     except LDError as err:
         earlier = sorted((p for p in work_dir.glob("epoch_*.pth") if p != last), key=_epoch_of)
         how = (f"resume from the previous one with `echo {earlier[-1]} > {pointer}`, then run again" if earlier

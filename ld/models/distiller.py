@@ -47,22 +47,44 @@ def student_only(cfg: Config) -> Config:
     return cfg
 
 
-def build_teacher(teacher_config: str | Path | Config | dict, teacher_ckpt: str | Path | None) -> nn.Module:
-    """Build the teacher detector from its config and load its checkpoint, exactly.
+def build_student(config: str | Path | Config | dict, checkpoint: str | Path | None,
+                  device: str | torch.device | None = None, what: str = "checkpoint") -> nn.Module:
+    """The student detector of ``config`` (:func:`student_only`) with the weights of ``checkpoint`` loaded
+    exactly, in eval mode, on ``device`` (default: where it is built, the CPU); ``model.cfg`` is its
+    student-only config, as mmdet's ``init_detector`` sets it (its test dataloader, its ``test_cfg``).
+
+    Args:
+        config: an exported run's ``config.py`` (path), a Config or a dict; a distillation config is
+            reduced to its student, so the teacher is neither built nor loaded.
+        checkpoint: its weights; None keeps the initial weights (an untrained teacher).
+        device: where to put the model.
+        what: how an error names ``checkpoint``.
 
     A checkpoint that does not fit the config (missing or unexpected keys, other shapes) is an error
-    naming the keys (:func:`ld.checkpoint.load_weights`): a partially loaded teacher would silently
-    distil noise.
+    naming the keys (:func:`ld.checkpoint.load_weights`).
     """
-    cfg = Config.fromfile(str(teacher_config)) if isinstance(teacher_config, (str, Path)) else teacher_config
+    cfg = Config.fromfile(str(config)) if isinstance(config, (str, Path)) else config
     cfg = student_only(cfg if isinstance(cfg, Config) else Config(cfg))
-    teacher = MODELS.build(cfg.model)
-    if teacher_ckpt is not None:
-        load_weights(teacher, teacher_ckpt, what=f"teacher checkpoint (teacher config {teacher_config})")
-    else:
+    model = MODELS.build(cfg.model)
+    if checkpoint is not None:
+        load_weights(model, checkpoint, what=what)
+    model.cfg = cfg
+    if device is not None:
+        model.to(device)
+    return model.eval()
+
+
+def build_teacher(teacher_config: str | Path | Config | dict, teacher_ckpt: str | Path | None) -> nn.Module:
+    """Build the teacher detector from its config and load its checkpoint, exactly (:func:`build_student`);
+    frozen and in eval mode.
+
+    A checkpoint that does not fit the config is an error naming the keys: a partially loaded teacher
+    would silently distil noise.
+    """
+    teacher = build_student(teacher_config, teacher_ckpt, what=f"teacher checkpoint (teacher config {teacher_config})")
+    if teacher_ckpt is None:
         print_log("teacher_ckpt is None: the teacher keeps its initial weights", logger="current", level=30)
-    teacher.requires_grad_(False)
-    return teacher.eval()
+    return teacher.requires_grad_(False)
 
 
 def teacher_forward(teacher: nn.Module, inputs: Tensor) -> tuple[Tensor, Tensor]:
@@ -104,9 +126,13 @@ class CachedTeacherOutputs(TeacherOutputs):
 
     def rows(self, needed: Tensor, with_cls: bool = False) -> tuple[Tensor | None, Tensor]:
         """``(cls (B, A, C) or None, reg (B, A, R))``, zero where ``needed`` (B, A) is not set."""
+        # the needed anchors of each image, ascending: one nonzero (and one copy to the CPU) for the batch
+        anchors = needed.nonzero()[:, 1]
+        counts = needed.count_nonzero(dim=1).tolist()
+        index_per_image, cpu_index_per_image = anchors.split(counts), anchors.cpu().split(counts)
         entries, misses = {}, []
         for i, key in enumerate(self.keys):
-            entry = self.cache.get(key, needed[i].nonzero()[:, 0].cpu())
+            entry = self.cache.get(key, cpu_index_per_image[i])
             if entry is None:
                 misses.append(i)
             else:
@@ -114,7 +140,7 @@ class CachedTeacherOutputs(TeacherOutputs):
         if misses:
             t_cls, t_reg = teacher_forward(self.teacher, self.inputs[misses])
             for j, i in enumerate(misses):
-                index = needed[i].nonzero()[:, 0]
+                index = index_per_image[i]
                 entries[i] = self.cache.put(self.keys[i], index, t_reg[j, index], t_cls[j, index] if with_cls else None)
         first = entries[0]
         B, A = needed.shape

@@ -1,7 +1,7 @@
 """mmcv's CUDA ops on a GPU, and what the project does where mmcv was built without them.
 
 mmcv dispatches its ops by device: built for the CPU only (the default here), a GPU tensor has no
-implementation to go to and mmcv stops deep inside its extension. ``import ld`` calls :func:`install`:
+implementation to go to and mmcv stops deep inside its extension. ``import ld.models`` calls :func:`install`:
 
 - **NMS** (mmdet's heads and :mod:`ld.results.analysis` go through ``mmcv.ops.batched_nms`` -> ``mmcv.ops.nms``):
   on a GPU tensor without CUDA ops, the pure-torch :func:`ld.ops.nms.nms` runs instead, keeping the same

@@ -45,7 +45,7 @@ def check_deterministic(pipeline: list[dict[str, Any]]) -> None:
         random_resize = kind == "Resize" and (isinstance(step.get("scale"), list) or step.get("ratio_range"))
         if kind not in DETERMINISTIC_TRANSFORMS or random_resize:
             raise ConfigError(f"the teacher cache needs a deterministic training pipeline (a fixed Resize and "
-                              f"RandomFlip), but it has {step}: train with online LD (ld.models.teacher_cache: false)")
+                              f"RandomFlip), but it has {step}: train with online LD (ld.teacher_cache: false)")
 
 
 def fingerprint_digest(fingerprint: dict[str, Any]) -> str:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.structures.bbox import get_box_tensor
 
-from ld.ops.voting_cluster_diou_nms import voting_cluster_diou_nms
+from ld.ops.voting_cluster_diou_nms import NMS_TYPE, voting_cluster_diou_nms
 
-NMS_TYPE = "voting_cluster_diounms"
 _mmdet_bbox_post_process = BaseDenseHead._bbox_post_process
 
 

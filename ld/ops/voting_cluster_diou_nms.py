@@ -15,6 +15,11 @@ from ld.ops.box_ops import diou_matrix
 
 __all__ = ["voting_cluster_diou_nms"]
 
+# The name of this NMS as a config type (``test_cfg.nms=dict(type=NMS_TYPE, ...)``, registered by
+# ld.models.voting_nms), and the test-time NMS a run may choose (``ld eval --nms``): mmdet's plain one, and this.
+NMS_TYPE = "voting_cluster_diounms"
+NMS_TYPES: tuple[str, ...] = ("nms", NMS_TYPE)
+
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
     """Dtype the computation runs in: float32/float64 as given, half types and integers in float32."""
     return dtype if dtype in (torch.float32, torch.float64) else torch.float32

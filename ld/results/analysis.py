@@ -17,25 +17,26 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ld.ops.ambiguity import EDGES, edge_probabilities, entropy, expected_offset, kl_divergence, normalized_entropy, top_gap
+from ld.ops.ambiguity import (
+    EDGES,
+    edge_probabilities,
+    entropy,
+    expected_offset,
+    kl_divergence,
+    normalized_entropy,
+    top_gap,
+)
 from ld.ops.box_ops import box_iou
 from ld.ops.distillation import flatten_levels
 
 
 def load_model(run_dir: str | Path) -> nn.Module:
-    """The detector of an exported run (its student alone), in eval mode."""
-    from mmdet.registry import MODELS
-    from mmengine.config import Config
-
-    from ld.checkpoint import load_weights
-    from ld.models import student_only
+    """The detector of an exported run (its student alone), in eval mode on the CPU, its config as ``model.cfg``
+    (:func:`ld.models.distiller.build_student`)."""
+    from ld.models.distiller import build_student
 
     run_dir = Path(run_dir)
-    cfg = student_only(Config.fromfile(str(run_dir / "config.py")))
-    model = MODELS.build(cfg.model)
-    load_weights(model, run_dir / "model.pth")
-    model.cfg = cfg
-    return model.eval()
+    return build_student(run_dir / "config.py", run_dir / "model.pth")
 
 
 def val_loader(model: nn.Module):

@@ -120,6 +120,7 @@ def main() -> int:
     from ld.engine.evaluate import evaluate_checkpoint
     from ld.engine.fps import benchmark_fps
     from ld.engine.train import build_train_config, train
+    from ld.ops.voting_cluster_diou_nms import NMS_TYPES
 
     check = Check(Path(args.out))
     total = time.perf_counter()
@@ -145,7 +146,7 @@ def main() -> int:
     check.step("train_ld_student_ld_r18_gfl_r50_1x",
                lambda: trained("ld_r18_gfl_r50_1x", tmp / "models" / "gfl_r50_2x"))
     student = tmp / "models" / "ld_r18_gfl_r50_1x"
-    for nms in ("nms", "voting_cluster_diounms"):
+    for nms in NMS_TYPES:
         check.step(f"eval_{nms}", lambda nms=nms: {"coco": evaluate_checkpoint(
             student / "config.py", student / "model.pth", tmp / f"metrics_{nms}.json", nms=nms)["coco"]})
 

@@ -23,22 +23,17 @@ import torch
 import ld.models  # noqa: F401  (registers the modules)
 from ld.evaluation.coco import evaluate_coco
 from ld.io import atomic_write_json
-from ld.ops.voting_cluster_diou_nms import voting_cluster_diou_nms
+from ld.ops.voting_cluster_diou_nms import NMS_TYPE, voting_cluster_diou_nms
 
 
 def _pre_nms_detections(run: Path):
     """Per image: (image id, boxes (N, 4) in image coordinates, scores (N,), labels (N,))."""
-    from mmdet.registry import MODELS
-    from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from ld.checkpoint import load_weights
-    from ld.models import student_only
+    from ld.models import build_student
 
-    cfg = student_only(Config.fromfile(str(run / "config.py")))
-    model = MODELS.build(cfg.model)
-    load_weights(model, run / "model.pth")
-    model.eval()
+    model = build_student(run / "config.py", run / "model.pth")
+    cfg = model.cfg
     out = []
     with torch.no_grad():
         for batch in Runner.build_dataloader(cfg.test_dataloader):
@@ -66,7 +61,7 @@ def _ours(beta: float):
     return run
 
 
-METHODS = {"nms": _mmcv_nms, "voting_cluster_diounms": _ours(0.8),
+METHODS = {"nms": _mmcv_nms, NMS_TYPE: _ours(0.8),
            "score_voting_cluster_nms": _ours(float("inf"))}  # (rho^2/c^2)^inf = 0: plain IoU
 
 

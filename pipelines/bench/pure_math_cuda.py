@@ -10,21 +10,14 @@ import json
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-if "ld" not in sys.modules:  # the pure modules alone, without the package's mmdet registrations
-    package = types.ModuleType("ld")
-    package.__path__ = [str(ROOT / "ld")]
-    sys.modules["ld"] = package
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
 
+from ld.ops import ld_loss, vlr_region, voting_cluster_diou_nms  # noqa: E402  (import ld loads torch only)
 from ld.ops.dgqp import dgqp_features  # noqa: E402
-from ld.ops.ld_loss import ld_loss  # noqa: E402
-from ld.ops.vlr import vlr_region  # noqa: E402
-from ld.ops.voting_cluster_diou_nms import voting_cluster_diou_nms  # noqa: E402
 
 
 def _boxes(gen, n, size=800.0):
