@@ -1,4 +1,5 @@
 """Row configs resolve against every profile, and the profile does what it says."""
+import ast
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,39 @@ from ld.errors import ConfigError
 from ld.models.distiller import student_only
 from ld.profiles import get_profile, load_params, scaled_lr
 
-CONFIGS = sorted(p.stem for p in Path(__file__).resolve().parents[1].glob("pipelines/configs/*.py"))
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "pipelines" / "configs"
+CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.py"))
+
+
+def _bases(config: Path) -> list[str]:
+    """The ``_base_`` a config names (a str or a list of them), read from its source without running it."""
+    for node in ast.parse(config.read_text()).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_base_" for t in node.targets):
+            bases = ast.literal_eval(node.value)
+            return [bases] if isinstance(bases, str) else list(bases)
+    return []
+
+
+def test_every_row_stands_alone_on_base_parts():
+    """A row inherits only from parts under ``_base_/`` (a package's config, ``mmdet::``, only through
+    them), and no config inherits a row: each row reads as its table line, and an edit of one row
+    changes no other."""
+    rows = sorted(CONFIG_DIR.glob("*.py"))
+    parts = sorted((CONFIG_DIR / "_base_").rglob("*.py"))
+    assert len(rows) == len(CONFIGS) and parts
+    outside = {row.name: _bases(row) for row in rows
+               if not _bases(row) or any(not b.startswith("./_base_/") for b in _bases(row))}
+    assert not outside, f"rows inheriting other than ./_base_/ parts: {outside}"
+    row_files = {row.resolve() for row in rows}
+    for config in rows + parts:
+        for base in _bases(config):
+            if "::" in base:
+                assert config in parts, f"{config.name}: a package's config {base!r} outside _base_/"
+                continue
+            file = (config.parent / base).resolve()
+            assert file.is_file(), f"{config.relative_to(CONFIG_DIR)}: {base} does not exist"
+            assert file not in row_files, f"{config.relative_to(CONFIG_DIR)} inherits the row {file.name}"
+            assert file.is_relative_to((CONFIG_DIR / "_base_").resolve()), f"{config.name}: {base}"
 
 
 @pytest.fixture

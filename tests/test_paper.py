@@ -31,6 +31,38 @@ def test_each_row_has_a_config_with_its_teacher_and_student(table, row, repo_roo
     assert 0 < paper["AP"] < 100
 
 
+def test_a_rows_fields_are_named():
+    from ld.results.paper import Row
+
+    assert Row._fields == ("teacher", "student", "schedule", "batch", "paper", "run", "teacher_run")
+    row = TABLES["gflv1_coco"]["rows"][1]
+    assert isinstance(row, Row) and row == ("R-101", "R-18", "1x", 6, row.paper, "ld_r18_gfl_r101_1x", "gfl_r101_2x")
+    assert (row.teacher, row.student, row.schedule, row.batch) == ("R-101", "R-18", "1x", 6)
+    assert (row.run, row.teacher_run, row.paper["AP"]) == ("ld_r18_gfl_r101_1x", "gfl_r101_2x", 36.5)
+    assert all(isinstance(r, Row) for _, r in ROWS)
+
+
+def test_baseline_rows_shared_between_tables_are_written_once():
+    from ld.results.paper import GFL_R18_1X, GFL_R34_1X, GFL_R50_1X
+
+    def holding(row):
+        return sorted(name for name, spec in TABLES.items() if any(r is row for r in spec["rows"]))
+
+    assert holding(GFL_R18_1X) == holding(GFL_R50_1X) == ["gflv1_coco", "selfld_coco"]
+    assert holding(GFL_R34_1X) == ["gflv1_coco"]
+    full = {r.run: r for r in TABLES["full_ld_coco"]["rows"] if not r.teacher_run}
+    for shared in (GFL_R18_1X, GFL_R34_1X, GFL_R50_1X):  # the full-LD table reports their AP alone
+        assert full[shared.run] == shared._replace(paper={"AP": shared.paper["AP"]})
+    # no COCO val2017 table writes its own copy of a baseline another one has
+    coco_val = [r for spec in TABLES.values() if spec["split"] == "COCO val2017" for r in spec["rows"]]
+    for row in coco_val:
+        for other in coco_val:
+            if not row.teacher_run and row.run == other.run:
+                assert row._replace(paper=None) == other._replace(paper=None)
+                assert row.paper["AP"] == other.paper["AP"]
+                assert row is other or row.paper.keys() != other.paper.keys()
+
+
 def test_a_tables_runs_put_teachers_in_train_and_students_in_distill():
     runs = runs_for(["gflv1_coco"])
     assert runs["train"] == ["gfl_r18_1x", "gfl_r101_2x", "gfl_r34_1x", "gfl_r50_1x", "gfl_r101_dcn_2x"]

@@ -66,7 +66,7 @@ UPSTREAM = {
 }
 
 
-def _resolve(params, run, profile, gpus, tmp_path):
+def _resolve(params, run, profile, gpus, tmp_path):  # noqa: F811  (the fixture's value)
     from mmengine.config import Config
 
     from ld.engine.train import build_train_config
@@ -75,11 +75,12 @@ def _resolve(params, run, profile, gpus, tmp_path):
     params["num_gpus"] = gpus
     teacher = Config.fromfile(f"pipelines/configs/{run}.py").get("teacher")
     return build_train_config(f"pipelines/configs/{run}.py", params, profile=profile, work_root=tmp_path / "work",
-                              data_root=tmp_path / "data", teacher_dir=_teacher_dir(tmp_path / teacher) if teacher else None)
+                              data_root=tmp_path / "data",
+                              teacher_dir=_teacher_dir(tmp_path / teacher) if teacher else None)
 
 
 @pytest.mark.parametrize("key", list(UPSTREAM), ids=lambda k: "/".join(k) if isinstance(k, tuple) else k)
-def test_resolved_recipe_equals_upstream(key, params, tmp_path, repo_root):
+def test_resolved_recipe_equals_upstream(key, params, tmp_path, repo_root):  # noqa: F811  (the fixture)
     from ld.profiles import train_pipeline
 
     run = key[1] if isinstance(key, tuple) else key
@@ -96,12 +97,14 @@ def test_resolved_recipe_equals_upstream(key, params, tmp_path, repo_root):
         "train_scale": (resize.type, scale), "repeat": dataset.times if dataset.get("type") == "RepeatDataset" else 1,
         "num_classes": head.num_classes, "loss_bbox": (head.loss_bbox.type, head.loss_bbox.loss_weight),
         "head": head.type,
-        "dcn": (cfg.model.backbone.dcn.type, tuple(cfg.model.backbone.stage_with_dcn)) if cfg.model.backbone.get("dcn") else None,
+        "dcn": ((cfg.model.backbone.dcn.type, tuple(cfg.model.backbone.stage_with_dcn))
+                if cfg.model.backbone.get("dcn") else None),
     }
     for term in ("ld_main", "ld_vlr", "kd_main"):
         if term in head:
             t = head[term]
-            resolved[term] = t.enabled and ((t.loss_weight, t.T, t.overlap) if term == "ld_vlr" else (t.loss_weight, t.T))
+            settings = (t.loss_weight, t.T, t.overlap) if term == "ld_vlr" else (t.loss_weight, t.T)
+            resolved[term] = t.enabled and settings
     assert {k: resolved[k] for k in expected} == expected, source
     # common to every upstream GFL / LD config: SGD momentum 0.9, weight decay 1e-4, linear warmup 500 iters
     # from 0.001, test at 1333x800 keep-ratio, DFL 0.25, reg_max 16, ATSS top-9, normalize='upstream' for LD

@@ -1,3 +1,2 @@
 # GFocalV1 R-34, 1x.
-_base_ = './gfl_r18_1x.py'
-model = dict(backbone=dict(depth=34, init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet34')))
+_base_ = ['./_base_/backbones/r34.py', './_base_/schedules/1x.py']

@@ -1,7 +1,2 @@
-# GFocalV1 R-50, 2x: the teacher of the first slice.
-_base_ = './_base_/gfl_synth.py'
-schedule = '2x'
-# mmdet's released GFL teachers (configs/gfl/gfl_r50_fpn_mstrain_2x_coco.py and the R-101 / DCN / X-101
-# ones): multi-scale 1333 x [480, 800], 8 GPUs x 2 images.
-multiscale = (480, 800)
-samples_per_gpu = 2
+# GFocalV1 R-50, 2x (mmdet's multi-scale GFL recipe): the teacher of the first slice.
+_base_ = ['./_base_/gfl.py', './_base_/schedules/gfl_mstrain_2x.py']

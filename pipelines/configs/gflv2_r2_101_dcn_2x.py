@@ -1,4 +1,3 @@
 # GFocalV2 Res2Net-101-DCN (26w x 4s), 2x: the GFocalV2 table's strongest teacher (mmdet's Res2Net).
-_base_ = ['./gflv2_r101_dcn_2x.py']
-model = dict(backbone=dict(type='Res2Net', depth=101, scales=4, base_width=26, stage_with_dcn={{_base_.dcn_c4_c5}},
-                           init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://res2net101_v1d_26w_4s')))
+_base_ = ['./_base_/backbones/r2_101_dcn.py', './_base_/schedules/gflv2_ms2x.py']
+model = dict(bbox_head=dict(type='GFLv2Head'))  # GFocalV2: the DGQP head

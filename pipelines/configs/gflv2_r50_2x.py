@@ -1,6 +1,3 @@
 # GFocalV2 (DGQP) R-50, 2x: a GFocalV2 teacher.
-_base_ = './gfl_r50_2x.py'
-model = dict(bbox_head=dict(type='GFLv2Head'))
-# GFocalV2's ms2x recipe (implus/GFocalV2 configs/gfocal/gfocal_r50_fpn_ms2x.py): 1333 x [480, 960], 8 GPUs x 2
-multiscale = (480, 960)
-samples_per_gpu = 2
+_base_ = ['./_base_/gfl.py', './_base_/schedules/gflv2_ms2x.py']
+model = dict(bbox_head=dict(type='GFLv2Head'))  # GFocalV2: the DGQP head

@@ -1,3 +1,4 @@
 # Full LD (Main LD + VLR LD + Main KD): GFocalV1 R-18 student, 1x, from the R-101 teacher.
-_base_ = './ld_r18_gfl_r101_1x.py'
+_base_ = ['./_base_/students/gfl_r18.py', './_base_/schedules/1x.py']
+teacher = 'gfl_r101_2x'
 model = dict(bbox_head=dict(ld_vlr=dict(enabled=True), kd_main=dict(enabled=True)))

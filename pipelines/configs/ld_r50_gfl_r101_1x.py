@@ -1,4 +1,3 @@
 # Main LD: GFocalV1 R-50 student, 1x, from the R-101 teacher.
-_base_ = ['./gfl_r50_1x.py', './_base_/ld.py']
+_base_ = ['./_base_/students/gfl_r50.py', './_base_/schedules/1x.py']
 teacher = 'gfl_r101_2x'
-model = {{_base_.distiller}}

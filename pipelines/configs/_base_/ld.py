@@ -4,7 +4,8 @@
 # The VLR is selected by upstream's overlap rule (`overlap='upstream'`, HikariTJU/LD atss_assigner.py
 # get_vlr_region with bbox_overlaps(mode='diou')), which produced the paper's numbers; the textbook DIoU is
 # the ablation row ld_vlr_diou_r18_gfl_r50_1x.
-# `ld train --teacher <run>` fills in the teacher's config and checkpoint.
+# students/ put a detector under it (`model = {{_base_.distiller}}`); the template `distiller` itself
+# stays in the resolved config. `ld train --teacher <run>` fills in the teacher's config and checkpoint.
 distiller = dict(
     type='LocalizationDistiller',
     teacher_config=None,
