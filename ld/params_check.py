@@ -29,9 +29,11 @@ Problems = list[str]
 Check = Callable[[Any, str], tuple[Any, Problems]]
 
 # Copies of names defined where they are read (tests/test_params_check.py keeps them equal), so that this
-# module needs ld.errors alone (ld.results.paper.TABLES, with pandas, is imported when the schema is first built):
-# ld.data.prepare.LAYOUTS, ld.engine.seeds.STUDY_METHODS' keys, the roles notebooks/ambiguity.ipynb reads.
+# module needs ld.errors alone (and every stage that reads params.yaml does not depend on the code that
+# defines them): ld.data.prepare.LAYOUTS, ld.engine.seeds.STUDY_METHODS' keys, the roles
+# notebooks/ambiguity.ipynb reads, the tables of ld.results.paper.TABLES.
 LAYOUTS = ("synth", "coco", "voc")
+PAPER_TABLES = ("gflv1_coco", "selfld_coco", "gflv2_coco", "voc", "full_ld_coco")
 STUDY_ROLES = ("teacher", "baseline", "ld", "ld_vlr", "selfld")
 ANALYSIS_ROLES = ("teacher", "baseline", "student")
 
@@ -314,8 +316,6 @@ def _profile_data(synth_rule: Rule, real_rule: Rule) -> Rule:
 @cache
 def schema() -> Rule:
     """The rule of the whole file. Where each key is read is noted beside it."""
-    from ld.results.paper import TABLES  # pandas: imported when first needed
-
     run = string("a run name (a config of pipelines/configs/)")
     # ld.data.synth.SynthSpec(**data) (ld.data.prepare.prepare_dataset): every key but layout is a field
     synth = record({
@@ -364,7 +364,8 @@ def schema() -> Rule:
         "loss_weight": optional(number(0)),
         "teacher_cache": optional(boolean()),
     })
-    # dvc.yaml's teacher stage -> ld.cli teacher import (--sha256, --published-ap; ld.engine.teacher_import.check_sha256)
+    # dvc.yaml's teacher stage -> ld.cli teacher import
+    # (--sha256, --published-ap; ld.engine.teacher_import.check_sha256)
     teacher = record({
         "checkpoint": required(string("a checkpoint path or URL (a non-empty string)")),
         "sha256": required(string("8 to 64 hex digits of the file's SHA-256 (a string)", valid=_is_hex_digest,
@@ -385,7 +386,8 @@ def schema() -> Rule:
             # study_seeds iterates seeds[profile]: a list (null there would crash), the whole mapping may be null
             "seeds": optional(nullable(mapping_of(list_of(integer(0)), what="profile name"))),
         }))),
-        "paper_tables": optional(list_of(choice(TABLES), unique=True)),  # ld.results.paper.TABLES; dvc.yaml paper_table
+        # ld.results.paper.TABLES; dvc.yaml paper_table
+        "paper_tables": optional(list_of(choice(PAPER_TABLES), unique=True)),
         "train": optional(nullable(list_of(run, unique=True))),
         "teachers": optional(nullable(mapping_of(teacher, what="run"))),
         "distill": optional(nullable(mapping_of(record({"teacher": required(run)}), what="run"))),

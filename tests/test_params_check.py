@@ -8,7 +8,16 @@ import pytest
 import yaml
 
 from ld.errors import ConfigError, LDError
-from ld.params_check import ANALYSIS_ROLES, LAYOUTS, STUDY_ROLES, check_params, record, schema, validate_params
+from ld.params_check import (
+    ANALYSIS_ROLES,
+    LAYOUTS,
+    PAPER_TABLES,
+    STUDY_ROLES,
+    check_params,
+    record,
+    schema,
+    validate_params,
+)
 from tests.conftest import REPO
 
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -57,7 +66,7 @@ BAD = [
     ("ld-temperature-0", [("ld.temperature", 0)], "ld.temperature must be > 0 (a number), got 0"),
     ("ld-temperature-str", [("ld.temperature", "10")], "ld.temperature must be > 0 (a number), got '10'"),
     ("ld-loss_weight-negative", [("ld.loss_weight", -1)], "ld.loss_weight must be >= 0 (a number), got -1"),
-    ("ld-teacher_cache-str", [("ld.models.teacher_cache", "yes")], "ld.models.teacher_cache must be true or false, got 'yes'"),
+    ("ld-teacher_cache-str", [("ld.teacher_cache", "yes")], "ld.teacher_cache must be true or false, got 'yes'"),
     ("ld-unknown", [("ld.temprature", 5)], "ld.temprature: unknown key 'temprature' (did you mean 'temperature'?)"),
     # a profile
     ("layout-unknown", [("profiles.smoke.data.layout", "kitti")],
@@ -260,7 +269,7 @@ def test_the_params_the_other_tests_build_validate():
     tiny = edited(("profiles.tiny", {**smoke, "data": {**smoke["data"], "image_size": 64},
                                      "schedules": {"1x": {"epochs": 4, "steps": [2, 3]}}, "batch_size": 4,
                                      "warmup_iters": 2}))  # test_resume
-    built = [ddp, tiny, edited(("num_gpus", 8)), edited(("ld.models.teacher_cache", True)),  # test_upstream_recipes, cache
+    built = [ddp, tiny, edited(("num_gpus", 8)), edited(("ld.teacher_cache", True)),  # test_upstream_recipes, cache
              edited(("ld", {"temperature": 4.0, "loss_weight": 0.5})), edited(("ld.loss_weight", 0.5))]  # configs
     for layout in ("coco", "voc"):  # test_real_data._tiny
         params = copy.deepcopy(PARAMS)
@@ -309,8 +318,10 @@ def test_the_schema_mirrors_the_code():
     from ld.data.prepare import LAYOUTS as PREPARE_LAYOUTS
     from ld.data.synth import SynthSpec
     from ld.engine.seeds import STUDY_METHODS
+    from ld.results.paper import TABLES
 
     assert LAYOUTS == PREPARE_LAYOUTS
+    assert PAPER_TABLES == tuple(TABLES)
     assert set(STUDY_ROLES) == {"teacher", *(key for key, _ in STUDY_METHODS)}
     assert set(ANALYSIS_ROLES) == set(PARAMS["analysis"])
     synth_fields = {f.name for f in dataclasses.fields(SynthSpec)}

@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from ld.engine.teacher_import import (
+    EXPORT_FILES,
+    class_mismatch,
+    detect_format,
+    import_teacher,
+    map_keys,
+    split_checkpoint,
+)
 from ld.errors import BadFileError, ConfigError, MissingFileError
-from ld.engine.teacher_import import EXPORT_FILES, class_mismatch, detect_format, import_teacher, map_keys, split_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SYNTH_CLASSES = ("disc", "square", "triangle")
