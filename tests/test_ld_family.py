@@ -228,11 +228,40 @@ def test_each_method_trains_a_step_with_finite_losses_and_a_frozen_teacher(row, 
     assert all(not n.startswith("_teacher") for n, _ in model.named_parameters())
 
 
-def test_distillation_losses_are_positive_when_student_and_teacher_differ(params, tmp_path):
-    model = _distiller("ld_full_r18_gfl_r50_1x", params, tmp_path)
-    losses = model(**_batch(model), mode="loss")
-    for name in ("loss_ld", "loss_ld_vlr", "loss_kd"):
-        assert losses[name].item() > 0, name
+@pytest.mark.parametrize("normalize", ["upstream", "per_positive"])
+def test_the_heads_distillation_losses_are_the_pure_terms_on_the_assigners_regions(normalize, params, tmp_path):
+    """The head only finds the regions (the assigner's positives, the VLR) and calls ld.ops.distillation:
+    the same terms recomputed here from the assigner's targets, the teacher's outputs and the VLR rule."""
+    from ld.models.distiller import teacher_forward
+    from ld.ops.distillation import class_kd, flatten_levels, main_region_ld, vlr_ld
+
+    model = _distiller("ld_full_r18_gfl_r50_1x", params, tmp_path, normalize=normalize)
+    batch = _batch(model)
+    losses = model(**batch, mode="loss")
+    head, inputs, samples = model.bbox_head, batch["inputs"], batch["data_samples"]
+    cls_scores, bbox_preds = head(model.extract_feat(inputs))
+    metas, gts = [s.metainfo for s in samples], [s.gt_instances for s in samples]
+    anchors, valid = head.get_anchors([c.shape[-2:] for c in cls_scores], metas, device=inputs.device)
+    anchors_per_level, labels_per_level = head.get_targets(anchors, valid, gts, metas)[:2]
+    s_cls, s_reg = flatten_levels(cls_scores), flatten_levels(bbox_preds)
+    t_cls, t_reg = teacher_forward(model.teacher, inputs)
+    labels = torch.cat(labels_per_level, dim=1)
+    pos = (labels >= 0) & (labels < head.num_classes)
+    all_anchors = torch.cat(anchors_per_level, dim=1)
+    vlr_weight = torch.stack([vlr_region(all_anchors[i], [a.shape[1] for a in anchors_per_level], gt.bboxes,
+                                         alpha=head.ld_vlr.alpha, topk=9, overlap=head.ld_vlr.overlap)[0]
+                              for i, gt in enumerate(gts)])
+    level = torch.cat([torch.full((a.shape[1],), i) for i, a in enumerate(anchors_per_level)])
+    per_positive = normalize == "per_positive"
+    n_pos, n_vlr = max(float(pos.sum()), 1.0), max(float((vlr_weight > 0).sum()), 1.0)
+    assert pos.any() and (vlr_weight > 0).any()
+    expected = {
+        "loss_ld": 0.25 * main_region_ld(s_reg, t_reg, s_cls, pos, 10.0, n_pos if per_positive else None),
+        "loss_ld_vlr": 0.25 * vlr_ld(s_reg, t_reg, vlr_weight, 10.0, n_vlr if per_positive else None),
+        "loss_kd": 10.0 * class_kd(s_cls, t_cls, pos, level, 2.0, n_pos if per_positive else None)}
+    for name, value in expected.items():
+        assert value.item() > 0, name
+        torch.testing.assert_close(losses[name], value, rtol=1e-5, atol=1e-7, msg=name)
 
 
 def test_image_without_ground_truth_gives_zero_ld_losses_with_a_gradient_path(params, tmp_path):
