@@ -37,7 +37,7 @@ from torch import Tensor
 from ld.errors import ConfigError
 from ld.models.gflv2_head import GFLv2Head
 from ld.ops.distillation import class_kd, flatten_levels, main_region_ld, vlr_ld
-from ld.ops.vlr import vlr_region
+from ld.ops.vlr import pad_gt, vlr_region_batched
 
 NORMALIZATIONS = ("upstream", "per_positive")
 
@@ -172,10 +172,10 @@ class LDHeadMixin:
         if self.ld_vlr.enabled:
             anchors = torch.cat(anchors_per_level, dim=1)  # (B, A, 4)
             num_level_anchors = [a.shape[1] for a in anchors_per_level]
-            vlr_weight = torch.stack([
-                vlr_region(anchors[i], num_level_anchors, gt.bboxes, alpha=self.ld_vlr.alpha,
-                           topk=self.train_cfg["assigner"].get("topk", 9), overlap=self.ld_vlr.overlap)[0]
-                for i, gt in enumerate(batch_gt_instances)])  # (B, A)
+            gt_bboxes, gt_valid = pad_gt([gt.bboxes for gt in batch_gt_instances])  # (B, G_max, 4), (B, G_max)
+            vlr_weight = vlr_region_batched(anchors, num_level_anchors, gt_bboxes, gt_valid,
+                                            alpha=self.ld_vlr.alpha, topk=self.train_cfg["assigner"].get("topk", 9),
+                                            overlap=self.ld_vlr.overlap)[0]  # (B, A)
             in_vlr = vlr_weight > 0
         needed = pos | in_vlr if self.ld_vlr.enabled else pos
         t_cls, t_reg = teacher.rows(needed, with_cls=self.kd_main.enabled)

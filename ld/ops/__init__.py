@@ -3,7 +3,7 @@
 - :mod:`ld.ops.ld_loss`: the LD loss (softened KL between distributions);
 - :mod:`ld.ops.distillation`: the distillation terms (main-region LD, VLR LD, classification KD) and
   :func:`flatten_levels`;
-- :mod:`ld.ops.vlr`: the valuable localization region;
+- :mod:`ld.ops.vlr`: the valuable localization region (one image, or a batch with :func:`pad_gt`);
 - :mod:`ld.ops.box_ops`: IoU and DIoU;
 - :mod:`ld.ops.dgqp`: GFocalV2's distribution-guided quality predictor inputs;
 - :mod:`ld.ops.ambiguity`: localization-ambiguity measures of edge distributions;
@@ -12,8 +12,8 @@
 """
 from ld.ops.distillation import class_kd, flatten_levels, main_region_ld, vlr_ld
 from ld.ops.ld_loss import ld_loss
-from ld.ops.vlr import vlr_region
+from ld.ops.vlr import pad_gt, vlr_region, vlr_region_batched
 from ld.ops.voting_cluster_diou_nms import voting_cluster_diou_nms
 
-__all__ = ["class_kd", "flatten_levels", "ld_loss", "main_region_ld", "vlr_ld", "vlr_region",
-           "voting_cluster_diou_nms"]
+__all__ = ["class_kd", "flatten_levels", "ld_loss", "main_region_ld", "pad_gt", "vlr_ld", "vlr_region",
+           "vlr_region_batched", "voting_cluster_diou_nms"]

@@ -4,13 +4,23 @@ still carry useful localization knowledge, selected with the ATSS threshold of e
 Pure torch. Follows the upstream LD assigner (``ATSSAssigner.get_vlr_region``): candidates on every
 level, no centre-in-box condition, positives not excluded; an anchor claimed by several ground truths
 goes to the one it has the largest IoU with, and that IoU is its weight.
+
+:func:`vlr_region_batched` does a whole batch at once, the ground truth padded to the batch's largest
+count (:func:`pad_gt`); :func:`vlr_region` is its one-image case. Both give bitwise the results of the
+former image-by-image code: the IoU / DIoU matrices, the band and the arg-max are elementwise or per
+anchor, so padding cannot change them, while the ATSS thresholds (:func:`atss_thresholds`) stay one call
+per image on that image's real ground truths. Their ``cdist`` (a BLAS matmul) and their mean over the
+candidates round differently with the number of columns, so a padded, batched version of them would
+not be bitwise the same.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from ld.ops.box_ops import box_centers, box_iou, diou_matrix
+from ld.ops.box_ops import _EPS, box_centers, box_iou
+
+_OVERLAPS = ("diou", "upstream")
 
 
 def atss_thresholds(anchors: Tensor, num_level_anchors: list[int], gt_bboxes: Tensor, topk: int = 9) -> Tensor:
@@ -23,9 +33,18 @@ def atss_thresholds(anchors: Tensor, num_level_anchors: list[int], gt_bboxes: Te
         gt_bboxes: ``(G, 4)`` xyxy ground truths.
         topk: candidates per level (9 in ATSS and LD).
     """
-    if sum(num_level_anchors) != anchors.shape[0]:
-        raise ValueError(f"num_level_anchors sums to {sum(num_level_anchors)}, anchors has {anchors.shape[0]}")
-    ious = box_iou(anchors, gt_bboxes)  # (N, G)
+    _check_levels(num_level_anchors, anchors.shape[0])
+    return _atss_thresholds(anchors, num_level_anchors, gt_bboxes, topk, box_iou(anchors, gt_bboxes))
+
+
+def _check_levels(num_level_anchors: list[int], n: int) -> None:
+    if sum(num_level_anchors) != n:
+        raise ValueError(f"num_level_anchors sums to {sum(num_level_anchors)}, anchors has {n}")
+
+
+def _atss_thresholds(anchors: Tensor, num_level_anchors: list[int], gt_bboxes: Tensor, topk: int,
+                     ious: Tensor) -> Tensor:
+    """:func:`atss_thresholds` given ``ious`` ``(N, G)`` = ``box_iou(anchors, gt_bboxes)`` (any strides)."""
     distances = torch.cdist(box_centers(anchors).float(), box_centers(gt_bboxes).float())  # (N, G)
     candidates = []
     start = 0
@@ -38,6 +57,77 @@ def atss_thresholds(anchors: Tensor, num_level_anchors: list[int], gt_bboxes: Te
     return candidate_ious.mean(0) + candidate_ious.std(0)
 
 
+def _check_band(alpha: float, overlap: str) -> None:
+    if overlap not in _OVERLAPS:
+        raise ValueError(f"overlap must be 'diou' or 'upstream', got {overlap!r}")
+    if not 0 <= alpha < 1:
+        raise ValueError(f"alpha must lie in [0, 1), got {alpha}")
+
+
+def _iou_and_overlap(anchors: Tensor, gt_bboxes: Tensor, overlap: str) -> tuple[Tensor, Tensor]:
+    """``box_iou`` and ``diou_matrix`` (:mod:`ld.ops.box_ops`), image by image, for ``(B, N, 4)`` anchors
+    and ``(B, M, 4)`` ground truths: both ``(B, N, M)``, from one pass over the pairs.
+
+    Bitwise the values of ``box_ops``: the same elementwise operations in the same order, on x and y apart
+    instead of on ``(..., 2)`` pairs, each ``(..., 2).sum(-1)`` written ``x + y`` (the same single rounding),
+    in place where a temporary is not needed again (fewer ``(B, N, M)`` buffers), and the DIoU's
+    ``inter / union`` the IoU's. ``overlap='upstream'`` divides by the anchor's area instead.
+    """
+    work = anchors.dtype if anchors.dtype in (torch.float32, torch.float64) else torch.float32
+    out = anchors.dtype if anchors.is_floating_point() else torch.float32
+    ax1, ay1, ax2, ay2 = anchors.to(work)[:, :, None, :].unbind(-1)  # (B, N, 1) each
+    gx1, gy1, gx2, gy2 = gt_bboxes.to(device=anchors.device, dtype=work)[:, None, :, :].unbind(-1)  # (B, 1, M)
+    area1 = (ax2 - ax1).clamp(min=0) * (ay2 - ay1).clamp(min=0)  # (B, N, 1)
+    area2 = (gx2 - gx1).clamp(min=0) * (gy2 - gy1).clamp(min=0)  # (B, 1, M)
+    inter = torch.minimum(ax2, gx2).sub_(torch.maximum(ax1, gx1)).clamp_(min=0)  # (B, N, M), width first
+    inter.mul_(torch.minimum(ay2, gy2).sub_(torch.maximum(ay1, gy1)).clamp_(min=0))
+    rho2 = ((ax1 + ax2) - (gx1 + gx2)).pow_(2).add_(((ay1 + ay2) - (gy1 + gy2)).pow_(2)).div_(4)
+    c2 = torch.maximum(ax2, gx2).sub_(torch.minimum(ax1, gx1)).pow_(2)
+    c2.add_(torch.maximum(ay2, gy2).sub_(torch.minimum(ay1, gy1)).pow_(2))
+    iou = inter / (area1 + area2).sub_(inter).clamp_(min=_EPS)
+    penalty = rho2.div_(c2.clamp_(min=_EPS)).clamp_(min=0, max=1).pow_(1.0)
+    ratio = iou if overlap == "diou" else inter / area1.clamp(min=_EPS)
+    return iou.to(out), (ratio - penalty).to(out)
+
+
+def _batch_thresholds(anchors: Tensor, num_level_anchors: list[int], gt_bboxes: Tensor,
+                      real: list[slice | Tensor | None], topk: int, ious: Tensor) -> Tensor:
+    """ATSS thresholds ``(B, M)`` of ``(B, M, 4)`` ground truths, NaN where not real (see :func:`_vlr`).
+
+    Image by image on its real ground truths only, with the operations of :func:`atss_thresholds`:
+    ``torch.cdist`` (a BLAS matmul) and the mean over the candidates round differently with the number
+    of columns (and the mean with a column's position), so padded columns would change the real ones.
+    """
+    thresholds = ious.new_full(gt_bboxes.shape[:2], float("nan"))  # (B, M)
+    for i, cols in enumerate(real):
+        if cols is not None:
+            thresholds[i, cols] = _atss_thresholds(anchors[i], num_level_anchors, gt_bboxes[i, cols], topk,
+                                                   ious[i][:, cols])
+    return thresholds
+
+
+def _vlr(anchors: Tensor, num_level_anchors: list[int], gt_bboxes: Tensor, gt_valid: Tensor | None,
+         real: list[slice | Tensor | None], alpha: float, topk: int, overlap: str) -> tuple[Tensor, Tensor]:
+    """The VLR of ``(B, N, 4)`` anchors and ``(B, M, 4)`` ground truths; ``real[i]`` picks image ``i``'s
+    real ground truths from its ``M`` (a slice or an index tensor; ``None``: none), in their order;
+    ``gt_valid`` ``(B, M)`` (or ``None``: all) is the same as a mask."""
+    b, n = anchors.shape[:2]
+    weights = anchors.new_zeros(b, n)
+    gt_index = torch.full((b, n), -1, dtype=torch.long, device=anchors.device)
+    if n == 0 or gt_bboxes.shape[1] == 0 or all(r is None for r in real):
+        return weights, gt_index
+    ious, diou = _iou_and_overlap(anchors, gt_bboxes, overlap)  # (B, N, M) each
+    thresholds = _batch_thresholds(anchors, num_level_anchors, gt_bboxes, real, topk, ious)[:, None, :]  # (B, 1, M)
+    in_band = (diou >= alpha * thresholds) & (diou < thresholds)  # (B, N, M)
+    if gt_valid is not None:
+        in_band &= gt_valid[:, None, :]
+    best_iou, best_gt = ious.masked_fill(~in_band, -1.0).max(dim=2)  # (B, N): ties go to the first gt
+    selected = best_iou > 0  # in the band of at least one ground truth (and overlapping it)
+    weights = torch.where(selected, best_iou.to(weights.dtype), weights)
+    gt_index = torch.where(selected, best_gt, gt_index)
+    return weights, gt_index
+
+
 def vlr_region(
     anchors: Tensor,
     num_level_anchors: list[int],
@@ -48,7 +138,8 @@ def vlr_region(
 ) -> tuple[Tensor, Tensor]:
     """The VLR of one image: anchors whose DIoU with a ground truth ``g`` lies in ``[alpha * t_g, t_g)``.
 
-    ``t_g`` is the ATSS threshold of ``g`` (:func:`atss_thresholds`).
+    ``t_g`` is the ATSS threshold of ``g`` (:func:`atss_thresholds`). For a batch, use
+    :func:`vlr_region_batched` (the same results, image by image).
 
     Args:
         anchors: ``(N, 4)`` xyxy anchors, levels concatenated.
@@ -64,21 +155,79 @@ def vlr_region(
         ``weights`` ``(N,)`` float: the IoU of each VLR anchor with its ground truth, 0 elsewhere;
         ``gt_index`` ``(N,)`` long: that ground truth's index, -1 outside the VLR.
     """
-    if overlap not in ("diou", "upstream"):
-        raise ValueError(f"overlap must be 'diou' or 'upstream', got {overlap!r}")
-    if not 0 <= alpha < 1:
-        raise ValueError(f"alpha must lie in [0, 1), got {alpha}")
+    _check_band(alpha, overlap)
     n = anchors.shape[0]
-    weights = anchors.new_zeros(n)
-    gt_index = torch.full((n,), -1, dtype=torch.long, device=anchors.device)
     if gt_bboxes.numel() == 0 or n == 0:
-        return weights, gt_index
-    thresholds = atss_thresholds(anchors, num_level_anchors, gt_bboxes, topk)  # (G,)
-    diou = diou_matrix(anchors, gt_bboxes, denominator="union" if overlap == "diou" else "first")  # (N, G)
-    in_band = (diou >= alpha * thresholds[None, :]) & (diou < thresholds[None, :])  # (N, G)
-    ious = box_iou(anchors, gt_bboxes).masked_fill(~in_band, -1.0)
-    best_iou, best_gt = ious.max(dim=1)
-    selected = best_iou > 0  # in the band of at least one ground truth (and overlapping it)
-    weights[selected] = best_iou[selected].to(weights.dtype)
-    gt_index[selected] = best_gt[selected]
-    return weights, gt_index
+        return anchors.new_zeros(n), torch.full((n,), -1, dtype=torch.long, device=anchors.device)
+    _check_levels(num_level_anchors, n)
+    weights, gt_index = _vlr(anchors[None], num_level_anchors, gt_bboxes[None], None, [slice(None)],
+                             alpha, topk, overlap)
+    return weights[0], gt_index[0]
+
+
+def vlr_region_batched(
+    anchors: Tensor,
+    num_level_anchors: list[int],
+    gt_bboxes: Tensor,
+    gt_valid: Tensor,
+    alpha: float = 0.25,
+    topk: int = 9,
+    overlap: str = "diou",
+) -> tuple[Tensor, Tensor]:
+    """:func:`vlr_region` of a batch at once, bitwise the same as stacking it image by image.
+
+    ``torch.stack([vlr_region(anchors[i], num_level_anchors, gts[i], ...)[k] for i ...])`` equals
+    ``vlr_region_batched(anchors, num_level_anchors, *pad_gt(gts), ...)[k]`` for ``k`` = 0 and 1.
+
+    Args:
+        anchors: ``(B, N, 4)`` xyxy anchors of each image, levels concatenated.
+        num_level_anchors: anchors per level, summing to ``N``.
+        gt_bboxes: ``(B, M, 4)`` xyxy ground truths, padded to the batch's largest count ``M``
+            (:func:`pad_gt`; ``M`` may be 0).
+        gt_valid: ``(B, M)`` bool, True for the real ground truths; the others are ignored, whatever
+            their boxes.
+        alpha, topk, overlap: as in :func:`vlr_region`.
+
+    Returns:
+        ``weights`` ``(B, N)`` (the dtype of ``anchors``): the IoU of each VLR anchor with its ground truth, 0
+        elsewhere; ``gt_index`` ``(B, N)`` long: that ground truth's index along ``M``, -1 outside the VLR
+        (with :func:`pad_gt`, the index in the image's own list).
+
+    Reads ``gt_valid`` on the host once (one device sync); the IoU / DIoU matrices are ``(B, N, M)``.
+    """
+    _check_band(alpha, overlap)
+    if anchors.ndim != 3 or anchors.shape[-1] != 4:
+        raise ValueError(f"anchors must be (B, N, 4), got {tuple(anchors.shape)}")
+    b, n = anchors.shape[:2]
+    if gt_bboxes.ndim != 3 or gt_bboxes.shape[0] != b or gt_bboxes.shape[-1] != 4:
+        raise ValueError(f"gt_bboxes must be (B={b}, M, 4), got {tuple(gt_bboxes.shape)}")
+    if gt_valid.dtype != torch.bool or tuple(gt_valid.shape) != tuple(gt_bboxes.shape[:2]):
+        raise ValueError(f"gt_valid must be a bool (B, M) = {tuple(gt_bboxes.shape[:2])} tensor, "
+                         f"got {gt_valid.dtype} {tuple(gt_valid.shape)}")
+    _check_levels(num_level_anchors, n)
+    real: list[slice | Tensor | None] = []
+    for row in gt_valid.detach().cpu():
+        cols = row.nonzero().flatten()
+        count = cols.numel()
+        if count == 0:
+            real.append(None)
+        elif bool(row[:count].all()):
+            real.append(slice(0, count))  # the padding is at the end, as pad_gt makes it
+        else:
+            real.append(cols.to(gt_bboxes.device))
+    return _vlr(anchors, num_level_anchors, gt_bboxes, gt_valid.to(anchors.device), real, alpha, topk, overlap)
+
+
+def pad_gt(gt_bboxes: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """Pads per-image ground truths ``[(G_i, 4)]`` to ``(B, max G_i, 4)`` (zeros after the real boxes,
+    on the first tensor's device and dtype), with ``valid`` ``(B, max G_i)`` bool, True for the real ones."""
+    if not gt_bboxes:
+        raise ValueError("pad_gt needs at least one image")
+    boxes = [g.reshape(-1, 4) for g in gt_bboxes]
+    counts = [g.shape[0] for g in boxes]
+    first = boxes[0]
+    padded = first.new_zeros(len(boxes), max(counts), 4)  # (B, M, 4)
+    for i, g in enumerate(boxes):
+        padded[i, :counts[i]] = g
+    valid = torch.arange(max(counts)) < torch.tensor(counts)[:, None]  # (B, M)
+    return padded, valid.to(first.device)
