@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 
 import pytest
@@ -404,3 +405,187 @@ def test_diou_matrix_rectangular_and_beta():
     d08 = diou_matrix(a, b)
     torch.testing.assert_close(d08, torch.tensor([[1.0, -((64 / 160) ** 0.8), 8 / 24 - (4 / 52) ** 0.8]]))
     assert diou_matrix(a, b[:0]).shape == (1, 0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Per-class blocking: the same output, bit for bit, as the all-class (N, N) formulation; memory per class
+# ----------------------------------------------------------------------------------------------------------------
+
+nms_module = importlib.import_module("ld.ops.voting_cluster_diou_nms")
+
+
+def dense_voting_nms(boxes, scores, labels, iou_threshold=0.6, max_num=-1, beta=0.8, vote_threshold=0.7,
+                     vote_sigma=0.025):
+    """The all-class formulation this module had before the per-class blocking (one (N, N) DIoU matrix,
+    class-aware by masking), kept as the oracle of bitwise identity."""
+    device = boxes.device
+    out_dtype = boxes.dtype if boxes.is_floating_point() else torch.float32
+    n = boxes.shape[0]
+    if n == 0:
+        return boxes.new_zeros((0, 5), dtype=out_dtype), labels.new_zeros((0,)), torch.zeros(0, dtype=torch.long)
+    work = out_dtype if out_dtype in (torch.float32, torch.float64) else torch.float32
+    order = torch.sort(scores, descending=True, stable=True).indices
+    sorted_boxes, sorted_scores, sorted_labels = boxes[order].to(work), scores[order].to(work), labels[order]
+    diou = box_ops.diou_matrix(sorted_boxes, sorted_boxes, beta=beta)
+    rank = torch.arange(n, device=device)
+    upper_same = (rank[:, None] < rank[None, :]) & (sorted_labels[:, None] == sorted_labels[None, :])
+    suppresses = upper_same & (diou > iou_threshold)
+    keep_mask = torch.ones(n, dtype=torch.bool, device=device)
+    for _ in range(n):
+        new_keep = ~(suppresses & keep_mask[:, None]).any(dim=0)
+        if torch.equal(new_keep, keep_mask):
+            break
+        keep_mask = new_keep
+    kept = torch.nonzero(keep_mask, as_tuple=False).squeeze(1)
+    if max_num > 0:
+        kept = kept[:max_num]
+    d = diou[kept]
+    voters = upper_same[kept] & (d > vote_threshold)
+    weights = torch.where(voters, sorted_scores[None, :] * torch.exp(-((1 - d) ** 2) / vote_sigma),
+                          torch.zeros((), dtype=work, device=device))
+    own = torch.arange(kept.numel(), device=device)
+    weights[own, kept] = sorted_scores[kept]
+    total = weights.sum(dim=1, keepdim=True)
+    voted = (weights @ sorted_boxes) / torch.where(total != 0, total, torch.ones_like(total))
+    voted = torch.where(total != 0, voted, sorted_boxes[kept])
+    dets = torch.cat([voted, sorted_scores[kept, None]], dim=1).to(out_dtype)
+    return dets, sorted_labels[kept], order[kept]
+
+
+def assert_bitwise(got, want):
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        assert torch.equal(g, w)
+
+
+@pytest.fixture
+def threads():
+    """Run with a given torch thread count, restored afterwards."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def multiclass_case(seed, n, num_classes, dtype=torch.float64, skewed=False, ties=False, duplicates=False):
+    gen = torch.Generator().manual_seed(seed)
+    boxes = random_boxes(gen, n, size=300.0, clustered=seed % 4 != 3)
+    if duplicates and n > 1:
+        boxes[torch.randint(0, n, (n // 4,), generator=gen)] = boxes[torch.randint(0, n, (n // 4,), generator=gen)]
+    scores = torch.rand(n, generator=gen, dtype=torch.float64)
+    if ties:
+        scores = torch.randint(0, 5, (n,), generator=gen).double() / 5 + 0.1
+    labels = torch.randint(0, num_classes, (n,), generator=gen)
+    if skewed:
+        labels = torch.where(torch.rand(n, generator=gen) < 0.9, labels % 3, labels)
+    return boxes.to(dtype), scores.to(dtype), labels
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("num_classes", [20, 80])
+def test_many_classes_match_python_reference(seed, num_classes):
+    boxes, scores, labels = multiclass_case(seed, 240, num_classes, skewed=seed % 2 == 1, duplicates=seed == 2,
+                                            ties=seed == 3)
+    got, want = run_both(boxes, scores, labels, max_num=50 if seed == 1 else -1)
+    assert_matches(got, want)
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bitwise_equal_to_all_class_formulation(dtype, nthreads, threads):
+    threads(nthreads)
+    cases = 0
+    for seed in range(18):
+        n = [0, 1, 2, 7, 19, 33, 186, 190, 350, 600][seed % 10] if seed < 10 else 50 + 37 * seed
+        num_classes = [1, 2, 3, 5, 80, 80][seed % 6]
+        kwargs = [{}, {"max_num": 30}, {"max_num": 1}, {"iou_threshold": 0.3, "vote_threshold": 0.5},
+                  {"beta": 1.0}, {}][seed % 6]
+        boxes, scores, labels = multiclass_case(seed, n, num_classes, dtype=dtype, skewed=seed % 3 == 0,
+                                                ties=seed % 5 == 0, duplicates=seed % 4 == 0)
+        assert_bitwise(voting_cluster_diou_nms(boxes, scores, labels, **kwargs),
+                       dense_voting_nms(boxes, scores, labels, **kwargs))
+        cases += 1
+    assert cases == 18
+
+
+@pytest.mark.parametrize("budgets", [(64, 16, 50), (4096, 256, 1000)])
+def test_chunked_paths_bitwise_equal(monkeypatch, budgets):
+    """Tiny budgets force every chunked path on small inputs: several blocks per image, rows of a block in
+    chunks, dense suppression/vote matrices, voting weights built a few rows at a time."""
+    block, small, vote = budgets
+    monkeypatch.setattr(nms_module, "_BLOCK_ELEMS", block)
+    monkeypatch.setattr(nms_module, "_SMALL_BLOCK_ELEMS", small)
+    monkeypatch.setattr(nms_module, "_VOTE_ELEMS", vote)
+    for seed in range(8):
+        boxes, scores, labels = multiclass_case(100 + seed, 150 + 20 * seed, [1, 3, 10, 40][seed % 4],
+                                                dtype=[torch.float32, torch.float64][seed % 2], skewed=seed % 3 == 1)
+        kwargs = {"max_num": 40} if seed % 4 == 2 else {}
+        if seed >= 6:  # dense clusters: most pairs suppress and vote (dense block matrices)
+            boxes = boxes[:, :2].repeat(1, 2) % 20 + torch.tensor([30.0, 30.0, 70.0, 70.0], dtype=boxes.dtype)
+        assert_bitwise(voting_cluster_diou_nms(boxes, scores, labels, **kwargs),
+                       dense_voting_nms(boxes, scores, labels, **kwargs))
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pair_diou_bitwise_equal_to_matrix(dtype, nthreads, threads):
+    """Every DIoU of the blocked computation is the float the (N, N) matrix holds, including the pairs that
+    the matrix's CPU power gives to ATen's scalar loop (small N; row N/2 - 1 with two threads)."""
+    threads(nthreads)
+    gen = torch.Generator().manual_seed(0)
+    for n in [2, 5, 7, 9, 11, 13, 23, 31, 33, 186, 188, 342]:
+        boxes = random_boxes(gen, n, clustered=False).to(dtype)
+        want = diou_matrix(boxes, boxes)
+        i, j = torch.triu_indices(n, n, 1)
+        pow_ = nms_module._PowLikeDense(n, dtype, boxes.device, 0.8)
+        cols = nms_module._columns(boxes)
+        got = nms_module._pair_diou(cols, i, j, pow_)  # the candidate pairs alone (sparse chunks)
+        assert torch.equal(got, want[i, j]), n
+        # a dense chunk: rows 1: of a one-class block against its columns 2: (its pairs a < b)
+        rank = torch.arange(n)
+        bi, bj = tuple(c[None, 1:, None] for c in cols), tuple(c[None, None, 2:] for c in cols)
+        chunk = nms_module._iou(bi, bj).sub_(
+            pow_(nms_module._penalty_ratio(bi, bj), rank[None, 1:, None], rank[None, None, 2:]))
+        upper = torch.ones(chunk.shape[1:], dtype=torch.bool).triu_()
+        assert torch.equal(chunk[0][upper], want[1:, 2:][upper]), n
+
+
+def test_class_blocks():
+    assert nms_module._class_blocks([40] * 80) == [list(range(80))]  # all in one (80, 40, 40) block
+    blocks = nms_module._class_blocks([900, 3, 950, 5, 880] + [2] * 75)
+    assert blocks[:3] == [[2], [0], [4]]  # large classes alone
+    assert blocks[3:] == [[3, 1] + list(range(5, 80))]  # the small ones together
+    assert nms_module._class_blocks([300] + [30] * 5) == [[0], [1, 2, 3, 4, 5]]  # no 10x padding
+
+
+def test_memory_does_not_scale_with_all_pairs(monkeypatch):
+    """80 classes x 40 boxes: no pairwise intermediate is wider than a class, none holds more than the
+    (80, 40, 40) block's pairs, and no single allocation comes near the N x N = 3200^2 matrix."""
+    gen = torch.Generator().manual_seed(0)
+    n, num_classes = 3200, 80
+    xy = torch.rand(n, 2, generator=gen) * 800
+    boxes = torch.cat([xy, xy + torch.rand(n, 2, generator=gen) * 100 + 5], 1)
+    scores = torch.rand(n, generator=gen)
+    labels = torch.arange(n) % num_classes
+    shapes = []
+    iou = nms_module._iou
+
+    def recording_iou(bi, bj):
+        out = iou(bi, bj)
+        shapes.append(tuple(out.shape))
+        return out
+
+    monkeypatch.setattr(nms_module, "_iou", recording_iou)
+    monkeypatch.setattr(box_ops, "diou_matrix", lambda *a, **k: pytest.fail("an all-pairs DIoU matrix"))
+    got = voting_cluster_diou_nms(boxes, scores, labels)
+    block_shapes = [s for s in shapes if len(s) == 3]
+    assert block_shapes and all(s[0] <= num_classes and s[1] <= 40 and s[2] <= 40 for s in block_shapes)
+    assert all(math.prod(s) <= num_classes * 40 * 40 for s in shapes)
+
+    from torch.profiler import profile
+
+    with profile(profile_memory=True) as prof:
+        voting_cluster_diou_nms(boxes, scores, labels)
+    largest = max(e.cpu_memory_usage for e in prof.events())
+    assert largest < n * n * 4 / 8  # an (N, N) float32 matrix is 39 MiB; the largest allocation here is far less
+    monkeypatch.undo()
+    assert_bitwise(got, dense_voting_nms(boxes, scores, labels))
