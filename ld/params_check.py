@@ -31,8 +31,9 @@ Check = Callable[[Any, str], tuple[Any, Problems]]
 # Copies of names defined where they are read (tests/test_params_check.py keeps them equal), so that this
 # module needs ld.errors alone (and every stage that reads params.yaml does not depend on the code that
 # defines them): ld.data.prepare.LAYOUTS, ld.engine.seeds.STUDY_METHODS' keys, the roles
-# notebooks/ambiguity.ipynb reads, the tables of ld.results.paper.TABLES.
+# notebooks/ambiguity.ipynb reads, the tables of ld.results.paper.TABLES, ld.models.distiller.TEACHER_PRECISIONS.
 LAYOUTS = ("synth", "coco", "voc")
+TEACHER_PRECISIONS = ("auto", "fp32", "bf16")
 PAPER_TABLES = ("gflv1_coco", "selfld_coco", "gflv2_coco", "voc", "full_ld_coco")
 STUDY_ROLES = ("teacher", "baseline", "ld", "ld_vlr", "selfld")
 ANALYSIS_ROLES = ("teacher", "baseline", "student")
@@ -363,6 +364,7 @@ def schema() -> Rule:
         "temperature": optional(number(0, above=True)),
         "loss_weight": optional(number(0)),
         "teacher_cache": optional(boolean()),
+        "teacher_precision": optional(choice(TEACHER_PRECISIONS)),
     })
     # dvc.yaml's teacher stage -> ld.cli teacher import
     # (--sha256, --published-ap; ld.engine.teacher_import.check_sha256)

@@ -232,7 +232,7 @@ def test_each_method_trains_a_step_with_finite_losses_and_a_frozen_teacher(row, 
 def test_the_heads_distillation_losses_are_the_pure_terms_on_the_assigners_regions(normalize, params, tmp_path):
     """The head only finds the regions (the assigner's positives, the VLR) and calls ld.ops.distillation:
     the same terms recomputed here from the assigner's targets, the teacher's outputs and the VLR rule."""
-    from ld.models.distiller import teacher_forward
+    from ld.models.distiller import teacher_dtype, teacher_forward
     from ld.ops.distillation import class_kd, flatten_levels, main_region_ld, vlr_ld
 
     model = _distiller("ld_full_r18_gfl_r50_1x", params, tmp_path, normalize=normalize)
@@ -244,7 +244,7 @@ def test_the_heads_distillation_losses_are_the_pure_terms_on_the_assigners_regio
     anchors, valid = head.get_anchors([c.shape[-2:] for c in cls_scores], metas, device=inputs.device)
     anchors_per_level, labels_per_level = head.get_targets(anchors, valid, gts, metas)[:2]
     s_cls, s_reg = flatten_levels(cls_scores), flatten_levels(bbox_preds)
-    t_cls, t_reg = teacher_forward(model.teacher, inputs)
+    t_cls, t_reg = teacher_forward(model.teacher, inputs, dtype=teacher_dtype(model.teacher_precision, "cpu"))
     labels = torch.cat(labels_per_level, dim=1)
     pos = (labels >= 0) & (labels < head.num_classes)
     all_anchors = torch.cat(anchors_per_level, dim=1)
@@ -262,6 +262,70 @@ def test_the_heads_distillation_losses_are_the_pure_terms_on_the_assigners_regio
     for name, value in expected.items():
         assert value.item() > 0, name
         torch.testing.assert_close(losses[name], value, rtol=1e-5, atol=1e-7, msg=name)
+
+
+@pytest.mark.parametrize("teacher", ["gfl_r50_2x", "gflv2_r50_2x"])
+def test_the_teachers_box_tower_alone_gives_its_box_logits_bitwise(teacher, params, tmp_path):
+    """Without KD no term reads the teacher's class logits: its box tower alone gives the same bits."""
+    from ld.models.distiller import box_logits, build_teacher, teacher_forward
+
+    model = build_teacher(_export_untrained(teacher, params, tmp_path) / "config.py", None)
+    inputs = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        feats = model.extract_feat(inputs)
+        reference = model.bbox_head(feats)[1]
+        assert all(torch.equal(a, b) for a, b in zip(box_logits(model.bbox_head, feats), reference))
+    cls, reg = teacher_forward(model, inputs)
+    no_cls, reg_alone = teacher_forward(model, inputs, with_cls=False)
+    assert no_cls is None and cls.shape[:2] == reg.shape[:2] and torch.equal(reg, reg_alone)
+
+
+def test_a_head_asks_for_the_teachers_class_logits_only_for_kd(params, tmp_path):
+    from ld.models.distiller import TeacherOutputs
+
+    asked = []
+
+    class Spy(TeacherOutputs):
+        def rows(self, needed, with_cls=False):
+            asked.append(with_cls)
+            return super().rows(needed, with_cls)
+
+    for row in ("ld_vlr_r18_gfl_r50_1x", "ld_full_r18_gfl_r50_1x"):
+        model = _distiller(row, params, tmp_path / row)
+        batch = _batch(model)
+        x = model.extract_feat(batch["inputs"])
+        model.bbox_head.loss(x, Spy(model.teacher, batch["inputs"]), batch["data_samples"])
+    assert asked == [False, True]
+
+
+def test_teacher_precision_auto_is_bfloat16_where_the_device_has_it(monkeypatch):
+    from ld.models.distiller import teacher_dtype
+
+    for flags, expected in (((False, False), None), ((True, False), torch.bfloat16), ((False, True), torch.bfloat16)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=flags[0]: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=flags[1]: v)
+        assert teacher_dtype("auto", "cpu") is expected, flags
+        assert teacher_dtype("fp32", "cpu") is None and teacher_dtype("bf16", "cpu") is torch.bfloat16
+    for bf16, expected in ((True, torch.bfloat16), (False, torch.float16)):  # older GPUs: float16
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda v=bf16: v)
+        assert teacher_dtype("auto", "cuda") is expected and teacher_dtype("fp32", "cuda") is None
+    with pytest.raises(ConfigError, match="teacher_precision must be one of"):
+        teacher_dtype("fp16", "cpu")
+
+
+def test_a_bfloat16_teacher_gives_float32_soft_targets_close_to_float32s(params, tmp_path):
+    """bfloat16 autocast rounds the teacher's logits (8 bits of mantissa): after softening (T=10) the edge
+    distributions stay within a small KL of float32's."""
+    from ld.models.distiller import build_teacher, teacher_forward
+    from ld.ops.ld_loss import ld_loss
+
+    model = build_teacher(_export_untrained("gfl_r50_2x", params, tmp_path) / "config.py", None)
+    inputs = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    _, reg32 = teacher_forward(model, inputs, with_cls=False)
+    _, reg16 = teacher_forward(model, inputs, with_cls=False, dtype=torch.bfloat16)
+    assert reg16.dtype == torch.float32 and reg16.shape == reg32.shape and not torch.equal(reg16, reg32)
+    kl = ld_loss(reg16.reshape(-1, 17), reg32.reshape(-1, 17), T=10.0)  # T^2 KL per edge, over the bins
+    assert kl.max() < 1e-4 and (reg16 - reg32).abs().max() < 0.1
 
 
 def test_image_without_ground_truth_gives_zero_ld_losses_with_a_gradient_path(params, tmp_path):

@@ -13,6 +13,7 @@ from ld.params_check import (
     LAYOUTS,
     PAPER_TABLES,
     STUDY_ROLES,
+    TEACHER_PRECISIONS,
     check_params,
     record,
     schema,
@@ -67,6 +68,8 @@ BAD = [
     ("ld-temperature-str", [("ld.temperature", "10")], "ld.temperature must be > 0 (a number), got '10'"),
     ("ld-loss_weight-negative", [("ld.loss_weight", -1)], "ld.loss_weight must be >= 0 (a number), got -1"),
     ("ld-teacher_cache-str", [("ld.teacher_cache", "yes")], "ld.teacher_cache must be true or false, got 'yes'"),
+    ("ld-teacher_precision", [("ld.teacher_precision", "bf32")],
+     "ld.teacher_precision must be one of ('auto', 'fp32', 'bf16'), got 'bf32' (did you mean 'fp32'?)"),
     ("ld-unknown", [("ld.temprature", 5)], "ld.temprature: unknown key 'temprature' (did you mean 'temperature'?)"),
     # a profile
     ("layout-unknown", [("profiles.smoke.data.layout", "kitti")],
@@ -318,10 +321,12 @@ def test_the_schema_mirrors_the_code():
     from ld.data.prepare import LAYOUTS as PREPARE_LAYOUTS
     from ld.data.synth import SynthSpec
     from ld.engine.seeds import STUDY_METHODS
+    from ld.models import distiller
     from ld.results.paper import TABLES
 
     assert LAYOUTS == PREPARE_LAYOUTS
     assert PAPER_TABLES == tuple(TABLES)
+    assert TEACHER_PRECISIONS == distiller.TEACHER_PRECISIONS
     assert set(STUDY_ROLES) == {"teacher", *(key for key, _ in STUDY_METHODS)}
     assert set(ANALYSIS_ROLES) == set(PARAMS["analysis"])
     synth_fields = {f.name for f in dataclasses.fields(SynthSpec)}

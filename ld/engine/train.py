@@ -38,7 +38,7 @@ def is_distiller(cfg) -> bool:
 def apply_ld_params(head, ld_params: dict[str, Any]) -> None:
     """params.yaml's ``ld`` (``temperature``, ``loss_weight``) set T and the weight of both LD terms
     (main region and VLR) of a distillation head, for experiments like ``-S ld.temperature=5``
-    (``ld.teacher_cache`` is read by :func:`build_train_config`)."""
+    (``ld.teacher_cache`` and ``ld.teacher_precision`` are read by :func:`build_train_config`)."""
     for term in ("ld_main", "ld_vlr"):
         if "temperature" in ld_params:
             head[term].T = float(ld_params["temperature"])
@@ -97,13 +97,15 @@ def build_train_config(
         cfg.model.teacher_config = str(teacher_dir / "config.py")
         cfg.model.teacher_ckpt = str(teacher_dir / "model.pth")
         apply_ld_params(cfg.model.bbox_head, params.get("ld") or {})
+        if "teacher_precision" in (params.get("ld") or {}):
+            cfg.model.teacher_precision = str(params["ld"]["teacher_precision"])
         digest.update(file_digest(teacher_dir / "model.pth").encode())
         if (params.get("ld") or {}).get("teacher_cache", False):
             # offline LD: soft targets in a folder named after what they depend on, so a retrained teacher
             # or another augmentation gets a cache of its own
             pipeline = train_pipeline(cfg)
             fingerprint = LocalizationDistiller.cache_fingerprint(teacher_dir / "model.pth", cfg.model.bbox_head,
-                                                                  pipeline)
+                                                                  pipeline, cfg.model.teacher_precision)
             cfg.model.teacher_cache = dict(
                 dir=str(Path(work_root) / profile / "teacher_cache" / teacher_dir.name /
                         fingerprint_digest(fingerprint)), pipeline=pipeline)

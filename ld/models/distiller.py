@@ -37,7 +37,7 @@ def student_only(cfg: Config) -> Config:
     model = cfg.model
     if model.type in DISTILLERS:
         model.type = "GFL"
-        for key in ("teacher_config", "teacher_ckpt", "teacher_cache"):
+        for key in ("teacher_config", "teacher_ckpt", "teacher_cache", "teacher_precision"):
             model.pop(key, None)
     head = model.bbox_head
     if head.type in STUDENT_HEADS:
@@ -87,29 +87,74 @@ def build_teacher(teacher_config: str | Path | Config | dict, teacher_ckpt: str 
     return teacher.requires_grad_(False)
 
 
-def teacher_forward(teacher: nn.Module, inputs: Tensor) -> tuple[Tensor, Tensor]:
-    """The teacher's flattened head outputs ``(cls (B, A, C), reg (B, A, 4 * bins))``, float32, without
-    autograd; on a GPU in channels-last layout and bfloat16/float16 autocast (the student's losses stay
-    float32)."""
-    with torch.no_grad():
-        if inputs.is_cuda:
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            with torch.autocast("cuda", dtype=dtype):
-                cls, reg = teacher.bbox_head(teacher.extract_feat(inputs.contiguous(memory_format=torch.channels_last)))
+TEACHER_PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def teacher_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
+    """The autocast dtype of the teacher's forward pass on ``device`` (None: float32 throughout).
+
+    ``'auto'``: bfloat16 where the device computes it natively (a CUDA GPU with bfloat16, else float16;
+    a CPU with AVX512-BF16 or AMX), float32 elsewhere; ``'fp32'``: float32 (the teacher as upstream runs
+    it); ``'bf16'``: bfloat16 even where it is emulated (slow). The soft targets differ from float32 by
+    bfloat16's rounding (measured in ``pipelines/bench``); the student's losses stay float32.
+    """
+    if precision not in TEACHER_PRECISIONS:
+        raise ConfigError(f"teacher_precision must be one of {TEACHER_PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if torch.device(device).type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    native = any(getattr(torch.cpu, check, lambda: False)()
+                 for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return torch.bfloat16 if native else None
+
+
+def box_logits(head: nn.Module, feats: tuple[Tensor, ...]) -> list[Tensor]:
+    """A GFocal head's edge-distribution logits ``[(B, 4 * bins, H, W)]`` alone: its box tower, ``gfl_reg``
+    and scale per level, without the class tower; equal to ``head(feats)[1]`` (mmdet 3.3
+    ``GFLHead.forward_single``, whose box branch never reads the class branch; GFocalV2's DGQP only
+    changes the class scores)."""
+    preds = []
+    for x, scale in zip(feats, head.scales):
+        for conv in head.reg_convs:
+            x = conv(x)
+        preds.append(scale(head.gfl_reg(x)).float())
+    return preds
+
+
+def teacher_forward(teacher: nn.Module, inputs: Tensor, with_cls: bool = True,
+                    dtype: torch.dtype | None = None) -> tuple[Tensor | None, Tensor]:
+    """The teacher's flattened head outputs ``(cls (B, A, C) or None, reg (B, A, 4 * bins))``, float32,
+    without autograd.
+
+    Args:
+        with_cls: also run the class tower (False: ``cls`` is None and only the box tower runs, when no
+            term reads the teacher's class logits: 0.85x of the teacher's time at 320 px).
+        dtype: autocast dtype (:func:`teacher_dtype`; None: float32), in channels-last layout.
+    """
+    with torch.no_grad(), torch.autocast(inputs.device.type, dtype=dtype, enabled=dtype is not None):
+        if dtype is not None:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        feats = teacher.extract_feat(inputs)
+        if with_cls:
+            cls, reg = teacher.bbox_head(feats)
         else:
-            cls, reg = teacher.bbox_head(teacher.extract_feat(inputs))
-    return flatten_levels(cls).float(), flatten_levels(reg).float()
+            cls, reg = None, box_logits(teacher.bbox_head, feats)
+    return (None if cls is None else flatten_levels(cls).float()), flatten_levels(reg).float()
 
 
 class TeacherOutputs:
     """Online LD: the teacher runs on the whole batch when the student's head asks for its outputs."""
 
-    def __init__(self, teacher: nn.Module, inputs: Tensor) -> None:
-        self.teacher, self.inputs = teacher, inputs
+    def __init__(self, teacher: nn.Module, inputs: Tensor, dtype: torch.dtype | None = None) -> None:
+        self.teacher, self.inputs, self.dtype = teacher, inputs, dtype
 
-    def rows(self, needed: Tensor, with_cls: bool = False) -> tuple[Tensor, Tensor]:
-        """``(cls (B, A, C), reg (B, A, R))`` everywhere (``needed`` (B, A) is not used)."""
-        return teacher_forward(self.teacher, self.inputs)
+    def rows(self, needed: Tensor, with_cls: bool = False) -> tuple[Tensor | None, Tensor]:
+        """``(cls (B, A, C) or None, reg (B, A, R))`` everywhere (``needed`` (B, A) is not used); the class
+        tower runs only ``with_cls``."""
+        return teacher_forward(self.teacher, self.inputs, with_cls, self.dtype)
 
 
 class CachedTeacherOutputs(TeacherOutputs):
@@ -117,8 +162,9 @@ class CachedTeacherOutputs(TeacherOutputs):
     the teacher runs only on the images of the batch not cached yet, whose targets are then stored. Cached
     or not, a step sees the same float16-rounded targets."""
 
-    def __init__(self, teacher: nn.Module, inputs: Tensor, batch_data_samples, cache: TeacherCache) -> None:
-        super().__init__(teacher, inputs)
+    def __init__(self, teacher: nn.Module, inputs: Tensor, batch_data_samples, cache: TeacherCache,
+                 dtype: torch.dtype | None = None) -> None:
+        super().__init__(teacher, inputs, dtype)
         self.cache = cache
         shape = tuple(inputs.shape[-2:])
         self.keys = [cache.key(s.metainfo.get("img_id", s.metainfo.get("img_path")), bool(s.metainfo.get("flip")),
@@ -138,7 +184,7 @@ class CachedTeacherOutputs(TeacherOutputs):
             else:
                 entries[i] = entry
         if misses:
-            t_cls, t_reg = teacher_forward(self.teacher, self.inputs[misses])
+            t_cls, t_reg = teacher_forward(self.teacher, self.inputs[misses], with_cls, self.dtype)
             for j, i in enumerate(misses):
                 index = index_per_image[i]
                 entries[i] = self.cache.put(self.keys[i], index, t_reg[j, index], t_cls[j, index] if with_cls else None)
@@ -168,11 +214,14 @@ class LocalizationDistiller(SingleStageDetector):
         teacher_cache: None for online LD, or ``dict(dir=..., pipeline=[train pipeline])`` for offline LD
             (:mod:`ld.models.teacher_cache`): the teacher's targets are computed once per image and flip and read
             back every epoch; refused for a random augmentation or a cache of another teacher.
+        teacher_precision: the teacher's forward pass, ``'auto'``, ``'fp32'`` or ``'bf16'``
+            (:func:`teacher_dtype`; ``params.yaml: ld.teacher_precision``).
         Other arguments: as ``SingleStageDetector``; ``bbox_head`` is an LD head (``LDGFLHead``, ...).
     """
 
     def __init__(self, backbone: dict, neck: dict, bbox_head: dict, teacher_config, teacher_ckpt=None,
-                 teacher_cache=None, train_cfg=None, test_cfg=None, data_preprocessor=None, init_cfg=None) -> None:
+                 teacher_cache=None, teacher_precision: str = "auto", train_cfg=None, test_cfg=None,
+                 data_preprocessor=None, init_cfg=None) -> None:
         super().__init__(backbone=backbone, neck=neck, bbox_head=bbox_head, train_cfg=train_cfg, test_cfg=test_cfg,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if teacher_config is None:
@@ -183,13 +232,18 @@ class LocalizationDistiller(SingleStageDetector):
             raise ConfigError(f"teacher reg_max {t_reg_max} != student reg_max {s_reg_max}: LD distils "
                               "edge distributions, which need the same number of bins")
         self._teacher = [teacher]  # in a list: not a submodule, so not in state_dict, parameters or DDP
+        teacher_dtype(teacher_precision, "cpu")  # a known precision, or an error now
+        self.teacher_precision = teacher_precision
         self.cache = self._open_cache(teacher_cache, teacher_ckpt, bbox_head) if teacher_cache else None
 
     @staticmethod
-    def cache_fingerprint(teacher_ckpt, bbox_head: dict, pipeline: list) -> dict:
-        """What a teacher's soft targets depend on: its checkpoint, the augmentation, the regions."""
+    def cache_fingerprint(teacher_ckpt, bbox_head: dict, pipeline: list, teacher_precision: str = "auto") -> dict:
+        """What a teacher's soft targets depend on: its checkpoint, its precision on this machine's training
+        device, the augmentation, the regions."""
         head = dict(bbox_head)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
         return {"teacher_sha256": file_digest(teacher_ckpt) if teacher_ckpt else "initial weights",
+                "teacher_dtype": str(teacher_dtype(teacher_precision, device) or torch.float32),
                 "pipeline": [dict(step) for step in pipeline],
                 "regions": {k: dict(head[k]) for k in REGION_KEYS if k in head},
                 "reg_max": head.get("reg_max", 16), "anchor_generator": dict(head.get("anchor_generator", {}))}
@@ -199,7 +253,8 @@ class LocalizationDistiller(SingleStageDetector):
         if not pipeline:
             raise ConfigError("model.teacher_cache needs `pipeline`: the training pipeline it is valid for")
         check_deterministic(pipeline)
-        cache = TeacherCache(teacher_cache["dir"], self.cache_fingerprint(teacher_ckpt, bbox_head, pipeline))
+        cache = TeacherCache(teacher_cache["dir"], self.cache_fingerprint(teacher_ckpt, bbox_head, pipeline,
+                                                                          self.teacher_precision))
         print_log(f"offline LD: teacher soft targets cached in {cache.root}", logger="current")
         return cache
 
@@ -219,6 +274,7 @@ class LocalizationDistiller(SingleStageDetector):
     def loss(self, batch_inputs: Tensor, batch_data_samples) -> dict[str, Tensor]:
         """Student losses with the teacher's head outputs on the same (already preprocessed) batch."""
         x = self.extract_feat(batch_inputs)
-        teacher = (TeacherOutputs(self.teacher, batch_inputs) if self.cache is None else
-                   CachedTeacherOutputs(self.teacher, batch_inputs, batch_data_samples, self.cache))
+        dtype = teacher_dtype(self.teacher_precision, batch_inputs.device)
+        teacher = (TeacherOutputs(self.teacher, batch_inputs, dtype) if self.cache is None else
+                   CachedTeacherOutputs(self.teacher, batch_inputs, batch_data_samples, self.cache, dtype))
         return self.bbox_head.loss(x, teacher, batch_data_samples)

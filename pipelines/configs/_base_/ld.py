@@ -10,6 +10,7 @@ distiller = dict(
     type='LocalizationDistiller',
     teacher_config=None,
     teacher_ckpt=None,
+    teacher_precision='auto',  # the teacher's forward: bfloat16 where the device has it natively, else fp32
     bbox_head=dict(
         type='LDGFLHead',
         ld_main=dict(enabled=True, loss_weight=0.25, T=10),
