@@ -232,7 +232,10 @@ class LocalizationDistiller(SingleStageDetector):
             raise ConfigError(f"teacher reg_max {t_reg_max} != student reg_max {s_reg_max}: LD distils "
                               "edge distributions, which need the same number of bins")
         self._teacher = [teacher]  # in a list: not a submodule, so not in state_dict, parameters or DDP
-        teacher_dtype(teacher_precision, "cpu")  # a known precision, or an error now
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = teacher_dtype(teacher_precision, device)  # a known precision, or an error now
+        print_log(f"teacher forward on {device}: {dtype or torch.float32} (teacher_precision={teacher_precision!r})",
+                  logger="current")
         self.teacher_precision = teacher_precision
         self.cache = self._open_cache(teacher_cache, teacher_ckpt, bbox_head) if teacher_cache else None
 
