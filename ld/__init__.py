@@ -1,7 +1,7 @@
 """ld-workspace: Localization Distillation for object detection on mmdet 3.x.
 
-``import ld`` is light: it exports the paper's math as pure torch functions (:mod:`ld.ops`) and
-imports nothing of mmcv, mmdet or mmengine. The layout follows the pipeline:
+``import ld`` is light: it exports the paper's math as pure torch functions (:mod:`ld.ops`, imported on
+first use) and imports nothing of mmcv, mmdet or mmengine. The layout follows the pipeline:
 
 - :mod:`ld.data`: the embedded dataset, COCO/VOC checks and conversion;
 - :mod:`ld.ops`: the pure math (LD loss, distillation terms, VLR, box ops, DGQP, ambiguity, NMS);
@@ -12,8 +12,16 @@ imports nothing of mmcv, mmdet or mmengine. The layout follows the pipeline:
 - :mod:`ld.engine`: training, evaluation, seeds, teacher import, the run hooks;
 - :mod:`ld.results`: tables, the paper's tables, the ambiguity analysis, notebooks and reports.
 """
-from ld.ops import class_kd, flatten_levels, ld_loss, main_region_ld, vlr_ld, vlr_region, voting_cluster_diou_nms
-
 __version__ = "0.1.0"
 __all__ = ["class_kd", "flatten_levels", "ld_loss", "main_region_ld", "vlr_ld", "vlr_region",
            "voting_cluster_diou_nms", "__version__"]
+
+
+def __getattr__(name: str):
+    """The math on first use (``ld.ld_loss``, ``from ld import ld_loss``): the tables, notebooks and data
+    commands, which import ``ld.results`` or ``ld.data``, do not import torch."""
+    if name in __all__ and name != "__version__":
+        from ld import ops
+
+        return getattr(ops, name)
+    raise AttributeError(f"module 'ld' has no attribute {name!r}")

@@ -181,7 +181,11 @@ def apply_profile(cfg, profile: dict[str, Any], *, data_root: str | Path, num_gp
 
     epochs, steps = schedule(profile, cfg.get("schedule", "1x"))
     cfg.train_cfg.max_epochs = epochs
+    # No validation pass in training: the eval stage evaluates the exported model on the same split (with
+    # VOC metrics too); a pass at the end of training would be the same work twice. Lower `val_begin`
+    # (and `val_interval`) in a config for validation curves.
     cfg.train_cfg.val_interval = epochs
+    cfg.train_cfg.val_begin = epochs + 1
     lr = scaled_lr(batch_size, num_gpus, float(profile["base_lr"]))
     cfg.optim_wrapper.optimizer.lr = lr
     cfg.auto_scale_lr = dict(enable=False, base_batch_size=16)  # the rule is applied here, once

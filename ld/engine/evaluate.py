@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ld.checkpoint import load_weights
+from ld.engine import unformatted
 from ld.errors import ConfigError, MissingFileError
 from ld.evaluation.coco import evaluate_coco, load_results
 from ld.evaluation.voc import evaluate_voc, voc_inputs, voc_table
@@ -56,7 +57,7 @@ def predict_coco(cfg, checkpoint: str | Path, out_prefix: str | Path) -> Path:
         # a visualizer of its own: mmengine's instances are global, and an earlier one writes to its own dir
         cfg.visualizer.name = f"ld-eval-{Path(work_dir).name}"
         cfg.visualizer.vis_backends = [dict(type="LocalVisBackend")]
-        runner = Runner.from_cfg(cfg)
+        runner = Runner.from_cfg(unformatted(cfg))
         load_weights(runner.model, checkpoint, what="model")
         runner.test()
     return Path(f"{out_prefix}.bbox.json")

@@ -19,7 +19,8 @@ def _scalar(value) -> float | None:
 @HOOKS.register_module()
 class DVCLiveHook(Hook):
     """Logs the training losses every ``interval`` iterations and at the last one, and the validation
-    metrics per epoch.
+    metrics of each validation pass (none by default: ``ld.profiles.apply_profile``; the eval stage
+    evaluates the exported model).
 
     Args:
         dir: DVCLive folder (``results/<profile>/live/<run>``), declared as plots in dvc.yaml.

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ld.checkpoint import file_digest, load_checkpoint, save_weights
-from ld.engine import determinism, live, nonfinite  # noqa: F401  (register the hooks a run adds)
+from ld.engine import determinism, live, nonfinite, unformatted  # noqa: F401  (register the hooks a run adds)
 from ld.errors import BadFileError, ConfigError, LDError, MissingFileError
 from ld.io import atomic_write_bytes, atomic_write_json, check_export_dir, listing_digest
 from ld.models.distiller import DISTILLERS, LocalizationDistiller
@@ -261,7 +261,7 @@ def train(cfg, out_dir: str | Path | None = None, *, fresh: bool = False) -> Non
             # mmengine's pytorch launcher selects a CUDA device; on CPUs (gloo) the group is started here from
             # torchrun's environment, and mmengine uses it as it is
             torch.distributed.init_process_group(backend="gloo")
-        runner = Runner.from_cfg(cfg)
+        runner = Runner.from_cfg(unformatted(cfg))
         try:
             runner.train()
         except BaseException as err:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import platform
 import resource
@@ -231,6 +232,52 @@ def teacher_child(shape: str, profile_name: str, repeats: int, device: str = "cp
     return {"teacher": exported.name, "weights": str(weights) if weights else "initial", "cases": rows}
 
 
+def log_child(profile_name: str) -> dict:
+    """What a logged iteration costs: the profile's baseline trained for one epoch with a log line every
+    iteration (mmengine's log and the DVCLive curves), the hooks' ``after_train_iter`` timed apart from the
+    whole iteration; the smallest log interval at which the lines cost under 1% of the iteration."""
+    from mmengine.hooks import LoggerHook
+    from mmengine.runner.loops import EpochBasedTrainLoop
+
+    import ld.models  # noqa: F401  (registers the modules)
+    from ld.engine.live import DVCLiveHook
+    from ld.engine.train import build_train_config, train
+
+    params, profile_name, _, _ = shape_params("profile", profile_name)
+    params["profiles"][profile_name]["log_interval"] = 1
+    spent: dict[str, list[float]] = {}
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            spent.setdefault(name, []).append(time.perf_counter() - start)
+            return out
+        return wrapper
+
+    patched = [(LoggerHook, "after_train_iter"), (DVCLiveHook, "after_train_iter"), (EpochBasedTrainLoop, "run_iter")]
+    originals = [getattr(cls, name) for cls, name in patched]
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = build_train_config("pipelines/configs/gfl_r18_1x.py", params, profile=profile_name,
+                                 work_root=Path(tmp) / "work", live_dir=Path(tmp) / "live")
+        cfg.train_cfg.max_epochs = 1
+        for (cls, name), fn in zip(patched, originals):
+            setattr(cls, name, timed(cls.__name__, fn))
+        try:
+            train(cfg, None)
+        finally:
+            for (cls, name), fn in zip(patched, originals):
+                setattr(cls, name, fn)
+    iteration_ms = 1000 * statistics.median(spent.pop("EpochBasedTrainLoop"))
+    per_line = {name: 1000 * statistics.median(times) for name, times in spent.items()}
+    line_ms = sum(per_line.values())
+    step_ms = iteration_ms - line_ms
+    return {"iterations": len(spent["LoggerHook"]), "ms_per_line": {k: round(v, 2) for k, v in per_line.items()},
+            "line_ms": round(line_ms, 2), "step_ms": round(step_ms, 1),
+            "share_at_interval": {str(i): round(line_ms / (i * step_ms), 4) for i in (1, 5, 10, 50)},
+            "interval_for_1pct": max(1, math.ceil(line_ms / (0.01 * step_ms)))}
+
+
 def _child(args: list[str]) -> dict:
     """Run this script with ``args`` in a fresh process; its JSON result plus its peak RSS."""
     out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True)
@@ -311,6 +358,8 @@ def main() -> None:
             result = step_child(rest[1], rest[0], args.profile, args.steps, args.device)
         elif kind == "teacher":
             result = teacher_child(rest[0], args.profile, args.repeats, args.device)
+        elif kind == "log":
+            result = log_child(args.profile)
         else:
             result = eval_child(rest[0], args.profile, args.repeats)
         print(json.dumps(result | {"peak_rss_mib": round(_peak_rss_mib(), 1)}))
@@ -332,9 +381,12 @@ def main() -> None:
     if args.steps_only:
         out = Path(args.out or f"results/bench/bench_{args.profile}_steps_{args.device}.json")
         atomic_write_json(out, result)
+        atomic_write_text(out.with_suffix(".md"), step_summary(result))
         print(step_summary(result))
         return
 
+    result["log"] = _child(["--profile", args.profile, "--child", "log"])
+    print(f"log   a line {result['log']['line_ms']} ms, a step {result['log']['step_ms']} ms", flush=True)
     student, baseline = params["analysis"]["student"], params["analysis"]["baseline"]
     result["fps"] = {run: benchmark_fps(models / run / "config.py", models / run / "model.pth",
                                         num_images=args.fps_images) for run in (baseline, student)}
@@ -404,6 +456,13 @@ def summary(result: dict) -> str:
               "## NMS on the same detections", "", "| NMS | ms/image | x nms | AP |", "|---|---|---|---|"]
     lines += [f"| {name} | {row['ms_per_image']} | {row['time_vs_nms']} | {row['AP']:.4f} |"
               for name, row in result["nms"]["methods"].items()]
+    log = result["log"]
+    lines += ["", "## Logging", "", f"A logged iteration of the baseline (mmengine's log and the DVCLive curves, "
+              f"median of {log['iterations']} iterations logged each): "
+              + ", ".join(f"{name} {ms} ms" for name, ms in log["ms_per_line"].items())
+              + f", {log['line_ms']} ms a line against {log['step_ms']} ms a step: "
+              + ", ".join(f"{100 * share:.2f}% at interval {i}" for i, share in log["share_at_interval"].items())
+              + f"; under 1% from interval {log['interval_for_1pct']}."]
     ev = result["eval"]
     lines += ["", f"## COCO evaluation of the same {ev['detections']} detections", "",
               "| backend | seconds | AP | AP50 | peak RSS (MiB, both in one process) |", "|---|---|---|---|---|"]
