@@ -32,8 +32,10 @@ $(STAMP): requirements/build.txt requirements/mmcv.txt requirements/mmcv_build_e
 run: install
 	time dvc repro
 
+# Two workers (pytest-xdist), a test file each at a time: the smoke `dvc repro` of tests/test_pipeline.py on
+# one, the rest beside it; a test's results do not depend on what runs beside it (same torch threads).
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The quick tests: everything but the end-to-end runs marked slow (minutes each: dvc repro, DDP, resume).
 test-fast: install

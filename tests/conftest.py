@@ -44,3 +44,12 @@ def tiny_run(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     torch.save({"state_dict": MODELS.build(cfg.model).state_dict(), "meta": {"epoch": 1}}, root / "model" / "model.pth")
     return root
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow end-to-end modules first, longest first: `make test` runs the files on two workers
+    (pytest-xdist, ``--dist loadfile``), which take them in this order, so the smoke `dvc repro` starts at
+    once and the quick tests fill the other worker beside it."""
+    first = ("test_pipeline.py", "test_real_pipeline.py", "test_ddp.py", "test_resume.py")
+    rank = {name: i for i, name in enumerate(first)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(first)))  # stable: file order kept otherwise

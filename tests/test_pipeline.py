@@ -122,12 +122,23 @@ def test_repro_in_a_clean_clone_reproduces_the_committed_results(clone, repro):
 
 def test_changed_ld_param_reruns_only_what_depends_on_it(clone, repro):
     root, env = clone
-    out = _run(["dvc", "exp", "run", "-n", "weight-0.5", "-S", "ld.loss_weight=0.5"], root, env)
+    # what it reruns: the stages it changes and everything downstream of them (`--force-downstream`), named
+    # by a dry run; then one of them run as an experiment, whose params and metrics `dvc exp show` lists
+    params = (root / "params.yaml").read_text()
+    (root / "params.yaml").write_text(params.replace("  loss_weight: 0.25", "  loss_weight: 0.5", 1))
+    try:
+        out = _run(["dvc", "repro", "--dry", "--force-downstream"], root, env)
+    finally:
+        (root / "params.yaml").write_text(params)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
     distilled = PARAMS["distill"]  # every distillation run depends on `ld`; no trained run does
     expected = ({f"{stage}@{run}" for run in distilled for stage in ("distill", "eval_distill")}
                 | {"table", "report", "seeds", "seeds_table"} | {f"paper_table@{t}" for t in PARAMS["paper_tables"]})
     assert ran == expected, out
+    out = _run(["dvc", "exp", "run", "-n", "weight-0.5", "-S", "ld.loss_weight=0.5",
+                "eval_distill@ld_r18_gfl_r50_1x"], root, env)
+    assert {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")} == {
+        "distill@ld_r18_gfl_r50_1x", "eval_distill@ld_r18_gfl_r50_1x"}, out
     shown = json.loads(_run(["dvc", "exp", "show", "--json"], root, env))
     main = next(entry for entry in shown if entry["name"] == "main")
     exp = next(rev for e in main["experiments"] for rev in e["revs"] if rev["name"] == "weight-0.5")
