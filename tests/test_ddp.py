@@ -27,7 +27,7 @@ def test_two_process_gloo_training_of_a_baseline_and_an_ld_student(repo_root, tm
     profile = copy.deepcopy(params["profiles"]["smoke"])
     profile.update(data={"num_train": 8, "num_val": 4, "image_size": 64, "max_objects": 3, "seed": 1},
                    schedules={"1x": {"epochs": 1, "steps": [1]}, "2x": {"epochs": 1, "steps": [1]}}, batch_size=2,
-                   warmup_iters=1, workers=0)
+                   warmup_iters=1, workers=0, base_lr=0.01)
     params["profiles"]["ddp"] = profile
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
