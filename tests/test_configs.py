@@ -210,3 +210,17 @@ def test_train_resumes_by_default_and_no_resume_starts_afresh(params, tmp_path, 
     (Path(seen[0]) / "last_checkpoint").write_text(str(Path(seen[0]) / "epoch_1.pth"))
     assert main(args + flag) == 0 and seen[1] == seen[0]
     assert (Path(seen[0]) / "epoch_1.pth").exists() == kept
+
+
+def test_the_runners_config_text_skips_yapf_and_says_the_same(params):
+    """mmengine's Runner formats its config text (log, run folder, every checkpoint's meta): ``unformatted``
+    hands it a copy whose text skips yapf and still reads back as the same config."""
+    from mmengine.config import Config
+
+    from ld.engine import unformatted
+
+    cfg = build_train_config("pipelines/configs/gfl_r18_1x.py", params, profile="smoke")
+    fast = unformatted(cfg)
+    assert fast._format_python_code is False and cfg._format_python_code is True  # the original keeps it
+    assert fast.pretty_text != cfg.pretty_text
+    assert Config.fromstring(fast.pretty_text, ".py").to_dict() == Config.fromstring(cfg.pretty_text, ".py").to_dict()
