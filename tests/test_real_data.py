@@ -128,6 +128,12 @@ def test_a_training_iteration_reads_the_real_layout_in_place(layout, coco_tree, 
     steps = 1 if layout == "coco" else 6  # COCO train2017: 2 images; VOC07+12 trainval: 4, x3 (RepeatDataset), batch 2
     assert re.search(rf"Epoch\(train\) \[1\]\[\d+/{steps}\]", log)
     assert "Epoch(val)" not in log  # no validation pass: the eval stage evaluates the exported model
+    # the exported config works with mmdet's own tools/test.py, which sets load_from and work_dir and tests
+    from mmengine.runner import Runner
+
+    exported.load_from, exported.work_dir = str(tmp_path / "model" / "model.pth"), str(tmp_path / "mmdet_test")
+    assert isinstance(Runner.from_cfg(exported).test(), dict)  # resumed before: KeyError 'message_hub'
+    assert "Epoch(test)" in next((tmp_path / "mmdet_test").rglob("*.log")).read_text()
 
 
 def test_a_perfect_detector_scores_one_on_a_vocdevkit_tree_through_ld_eval(voc_tree, params, tmp_path, repo_root):

@@ -162,6 +162,9 @@ def export_model(work_dir: str | Path, cfg, out_dir: str | Path) -> Path:
     ckpt = load_checkpoint(pointer.read_text().strip())
     exported = copy.deepcopy(cfg)  # the run's config without its logging hooks
     exported.custom_hooks = [h for h in exported.get("custom_hooks", []) if h.get("type") != "DVCLiveHook"]
+    # nothing to resume: mmdet's own tools/test.py sets load_from to the checkpoint and tests it (a `resume`
+    # would look for the optimizer and message hub, which model.pth does not keep)
+    exported.resume = False
     atomic_write_bytes(out_dir / "config.py", exported.pretty_text.encode())
     save_weights(out_dir / "model.pth", ckpt["state_dict"], ckpt.get("meta", {}))
     return out_dir / "model.pth"
