@@ -1,6 +1,7 @@
 """Row configs resolve against every profile, and the profile does what it says."""
 import ast
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -196,6 +197,7 @@ def test_train_resumes_by_default_and_no_resume_starts_afresh(params, tmp_path, 
 
     class Trained:
         rank = 1  # nothing to export
+        logger = SimpleNamespace(log_file="run.log")
 
         def train(self):
             pass

@@ -3,6 +3,7 @@ the gloo backend: a baseline and an LD + VLR student train, the LR rule sees 2 p
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 
@@ -38,16 +39,23 @@ def test_two_process_gloo_training_of_a_baseline_and_an_ld_student(repo_root, tm
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
     for run, extra in (("gfl_r18_1x", []), ("ld_vlr_r18_gfl_r50_1x", ["--teacher", str(teacher)])):
         out = tmp_path / "models" / run
+        live = tmp_path / "live" / run
         args = _args(params_file, "train", f"pipelines/configs/{run}.py", "--data", str(data), "--out", str(out),
-                     "--work-root", str(tmp_path / "work"), "--launcher", "pytorch", *extra)
+                     "--work-root", str(tmp_path / "work"), "--launcher", "pytorch", "--live", str(live), *extra)
         proc = subprocess.run([*torchrun, "-m", "ld.cli", *args], cwd=repo_root, capture_output=True, text=True,
                               timeout=600)
-        log = proc.stdout + proc.stderr
-        assert proc.returncode == 0, log[-3000:]
+        console = proc.stdout + proc.stderr
+        assert proc.returncode == 0, console[-3000:]
         cfg = Config.fromfile(str(out / "config.py"))
         assert cfg.lr_rule.num_gpus == 2 and cfg.lr_rule.lr == pytest.approx(2 * 2 / 16 * 0.01)
-        assert "Distributed training: True" in log
-        assert "Epoch(train) [1][2/2]" in log  # 8 images / (2 per process x 2 processes)
+        # rank 0 alone prints: the header, the line of each log interval, where the model went
+        assert console.count("ld train: work dir ") == console.count("model written to ") == 1, console
+        assert console.count("Epoch(train) [1][2/2]") == 1  # 8 images / (2 per process x 2 processes)
+        log = next((tmp_path / "work" / "ddp" / run).rglob("*.log")).read_text()  # rank 0's: everything
+        assert "Distributed training: True" in log and "Epoch(train) [1][2/2]" in log
         assert (out / "model.pth").is_file()
         if run.startswith("ld"):
-            assert "loss_ld_vlr" in log
+            assert "loss_ld_vlr" in console
+        # rank 0 alone writes the curves: one point per logged step
+        assert (live / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:] == \
+            [f"2\t{json.loads((live / 'metrics.json').read_text())['train']['loss']}"]

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -243,6 +244,7 @@ def test_a_full_disk_during_training_leaves_no_partial_checkpoint_and_says_what_
 
     class FillsTheDisk:
         rank = 0
+        logger = SimpleNamespace(log_file="run.log")
 
         def train(self):
             (work / "epoch_4.pth").write_bytes(b"partial")

@@ -55,6 +55,11 @@ def _summary(root: Path, name: str) -> dict:
     return {"epoch": meta["epoch"], "iter": meta["iter"], "step": live["step"], "loss": live["train"]["loss"]}
 
 
+def _curves(root: Path, name: str) -> dict[str, str]:
+    live = root / f"live_{name}"
+    return {str(p.relative_to(live)): p.read_text() for p in sorted((live / "plots").rglob("*.tsv"))}
+
+
 def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(setup):
     _finish(_train(setup, "whole"))
     proc = _train(setup, "killed")
@@ -67,9 +72,12 @@ def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(setup):
     proc.wait()
     assert not (setup / "killed" / "model.pth").exists()
     out = _finish(_train(setup, "killed"))
-    assert "resumed epoch: 1" in out, out[-2000:]
+    assert "resumes from " in out and "epoch_1.pth (lr rule" in out, out[-2000:]
+    logs = [log.read_text() for log in (setup / "work_killed").rglob("*.log")]  # the killed start's and the resumed's
+    assert any("resumed epoch: 1" in log for log in logs)  # mmengine's line, in the run's log file
     whole, resumed = _summary(setup, "whole"), _summary(setup, "killed")
     assert resumed["epoch"] == whole["epoch"] == 4 and resumed["iter"] == whole["iter"] == 64
     assert resumed["step"] == whole["step"]  # the DVCLive curve went on where it stopped
+    assert _curves(setup, "killed") == _curves(setup, "whole")  # without the points the killed run logged twice
     assert resumed["loss"] == whole["loss"]
     assert (setup / "killed" / "model.pth").read_bytes() == (setup / "whole" / "model.pth").read_bytes()

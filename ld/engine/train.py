@@ -9,6 +9,7 @@ later stages use; exporting writes only those two files, each atomically.
 from __future__ import annotations
 
 import copy
+import difflib
 import errno
 import fcntl
 import hashlib
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 
 from ld.checkpoint import file_digest, load_checkpoint, save_weights
-from ld.engine import determinism, live, nonfinite, unformatted  # noqa: F401  (register the hooks a run adds)
+from ld.engine import determinism, live, nonfinite, unformatted  # noqa: F401  (register what a run adds)
 from ld.errors import BadFileError, ConfigError, LDError, MissingFileError
 from ld.io import atomic_write_bytes, atomic_write_json, check_export_dir, listing_digest
 from ld.models.distiller import DISTILLERS, LocalizationDistiller
@@ -58,8 +59,9 @@ def build_train_config(
     work_root: str | Path = "work",
     live_dir: str | Path | None = None,
     launcher: str = "none",
+    cfg_options: dict[str, Any] | None = None,
 ):
-    """The mmengine ``Config`` of one run: row config + profile + seed + teacher + logging.
+    """The mmengine ``Config`` of one run: row config + profile + seed + teacher + ``cfg_options`` + logging.
 
     Args:
         config: a row config under ``pipelines/configs``.
@@ -70,6 +72,10 @@ def build_train_config(
         work_root: where run folders with intermediate checkpoints live.
         live_dir: DVCLive folder for the training curves (none if not given).
         launcher: mmengine launcher: 'none' (one process) or 'pytorch' (torchrun).
+        cfg_options: overrides with dotted keys (``{'optim_wrapper.optimizer.lr': 0.001}``, what mmengine's
+            ``DictAction`` parses from ``--cfg-options KEY=VALUE``), merged after the profile, the seed and the
+            teacher's settings, so they win; part of the run's digest. A key whose first part is not a key of
+            the config is refused (mmengine would add it, and nothing would read it).
     """
     config = Path(config)
     profile = profile or params["profile"]
@@ -100,15 +106,16 @@ def build_train_config(
         if "teacher_precision" in (params.get("ld") or {}):
             cfg.model.teacher_precision = str(params["ld"]["teacher_precision"])
         digest.update(file_digest(teacher_dir / "model.pth").encode())
-        if (params.get("ld") or {}).get("teacher_cache", False):
-            # offline LD: soft targets in a folder named after what they depend on, so a retrained teacher
-            # or another augmentation gets a cache of its own
-            pipeline = train_pipeline(cfg)
-            fingerprint = LocalizationDistiller.cache_fingerprint(teacher_dir / "model.pth", cfg.model.bbox_head,
-                                                                  pipeline, cfg.model.teacher_precision)
-            cfg.model.teacher_cache = dict(
-                dir=str(Path(work_root) / profile / "teacher_cache" / teacher_dir.name /
-                        fingerprint_digest(fingerprint)), pipeline=pipeline)
+    merge_options(cfg, cfg_options, config)
+    if is_distiller(cfg) and (params.get("ld") or {}).get("teacher_cache", False):
+        # offline LD: soft targets in a folder named after what they depend on (after the options: they may
+        # change the head or the augmentation), so a retrained teacher or another augmentation gets its own
+        pipeline = train_pipeline(cfg)
+        fingerprint = LocalizationDistiller.cache_fingerprint(teacher_dir / "model.pth", cfg.model.bbox_head,
+                                                              pipeline, cfg.model.teacher_precision)
+        cfg.model.teacher_cache = dict(
+            dir=str(Path(work_root) / profile / "teacher_cache" / teacher_dir.name /
+                    fingerprint_digest(fingerprint)), pipeline=pipeline)
     # every generator seeded per epoch, workers started per epoch: a resumed run ends with the same bytes
     # and a non-finite loss stops the run, naming the iteration and the losses
     cfg.custom_hooks = list(cfg.get("custom_hooks", [])) + [dict(type="EpochSeedHook", seed=cfg.randomness.seed),
@@ -116,17 +123,39 @@ def build_train_config(
     for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
         cfg[key].persistent_workers = False
     cfg.train_dataloader.worker_init_fn = dict(type="epoch_worker_init")
+    # mmengine's log line every `interval` iterations of an epoch and at its end (so the last iteration is
+    # logged): the mean losses of the last `interval` iterations, named `train/<loss>` for the curves (the
+    # visualizer's backends get them); validation metrics at the iteration they were computed
+    cfg.default_hooks.logger.update(ignore_last=False, log_metric_by_epoch=False)
+    cfg.log_processor.update(window_size=cfg.default_hooks.logger.interval, log_with_hierarchy=True)
     cfg.data_identity = data_identity(cfg)  # in the exported config too: what the model was trained on
     digest.update(cfg.pretty_text.encode())
     cfg.work_dir = str(Path(work_root) / profile / config.stem / digest.hexdigest()[:12])
     cfg.run_digest = digest.hexdigest()
     cfg.resume = True  # mmengine resumes from the latest checkpoint in work_dir, if there is one
     cfg.load_from = None
-    if live_dir is not None:
-        cfg.custom_hooks = list(cfg.get("custom_hooks", [])) + [
-            dict(type="DVCLiveHook", dir=str(live_dir), interval=cfg.default_hooks.logger.interval,
-                 resume=(Path(cfg.work_dir) / "last_checkpoint").is_file())]
+    if live_dir is not None:  # the curves of the log lines (ld.engine.live), not part of the run's digest
+        cfg.visualizer.vis_backends = [*cfg.visualizer.vis_backends, dict(
+            type="DVCLiveCurves", save_dir=str(live_dir), resume=(Path(cfg.work_dir) / "last_checkpoint").is_file())]
     return cfg
+
+
+def _live_backends(cfg) -> list:
+    return [b for b in cfg.get("visualizer", {}).get("vis_backends", []) if b.get("type") == "DVCLiveCurves"]
+
+
+def merge_options(cfg, options: dict[str, Any] | None, config: str | Path) -> None:
+    """Merge ``--cfg-options`` (dotted keys) into ``cfg`` in place, as mmdet's ``tools/train.py`` does;
+    a key whose first part the config lacks (a typo: ``optim_warpper.optimizer.lr``) is a ConfigError."""
+    if not options:
+        return
+    for key in options:
+        top = key.split(".", 1)[0]
+        if top not in cfg:
+            near = difflib.get_close_matches(top, list(cfg.keys()), n=1)
+            hint = f"did you mean '{near[0]}'?" if near else "check the spelling against the config"
+            raise ConfigError(f"--cfg-options {key}: {config} has no key '{top}' ({hint})")
+    cfg.merge_from_dict(options)
 
 
 def _datasets(cfg):
@@ -160,8 +189,10 @@ def export_model(work_dir: str | Path, cfg, out_dir: str | Path) -> Path:
     if not pointer.is_file():
         raise MissingFileError(f"{work_dir} has no last_checkpoint: the run did not save a checkpoint")
     ckpt = load_checkpoint(pointer.read_text().strip())
-    exported = copy.deepcopy(cfg)  # the run's config without its logging hooks
-    exported.custom_hooks = [h for h in exported.get("custom_hooks", []) if h.get("type") != "DVCLiveHook"]
+    exported = copy.deepcopy(cfg)  # the run's config without its curves (a test run would clear them)
+    live_backends = _live_backends(exported)
+    if live_backends:
+        exported.visualizer.vis_backends = [b for b in exported.visualizer.vis_backends if b not in live_backends]
     # nothing to resume: mmdet's own tools/test.py sets load_from to the checkpoint and tests it (a `resume`
     # would look for the optimizer and message hub, which model.pth does not keep)
     exported.resume = False
@@ -239,10 +270,12 @@ def _check_last_checkpoint(work_dir: Path) -> None:
 
 def train(cfg, out_dir: str | Path | None = None, *, fresh: bool = False) -> None:
     """Train ``cfg`` (resuming from its work_dir's latest checkpoint unless ``fresh``) and export it to
-    ``out_dir``. The output folder is checked first; the run folder and ``out_dir`` are locked."""
+    ``out_dir``. The output folder is checked first; the run folder and ``out_dir`` are locked. The console
+    shows a header, a line per log interval and where the model went (``ld.engine.console``); the run's log
+    file has everything."""
     import shutil
 
-    from mmengine.runner import Runner
+    from ld.engine.console import QuietRunner, warnings_to_log
 
     work_dir = Path(cfg.work_dir)
     rank0 = int(os.environ.get("RANK", "0")) == 0
@@ -254,9 +287,8 @@ def train(cfg, out_dir: str | Path | None = None, *, fresh: bool = False) -> Non
             if fresh and work_dir.exists():
                 print(f"ld train: --no-resume: removing {work_dir} (its checkpoints)", flush=True)
                 shutil.rmtree(work_dir)
-                for hook in cfg.custom_hooks:
-                    if hook.get("type") == "DVCLiveHook":
-                        hook["resume"] = False  # the curves start afresh with the run
+                for backend in _live_backends(cfg):
+                    backend["resume"] = False  # the curves start afresh with the run
             _check_identity(cfg)
             _remove_partial_checkpoints(work_dir)  # left by a run killed while saving
             _check_last_checkpoint(work_dir)
@@ -264,18 +296,31 @@ def train(cfg, out_dir: str | Path | None = None, *, fresh: bool = False) -> Non
             # mmengine's pytorch launcher selects a CUDA device; on CPUs (gloo) the group is started here from
             # torchrun's environment, and mmengine uses it as it is
             torch.distributed.init_process_group(backend="gloo")
-        runner = Runner.from_cfg(unformatted(cfg))
-        try:
-            runner.train()
-        except BaseException as err:
+        run_cfg = unformatted(cfg)
+        run_cfg.visualizer.pop("name", None)  # mmengine's instances are global: one of its own, named after the run
+        pointer = work_dir / "last_checkpoint"
+        start = f"resumes from {pointer.read_text().strip()}" if pointer.is_file() else "starts afresh"
+        with warnings_to_log():
+            runner = QuietRunner.from_cfg(run_cfg)
             if rank0:
-                _remove_partial_checkpoints(work_dir)
-            if _is_disk_error(err):
-                raise LDError(f"training stopped: {err} while writing under {work_dir}. Free space (or fix the "
-                              "permissions), then run again: it resumes from the last complete checkpoint") from err
-            raise
+                to = f" -> {out_dir}" if out_dir is not None else ""
+                lr_rule = f" (lr rule {dict(cfg.lr_rule)})" if cfg.get("lr_rule") else ""
+                print(f"ld train: {work_dir.parent.name}{to}, {start}{lr_rule}\n"
+                      f"ld train: work dir {work_dir}, log {runner.logger.log_file} (environment, config, every "
+                      "message)", flush=True)
+            try:
+                runner.train()
+            except BaseException as err:
+                if rank0:
+                    _remove_partial_checkpoints(work_dir)
+                if _is_disk_error(err):
+                    raise LDError(f"training stopped: {err} while writing under {work_dir}. Free space (or fix "
+                                  "the permissions), then run again: it resumes from the last complete "
+                                  "checkpoint") from err
+                raise
         if out_dir is not None and runner.rank == 0:
             export_model(cfg.work_dir, cfg, out_dir)
+            print(f"model written to {Path(out_dir) / 'model.pth'} (config {Path(out_dir) / 'config.py'})", flush=True)
 
 
 def _is_disk_error(err: BaseException) -> bool:

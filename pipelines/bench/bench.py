@@ -234,13 +234,12 @@ def teacher_child(shape: str, profile_name: str, repeats: int, device: str = "cp
 
 def log_child(profile_name: str) -> dict:
     """What a logged iteration costs: the profile's baseline trained for one epoch with a log line every
-    iteration (mmengine's log and the DVCLive curves), the hooks' ``after_train_iter`` timed apart from the
-    whole iteration; the smallest log interval at which the lines cost under 1% of the iteration."""
+    iteration (mmengine's log and the DVCLive curves, both LoggerHook's), its ``after_train_iter`` timed apart
+    from the whole iteration; the smallest log interval at which the lines cost under 1% of the iteration."""
     from mmengine.hooks import LoggerHook
     from mmengine.runner.loops import EpochBasedTrainLoop
 
     import ld.models  # noqa: F401  (registers the modules)
-    from ld.engine.live import DVCLiveHook
     from ld.engine.train import build_train_config, train
 
     params, profile_name, _, _ = shape_params("profile", profile_name)
@@ -255,7 +254,8 @@ def log_child(profile_name: str) -> dict:
             return out
         return wrapper
 
-    patched = [(LoggerHook, "after_train_iter"), (DVCLiveHook, "after_train_iter"), (EpochBasedTrainLoop, "run_iter")]
+    # LoggerHook's after_train_iter writes the log line and, through the visualizer, the DVCLive curves
+    patched = [(LoggerHook, "after_train_iter"), (EpochBasedTrainLoop, "run_iter")]
     originals = [getattr(cls, name) for cls, name in patched]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = build_train_config("pipelines/configs/gfl_r18_1x.py", params, profile=profile_name,
