@@ -1,6 +1,7 @@
 """`ld eval`, `ld convert` and `ld bench fps` on a tiny generated dataset and an untrained model."""
 import itertools
 import json
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,6 +15,7 @@ from ld.engine.convert import convert_checkpoint, is_teacher_key
 from ld.engine.evaluate import evaluate_checkpoint, set_nms
 from ld.errors import BadFileError, ConfigError
 from ld.models import student_only
+from ld.results.tables import format_ap
 
 
 def test_eval_writes_coco_and_voc_metrics_and_a_results_file_that_evaluates_the_same(tiny_run, tmp_path):
@@ -27,10 +29,31 @@ def test_eval_writes_coco_and_voc_metrics_and_a_results_file_that_evaluates_the_
     assert voc["AP50"] == voc["AP_by_iou_voc07_11pt"]["AP50"] == voc["mAP50_voc07_11pt"]
     assert json.loads((tmp_path / "m.json").read_text()) == metrics
     assert "| disc " in (tmp_path / "tables" / "voc_per_class.md").read_text()
+    # the metrics JSON keeps COCO's fractions; the per-class tables people read are in %
+    assert all(value == -1.0 or 0.0 <= value <= 1.0 for value in metrics["coco"].values())
+    assert (tmp_path / "tables" / "coco_per_class.csv").read_text().splitlines()[0] == "class,AP (%),AP50 (%),AP75 (%)"
+    voc_rows = (tmp_path / "tables" / "voc_per_class.csv").read_text().splitlines()
+    assert voc_rows[0] == "class,gts,dets,recall (%),ap (%)"
+    assert voc_rows[-1] == f"mAP,,,,{format_ap(voc['mAP50_voc07_11pt'])}"
     records = json.loads((tmp_path / "dets.bbox.json").read_text())
     assert records and {"image_id", "category_id", "bbox", "score"} <= set(records[0])
     again = evaluate_checkpoint(run / "config.py", None, tmp_path / "m2.json", results=tmp_path / "dets.bbox.json")
     assert again == metrics
+
+
+def test_cfg_options_are_merged_into_the_config_that_evaluation_runs(tiny_run, tmp_path):
+    run = tiny_run / "model"
+
+    def boxes_per_image(cfg_options):
+        evaluate_checkpoint(run / "config.py", run / "model.pth", tmp_path / "m.json", results_out=tmp_path / "d.json",
+                            cfg_options=cfg_options)
+        return Counter(r["image_id"] for r in json.loads((tmp_path / "d.json").read_text()))
+
+    assert min(boxes_per_image(None).values()) > 1  # the tiny run keeps many boxes per image
+    one = boxes_per_image({"model.test_cfg.max_per_img": 1, "test_dataloader.batch_size": 2})
+    assert len(one) == 4 and set(one.values()) == {1}
+    assert boxes_per_image({"model.test_cfg.score_thr": 1.01}) == {}  # no score reaches it
+    assert json.loads((tmp_path / "m.json").read_text())["coco"]["AP"] in (0.0, -1.0)
 
 
 def _direct_detections(cfg, checkpoint) -> list[dict]:

@@ -3,14 +3,15 @@ teachers before students, and the table joins the paper's numbers with ours."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from mmengine.config import Config
 
 from ld.engine.train import is_distiller
 from ld.errors import ConfigError
-from ld.results.paper import TABLES, paper_table, runs_for
-from ld.results.tables import describe_config
+from ld.results.paper import TABLES, paper_shown, paper_table, runs_for
+from ld.results.tables import describe_config, write_frame
 
 ROWS = [(name, row) for name, spec in TABLES.items() for row in spec["rows"]]
 
@@ -84,6 +85,22 @@ def test_paper_table_gives_ours_and_the_difference_and_marks_rows_not_run(tmp_pa
     assert "paper_AP50" not in full and list(full.paper_AP) == [35.8, 37.5, 38.9, 41.0, 40.1, 42.1]
 
 
+def test_paper_table_shows_paper_ours_and_signed_difference_in_percent(tmp_path):
+    (tmp_path / "gfl_r18_1x.json").write_text(json.dumps({"coco": {"AP": 0.3663, "AP50": 0.5, "AP75": 0.38149}}))
+    shown = paper_shown(paper_table("gflv1_coco", tmp_path))
+    assert list(shown.columns[5:8]) == ["paper AP (%)", "ours AP (%)", "diff AP (%)"]
+    assert "teacher_run" not in shown
+    first = shown.iloc[0]
+    assert (first["paper AP (%)"], first["ours AP (%)"], first["diff AP (%)"]) == ("35.8", "36.6", "+0.8")
+    assert (first["paper AP50 (%)"], first["ours AP50 (%)"], first["diff AP50 (%)"]) == ("53.1", "50.0", "-3.1")
+    assert (first["ours AP75 (%)"], first["diff AP75 (%)"]) == ("38.1", "-0.1")
+    not_run = shown.iloc[1]
+    assert (not_run["paper AP (%)"], not_run["ours AP (%)"], not_run["diff AP (%)"]) == ("36.5", "", "")
+    md, csv = write_frame(shown, tmp_path / "paper_gflv1_coco")
+    assert "| 35.8 | 36.6 | +0.8 |" in re.sub(" +", " ", md.read_text())
+    assert csv.read_text().splitlines()[1].startswith("--,R-18,1x,6,gfl_r18_1x,35.8,36.6,+0.8,53.1,50.0,-3.1,")
+
+
 @pytest.mark.parametrize("run", ["gfl_r101_dcn_2x", "gfl_x101_dcn_1x", "gflv2_r2_101_dcn_2x"])
 def test_the_large_backbones_build_and_run_forward(run, repo_root, tmp_path):
     """DCN (mmcv's op, CPU here), ResNeXt-101 32x4d and Res2Net-101 are available in this stack."""
@@ -115,4 +132,6 @@ def test_an_imported_teachers_published_ap_is_shown_beside_ours(tmp_path):
     frame = paper_table("gflv1_coco", tmp_path).set_index("run")
     assert frame.loc["gfl_r101_2x", "ours_AP"] == 44.7 and frame.loc["gfl_r101_2x", "published_AP"] == 44.7
     assert frame.published_AP.drop("gfl_r101_2x").isna().all()
+    shown = paper_shown(frame.reset_index()).set_index("run")
+    assert shown.loc["gfl_r101_2x", "published AP (%)"] == "44.7"  # in % already: not 4470.0
     assert "published_AP" not in paper_table("voc", tmp_path)  # no imported teacher there

@@ -8,7 +8,7 @@ import pytest
 
 from ld.engine.seeds import study_runs, study_seeds
 from ld.errors import ConfigError
-from ld.results.tables import seed_runs, seed_summary, write_seed_summary
+from ld.results.tables import seed_runs, seed_runs_shown, seed_summary, write_frame, write_seed_summary
 
 PARAMS = {
     "profile": "smoke", "seed": 0, "profiles": {"smoke": {}, "mini": {}},
@@ -71,4 +71,13 @@ def test_seed_table_mean_spread_and_difference(tmp_path):
     md, csv = write_seed_summary(seed_summary(per_seed), tmp_path / "seeds_table")
     text = md.read_text()
     assert "42.0 ± 2.0" in text and "+5.0 ± 1.6" in text and "| Self-LD" in text
-    assert csv.read_text().splitlines()[0].startswith("method,run,n,AP_mean,AP_std")
+    assert "AP mean ± std (%)" in text and "Δ AP vs baseline ± s.e. (%)" in text
+    lines = csv.read_text().splitlines()  # one number a column, in %
+    assert lines[0] == ("method,run,n,AP mean (%),AP std (%),AP min (%),AP max (%),delta vs baseline (%),"
+                        "delta se (%)")
+    assert lines[2] == "baseline,b,3,42.0,2.0,40.0,44.0,,"
+    assert lines[3] == "LD,ld,3,47.0,2.0,45.0,49.0,+5.0,1.6"
+
+    md, csv = write_frame(seed_runs_shown(per_seed), tmp_path / "seeds_per_run")
+    assert csv.read_text().splitlines()[:2] == ["method,run,seed,AP (%),AP50 (%),AP75 (%),status",
+                                                "teacher,t,0,50.0,70.0,40.0,ok"]

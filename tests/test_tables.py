@@ -4,7 +4,7 @@ import re
 import pandas as pd
 import pytest
 
-from ld.results.tables import metrics_table, runs_from_params, write_table
+from ld.results.tables import ap_points, format_ap, metrics_table, percent, runs_from_params, runs_shown, write_frame
 
 PARAMS = {"train": ["gfl_r50_2x", "gfl_r18_1x"], "distill": {"ld_r18_gfl_r50_1x": {"teacher": "gfl_r50_2x"}}}
 
@@ -53,19 +53,46 @@ def test_distilled_rows_show_their_teachers_ap(tmp_path):
     assert pd.isna(df.loc["gfl_r18_1x", "teacher_AP"])
 
 
-def test_write_table_writes_markdown_in_percent_and_exact_csv(tmp_path):
-    (tmp_path / "gfl_r18_1x.json").write_text(json.dumps({"coco": dict.fromkeys(
-        ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR100"], 0.4321)}))
-    df = metrics_table(tmp_path, runs_from_params(PARAMS))
-    md, csv = write_table(df, tmp_path / "tables" / "slice")
-    assert re.search(r"\| gfl_r18_1x +\| GFocalV1 R-18 1x +\| baseline +\| +\| +43\.2 \|", md.read_text())
+def test_ap_reads_as_the_paper_prints_it_percent_with_one_decimal():
+    assert format_ap(0.40123) == "40.1" and format_ap(0.4) == "40.0" and format_ap(1.0) == "100.0"
+    assert ap_points(0.40123) == 40.1 and format_ap(40.1, fraction=False) == "40.1"
+    assert format_ap(-1.0) == "n/a" and pd.isna(ap_points(-1.0))  # COCO: no objects of that size
+    assert format_ap(None) == format_ap(float("nan")) == format_ap(pd.NA) == ""  # not run
+    assert format_ap(0.8, fraction=False, delta=True) == "+0.8"
+    assert format_ap(-1.7, fraction=False, delta=True) == "-1.7"  # a delta's sign is kept
+    assert format_ap(-0.0004, delta=True) == "+0.0"  # no '-0.0'
+
+
+def test_percent_formats_the_columns_and_names_the_unit_in_the_header():
+    frame = pd.DataFrame({"run": ["a", "b"], "AP": [0.40123, None], "teacher_AP": [0.5, -1.0]})
+    shown = percent(frame, ["AP", "teacher_AP"])
+    assert list(shown.columns) == ["run", "AP (%)", "teacher AP (%)"]
+    assert shown.values.tolist() == [["a", "40.1", "50.0"], ["b", "", "n/a"]]
+    assert frame.AP[0] == 0.40123  # the data frame is left as it was
+
+
+def test_runs_table_is_in_percent_in_markdown_and_csv_alike(tmp_path):
+    (tmp_path / "gfl_r18_1x.json").write_text(json.dumps({"coco": {**dict.fromkeys(
+        ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR100"], 0.40123), "AP": 0.4}}))
+    md, csv = write_frame(runs_shown(metrics_table(tmp_path, runs_from_params(PARAMS))), tmp_path / "tables" / "runs")
+    text = md.read_text()
+    assert "| AP (%) | AP50 (%) |" in re.sub(" +", " ", text)
+    # '40.0', not '40'
+    assert re.search(r"\| gfl_r18_1x +\| GFocalV1 R-18 1x +\| baseline +\| +\| +40\.0 \| +40\.1 \|", text)
+    lines = csv.read_text().splitlines()
+    assert lines[0] == ("run,model,method,teacher,AP (%),AP50 (%),AP75 (%),APs (%),APm (%),APl (%),AR100 (%),"
+                        "teacher AP (%),status")
+    assert lines[2] == "gfl_r18_1x,GFocalV1 R-18 1x,baseline,,40.0,40.1,40.1,40.1,40.1,40.1,40.1,,ok"
+    assert lines[1].endswith(",,,,,,,,,not run")  # not run: empty, never 0
     back = pd.read_csv(csv)
-    assert back.loc[1, "AP"] == 0.4321 and back.loc[0, "status"] == "not run"
+    assert back.loc[1, "AP50 (%)"] == 40.1
 
 
 def test_size_range_without_ground_truth_reads_n_a(tmp_path):
     (tmp_path / "gfl_r18_1x.json").write_text(json.dumps({"coco": {**dict.fromkeys(
         ["AP", "AP50", "AP75", "APs", "APm", "AR100"], 0.5), "APl": -1.0}}))
-    md, _ = write_table(metrics_table(tmp_path, runs_from_params(PARAMS)), tmp_path / "t")
-    row = next(line for line in md.read_text().splitlines() if "gfl_r18_1x" in line)
-    assert "n/a" in row and "-100" not in row
+    md, csv = write_frame(runs_shown(metrics_table(tmp_path, runs_from_params(PARAMS))), tmp_path / "t")
+    for text in (md.read_text(), csv.read_text()):
+        row = next(line for line in text.splitlines() if "gfl_r18_1x" in line)
+        cells = [cell.strip() for cell in re.split("[|,]", row)]
+        assert "n/a" in cells and not {"-1", "-1.0", "-100.0"} & set(cells)

@@ -22,7 +22,7 @@ from ld.evaluation.voc import evaluate_voc, voc_inputs, voc_table
 from ld.io import atomic_write_json
 from ld.models.distiller import student_only
 from ld.ops.voting_cluster_diou_nms import NMS_TYPES
-from ld.results.tables import write_frame
+from ld.results.tables import percent, write_frame
 
 
 def set_nms(cfg, nms: str | None, iou_threshold: float = 0.6) -> None:
@@ -68,25 +68,27 @@ def evaluate_results(cfg, results: str | Path | list[dict[str, Any]], tables_dir
     """COCO metrics of a results file against the config's test annotations, and VOC metrics of the
     same detections against the same annotations when the config asks for them (``voc_metrics``: the
     ``voc`` and embedded-dataset profiles set it); with ``tables_dir``, the per-class tables too
-    (``coco_per_class``, and ``voc_per_class`` with VOC metrics)."""
+    (``coco_per_class``, and ``voc_per_class`` with VOC metrics; Markdown + CSV in %, 'n/a' for a class
+    without ground truth). The metrics keep COCO's fractions."""
     ann_file = Path(cfg.test_evaluator.ann_file)
     records = load_results(results)
     coco = evaluate_coco(ann_file, records, per_class=tables_dir is not None)
     if tables_dir is not None:
-        write_frame(pd.DataFrame.from_records(coco.pop("per_class"), columns=["class", "AP", "AP50", "AP75"]),
-                    Path(tables_dir) / "coco_per_class")
+        per_class = pd.DataFrame.from_records(coco.pop("per_class"), columns=["class", "AP", "AP50", "AP75"])
+        write_frame(percent(per_class, ["AP", "AP50", "AP75"]), Path(tables_dir) / "coco_per_class")
     metrics: dict[str, Any] = {"coco": coco}
     if cfg.get("voc_metrics", False):
         voc = evaluate_voc(*voc_inputs(json.loads(ann_file.read_text()), records))
         if tables_dir is not None:
-            write_frame(voc_table(voc), Path(tables_dir) / "voc_per_class")
+            write_frame(percent(voc_table(voc), ["recall", "ap"]), Path(tables_dir) / "voc_per_class")
         metrics["voc"] = {k: v for k, v in voc.items() if k != "per_class"}
     return metrics
 
 
 def evaluate_checkpoint(config: str | Path, checkpoint: str | Path | None, out_json: str | Path, *,
                         results: str | Path | None = None, results_out: str | Path | None = None,
-                        tables_dir: str | Path | None = None, nms: str | None = None) -> dict[str, Any]:
+                        tables_dir: str | Path | None = None, nms: str | None = None,
+                        cfg_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Metrics of an exported model (or of a ``results`` file), written atomically to ``out_json``.
 
     Args:
@@ -95,13 +97,19 @@ def evaluate_checkpoint(config: str | Path, checkpoint: str | Path | None, out_j
         out_json: the metrics JSON: ``{"coco": {...}, "voc": {...}}``.
         results: evaluate this COCO results file instead of running the model.
         results_out: also keep the detections as a COCO results file (for the test-dev server).
-        tables_dir: where to write the per-class VOC table (Markdown + CSV).
+        tables_dir: where to write the per-class COCO and VOC tables (Markdown + CSV, in %).
         nms: override the test-time NMS (one of :data:`ld.ops.voting_cluster_diou_nms.NMS_TYPES`).
+        cfg_options: config overrides as mmdet's ``tools/test.py --cfg-options`` takes them, merged by
+            mmengine's ``Config.merge_from_dict`` after ``nms`` and before the model and the dataloader
+            are built, e.g. ``{"test_dataloader.batch_size": 2, "model.test_cfg.score_thr": 0.05}``
+            (``test_evaluator`` is the evaluation's own: only its ``ann_file`` is read).
     """
     from mmengine.config import Config
 
     cfg = Config.fromfile(str(config))
     set_nms(cfg, nms)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     if results is not None:
         metrics = evaluate_results(cfg, results, tables_dir)
     else:

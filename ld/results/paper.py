@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from ld.errors import ConfigError
-from ld.results.tables import read_metrics
+from ld.results.tables import ap_points, percent, read_metrics
 
 
 class Row(NamedTuple):
@@ -167,8 +167,9 @@ def runs_for(names: list[str]) -> dict[str, Any]:
 
 
 def paper_table(name: str, metrics_dir: str | Path) -> pd.DataFrame:
-    """The paper's rows of table ``name`` with, per metric, the paper's value, ours (in %, from
-    ``metrics_dir/<run>.json``) and ours minus the paper's; rows without a metrics file are 'not run'."""
+    """The paper's rows of table ``name`` with, per metric, the paper's value, ours and ours minus the
+    paper's, all in % with one decimal (ours from ``metrics_dir/<run>.json``, rounded before the
+    difference, as both are printed); rows without a metrics file are 'not run in this profile'."""
     metrics_dir = Path(metrics_dir)
     records = []
     for row in table_spec(name)["rows"]:
@@ -179,10 +180,10 @@ def paper_table(name: str, metrics_dir: str | Path) -> pd.DataFrame:
                   "batch": row.batch, "run": row.run, "teacher_run": row.teacher_run}
         for metric in METRICS:
             value = row.paper.get(metric)
-            mine = None if ours is None or metric not in ours else round(100 * ours[metric], 1)
+            mine = ap_points((ours or {}).get(metric))  # NaN: not run, or COCO's -1
             record[f"paper_{metric}"] = value
             record[f"ours_{metric}"] = mine
-            record[f"diff_{metric}"] = None if value is None or mine is None else round(mine - value, 1)
+            record[f"diff_{metric}"] = ap_points(None if value is None else mine - value, fraction=False, delta=True)
         record["published_AP"] = found.get("published", {}).get("AP")  # an imported teacher's own claim
         record["status"] = "ok" if ours is not None else "not run in this profile"
         records.append(record)
@@ -191,3 +192,13 @@ def paper_table(name: str, metrics_dir: str | Path) -> pd.DataFrame:
     if all(r["published_AP"] is None for r in records):
         columns.remove("published_AP")
     return pd.DataFrame.from_records(records, columns=columns)
+
+
+def paper_shown(frame: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`paper_table` as people read it (Markdown, CSV, the notebook): the paper's numbers, ours
+    and the differences in % with one decimal, the unit in each header ('paper AP (%)', 'ours AP (%)',
+    'diff AP (%)' signed as in '+0.8', 'published AP (%)'); empty where a row was not run."""
+    shown = frame.drop(columns=["teacher_run"])
+    values = [c for c in shown if c.startswith(("paper_", "ours_")) or c == "published_AP"]
+    diffs = [c for c in shown if c.startswith("diff_")]
+    return percent(percent(shown, values, fraction=False), diffs, fraction=False, delta=True)

@@ -1,4 +1,9 @@
-"""Results tables: metrics JSON of each run -> one DataFrame -> Markdown + CSV."""
+"""Results tables: metrics JSON of each run -> one DataFrame -> Markdown + CSV.
+
+The metrics JSON keeps COCO's fractions (0.40123); every table a person reads (Markdown, CSV, a
+notebook's table) shows AP in percent with one decimal as the paper prints it (40.1), the unit in the
+column header ('AP (%)'), through :func:`percent` / :func:`format_ap`; figures plot :func:`ap_points`.
+"""
 from __future__ import annotations
 
 import json
@@ -11,6 +16,7 @@ from ld.errors import BadFileError
 from ld.io import atomic_write_text
 
 TABLE_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
+SEED_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75")
 
 
 DISTILL_TERMS = (("ld_main", "Main LD"), ("ld_vlr", "VLR LD"), ("kd_main", "Main KD"))
@@ -127,31 +133,61 @@ def metrics_table(metrics_dir: str | Path, runs: list[dict[str, str]]) -> pd.Dat
                                                       "teacher_AP", "status"])
 
 
-def _percent(value) -> str:
+PERCENT = " (%)"  # the unit in the header of every percent column, Markdown and CSV alike: 'AP (%)'
+
+
+def ap_points(value, *, fraction: bool = True, delta: bool = False) -> float:
+    """One AP (or recall) in percent, one decimal, as the paper prints it: 0.40123 -> 40.1.
+
+    ``fraction``: ``value`` is COCO's fraction (metrics JSON); False: it is in % already (the paper's
+    numbers). ``delta``: a signed difference (negative values are kept). NaN for a missing value (a run
+    not run) and for pycocotools' -1 (no objects of that size, e.g. APl on small images).
+    """
+    if value is None or pd.isna(value) or (value < 0 and not delta):
+        return float("nan")
+    return round(100 * value if fraction else value, 1) + 0.0  # + 0.0: -0.0 reads 0.0
+
+
+def format_ap(value, *, fraction: bool = True, delta: bool = False) -> str:
+    """The text of :func:`ap_points`: '40.1', a delta signed ('+0.8', '-1.7'); '' for a missing value
+    (a run not run) and 'n/a' for pycocotools' -1 (no objects of that size), never '-1' or '-100.0'."""
     if value is None or pd.isna(value):
         return ""
-    return "n/a" if value < 0 else f"{100 * value:.1f}"
+    points = ap_points(value, fraction=fraction, delta=delta)
+    return "n/a" if pd.isna(points) else f"{points:+.1f}" if delta else f"{points:.1f}"
 
 
-def write_table(df: pd.DataFrame, stem: str | Path) -> tuple[Path, Path]:
-    """Write ``stem.md`` and ``stem.csv`` atomically.
-
-    The Markdown shows metrics in percent, 'n/a' where COCO has no ground truth of that size
-    (pycocotools' -1) and nothing for runs not run; the CSV keeps the exact values.
-    """
-    shown = df.copy()
-    for col in (*TABLE_METRICS, "teacher_AP"):
-        shown[col] = [_percent(v) for v in df[col]]
-    return write_frame(df, stem, shown)
+def percent(frame: pd.DataFrame, columns, *, fraction: bool = True, delta: bool = False) -> pd.DataFrame:
+    """A copy of ``frame`` with each of ``columns`` as :func:`format_ap` writes it, its header naming the
+    unit: 'AP' -> 'AP (%)', 'teacher_AP' -> 'teacher AP (%)'. Every table a person reads goes through it."""
+    shown = frame.copy()
+    for col in columns:
+        shown[col] = [format_ap(v, fraction=fraction, delta=delta) for v in frame[col]]
+    return shown.rename(columns={col: col.replace("_", " ") + PERCENT for col in columns})
 
 
-def write_frame(df: pd.DataFrame, stem: str | Path, shown: pd.DataFrame | None = None) -> tuple[Path, Path]:
-    """Write ``stem.csv`` (exact values) and ``stem.md`` (``shown``, default ``df``), atomically."""
+def runs_shown(table: pd.DataFrame) -> pd.DataFrame:
+    """The runs table of :func:`metrics_table` as people read it: every metric in % ('AP (%)', ...)."""
+    return percent(table, [*TABLE_METRICS, "teacher_AP"])
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    """``frame`` as a Markdown table, each cell as written (no re-parsing of '40.0' into '40'), missing
+    cells empty; numbers and percent columns aligned right."""
+    cells = frame.astype(object).where(frame.notna(), "")
+    align = ["right" if pd.api.types.is_numeric_dtype(frame[c]) or str(c).endswith(PERCENT) else "left"
+             for c in frame]
+    return cells.to_markdown(index=False, disable_numparse=True, colalign=align)
+
+
+def write_frame(table: pd.DataFrame, stem: str | Path, markdown: pd.DataFrame | None = None) -> tuple[Path, Path]:
+    """Write a table people read, atomically: ``stem.csv`` holds ``table``, ``stem.md`` ``markdown``
+    (default: the same cells). Format AP with :func:`percent` first: tables are in % with one decimal,
+    the unit in the header; the metrics JSON keeps COCO's fractions."""
     stem = Path(stem)
-    md = atomic_write_text(stem.with_suffix(".md"), (df if shown is None else shown).to_markdown(index=False) + "\n")
-    csv = atomic_write_text(stem.with_suffix(".csv"), df.to_csv(index=False, float_format="%.6f"))
+    md = atomic_write_text(stem.with_suffix(".md"), _markdown(table if markdown is None else markdown) + "\n")
+    csv = atomic_write_text(stem.with_suffix(".csv"), table.to_csv(index=False))
     return md, csv
-
 
 
 def seed_runs(metrics_dir: str | Path, seeds_dir: str | Path, runs: list[dict[str, str]], seeds: list[int],
@@ -167,10 +203,15 @@ def seed_runs(metrics_dir: str | Path, seeds_dir: str | Path, runs: list[dict[st
         for i, seed in enumerate(seed_list):
             metrics = (_read_metrics(metrics_dir, run, stages.get(run)) if i == 0 else
                        _read_metrics(seeds_dir / run, f"seed{seed}", "seeds"))
-            records.append({"method": method, "run": run, "seed": seed, "AP": (metrics or {}).get("AP"),
-                            "AP50": (metrics or {}).get("AP50"), "AP75": (metrics or {}).get("AP75"),
+            values = {k: (metrics or {}).get(k) for k in SEED_METRICS}
+            records.append({"method": method, "run": run, "seed": seed, **values,
                             "status": "ok" if metrics else "not run"})
-    return pd.DataFrame.from_records(records, columns=["method", "run", "seed", "AP", "AP50", "AP75", "status"])
+    return pd.DataFrame.from_records(records, columns=["method", "run", "seed", *SEED_METRICS, "status"])
+
+
+def seed_runs_shown(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """The per-seed table of :func:`seed_runs` as people read it: AP, AP50, AP75 in % ('AP (%)', ...)."""
+    return percent(per_seed, SEED_METRICS)
 
 
 def seed_summary(per_seed: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
@@ -193,17 +234,20 @@ def seed_summary(per_seed: pd.DataFrame, baseline: str = "baseline") -> pd.DataF
 
 
 def write_seed_summary(summary: pd.DataFrame, stem: str | Path) -> tuple[Path, Path]:
-    """The seed study's table (``stem.md``, ``stem.csv``): AP in percent as 'mean ± std', the difference
-    to the baseline as '+d ± s.e.' (no spread where a method has one seed)."""
-    def pm(mean, spread, sign=""):
-        if mean is None or pd.isna(mean):
-            return ""
-        return f"{100 * mean:{sign}.1f}" + ("" if spread is None or pd.isna(spread) else f" ± {100 * spread:.1f}")
+    """The seed study's table in %: ``stem.csv`` one number a column ('AP mean (%)', 'AP std (%)', ...,
+    'delta vs baseline (%)' signed, 'delta se (%)'), ``stem.md`` 'mean ± std', the range and the
+    difference to the baseline as '+d ± s.e.' (no spread where a method has one seed)."""
+    def pm(mean, spread, delta=False):
+        mean, spread = format_ap(mean, delta=delta), format_ap(spread)
+        return mean + (f" ± {spread}" if mean and spread else "")
 
     shown = pd.DataFrame({
         "method": summary.method, "run": summary.run, "seeds": summary.n,
-        "AP (mean ± std)": [pm(m, s) for m, s in zip(summary.AP_mean, summary.AP_std)],
-        "AP range": [f"{100 * lo:.1f} – {100 * hi:.1f}" if n else "" for lo, hi, n in
-                     zip(summary.AP_min, summary.AP_max, summary.n)],
-        "Δ AP vs baseline (± s.e.)": [pm(d, se, "+") for d, se in zip(summary.delta_vs_baseline, summary.delta_se)]})
-    return write_frame(summary, stem, shown)
+        "AP mean ± std" + PERCENT: [pm(m, s) for m, s in zip(summary.AP_mean, summary.AP_std)],
+        "AP range" + PERCENT: [f"{format_ap(lo)} – {format_ap(hi)}" if n else "" for lo, hi, n in
+                               zip(summary.AP_min, summary.AP_max, summary.n)],
+        "Δ AP vs baseline ± s.e." + PERCENT: [pm(d, se, delta=True) for d, se in
+                                              zip(summary.delta_vs_baseline, summary.delta_se)]})
+    table = percent(percent(summary, ["AP_mean", "AP_std", "AP_min", "AP_max", "delta_se"]),
+                    ["delta_vs_baseline"], delta=True)
+    return write_frame(table, stem, shown)
