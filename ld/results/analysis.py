@@ -1,4 +1,5 @@
-"""Box distributions of trained detectors: what the ambiguity notebook computes and draws.
+"""Box distributions of trained detectors: what the ambiguity notebook computes (its figure of single
+objects is :mod:`ld.results.ambiguity_figure`).
 
 For each detection of a model we keep the anchor it came from and its four edge distributions, so the
 same location can be read in a teacher (teacher vs student KL per edge), and match it to a ground
@@ -10,7 +11,7 @@ import contextlib
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,14 +30,52 @@ from ld.ops.ambiguity import (
 from ld.ops.box_ops import box_iou
 from ld.ops.distillation import flatten_levels
 
+if TYPE_CHECKING:
+    from mmengine.config import Config
 
-def load_model(run_dir: str | Path) -> nn.Module:
+
+def load_model(run_dir: str | Path, params_file: str | Path = "params.yaml") -> nn.Module:
     """The detector of an exported run (its student alone), in eval mode on the CPU, its config as ``model.cfg``
-    (:func:`ld.models.distiller.build_student`)."""
+    (:func:`ld.models.distiller.build_student`). A missing ``config.py`` or ``model.pth`` is a one-line
+    :class:`~ld.errors.MissingFileError` naming the stage that makes it (:func:`ld.checkpoint.require_exported`)."""
+    from ld.checkpoint import require_exported
     from ld.models.distiller import build_student
 
-    run_dir = Path(run_dir)
-    return build_student(run_dir / "config.py", run_dir / "model.pth")
+    return build_student(*require_exported(run_dir, params_file))
+
+
+def class_names(cfg: Config | str | Path, checkpoint: str | Path | None = None,
+                num_classes: int | None = None) -> tuple[str, ...]:
+    """A model's class names in label order, from its own files (never from the embedded dataset's list).
+
+    Read from the config's test dataset ``metainfo.classes``, else the checkpoint's
+    ``meta.dataset_meta.classes``, else the dataset type's own ``METAINFO`` (mmdet's ``CocoDataset``: the 80
+    COCO classes). ``cfg``: an mmengine Config (``model.cfg``) or a path to a ``config.py``. With
+    ``num_classes`` (``model.bbox_head.num_classes``), a list of another length is a :class:`BadFileError`.
+    """
+    from mmengine.config import Config
+
+    from ld.checkpoint import load_checkpoint
+    from ld.errors import BadFileError
+
+    source = cfg if isinstance(cfg, (str, Path)) else "the model's config"
+    cfg = Config.fromfile(str(cfg)) if isinstance(cfg, (str, Path)) else cfg
+    dataset = cfg.test_dataloader.dataset
+    while "dataset" in dataset and "metainfo" not in dataset:  # wrappers (RepeatDataset, ...)
+        dataset = dataset.dataset
+    classes = (dataset.get("metainfo") or {}).get("classes")
+    if classes is None and checkpoint is not None:
+        source = checkpoint
+        classes = (load_checkpoint(checkpoint, mmap=True).get("meta", {}).get("dataset_meta") or {}).get("classes")
+    if classes is None:
+        from mmdet.registry import DATASETS
+
+        source = f"{dataset.type}.METAINFO"
+        classes = DATASETS.get(dataset.type).METAINFO["classes"]
+    if num_classes is not None and len(classes) != num_classes:
+        raise BadFileError(f"{source} names {len(classes)} classes but the model predicts {num_classes}: give the "
+                           "config the model was trained with (its test_dataloader.dataset.metainfo.classes)")
+    return tuple(classes)
 
 
 def val_loader(model: nn.Module):
@@ -67,14 +106,41 @@ def head_outputs(model: nn.Module, data: dict) -> tuple[torch.Tensor, torch.Tens
     return flatten_levels(cls_scores).sigmoid(), flatten_levels(bbox_preds), centers, strides
 
 
+def distances_to_boxes(centers: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
+    """GFocal's decoding: ``(N, 4)`` xyxy boxes from anchor ``centers (N, 2)`` and edge ``distances (N, 4)``
+    (left, top, right, bottom, in pixels): left and top lie towards smaller coordinates, right and bottom
+    towards larger ones."""
+    return torch.cat([centers - distances[:, :2], centers + distances[:, 2:]], dim=1)
+
+
+def edge_bin_positions(centers: torch.Tensor, strides: torch.Tensor, scale: torch.Tensor,
+                       reg_max: int = 16) -> torch.Tensor:
+    """Where each bin of each edge distribution puts that edge, in original image pixels: ``(K, 4, reg_max + 1)``.
+
+    Bin ``b`` of edge ``e`` is the distance ``b * stride`` from the anchor centre, decoded as the head
+    decodes its boxes (:func:`distances_to_boxes`) and divided by the ``(w, h)`` resize ``scale``: an x
+    coordinate for the left and right edges, a y coordinate for the top and bottom ones. ``centers (K, 2)``
+    and ``strides (K,)`` as :func:`predict_with_distributions` returns them (resized input's pixels).
+
+    Example: an anchor at (40, 24) of stride 8 on an image resized by 2: the left edge's bins lie at
+    x = 20, 16, 12, ... and the bottom edge's at y = 12, 16, 20, ...
+    """
+    bins = torch.arange(reg_max + 1, dtype=centers.dtype, device=centers.device)
+    k = len(centers)
+    distances = (bins[None, :] * strides[:, None]).reshape(-1, 1).expand(-1, 4)  # (K * bins, 4)
+    boxes = distances_to_boxes(centers.repeat_interleave(reg_max + 1, dim=0), distances)
+    return (boxes / scale.to(boxes.dtype).repeat(2)).reshape(k, reg_max + 1, 4).transpose(1, 2)
+
+
 @torch.no_grad()
 def predict_with_distributions(model: nn.Module, data: dict, score_thr: float = 0.3, iou_threshold: float = 0.6,
                                max_per_img: int = 100) -> list[dict[str, Any]]:
     """Detections of a preprocessed batch with the anchor and edge logits each came from.
 
     Per image: ``bboxes (K, 4)`` xyxy in original image pixels, ``scores (K,)``, ``labels (K,)``,
-    ``anchor (K,)`` indices into the flattened anchors, ``logits (K, 4 * (reg_max + 1))``, ``stride (K,)``,
-    ``scale (2,)`` the (w, h) resize factor of the image.
+    ``anchor (K,)`` indices into the flattened anchors, ``logits (K, 4 * (reg_max + 1))``, ``stride (K,)``
+    and ``center (K, 2)`` of the anchor in the resized input's pixels, ``scale (2,)`` the (w, h) resize
+    factor of the image. :func:`edge_bin_positions` places each edge's bins in original image pixels.
     """
     from mmcv.ops import batched_nms
 
@@ -86,10 +152,8 @@ def predict_with_distributions(model: nn.Module, data: dict, score_thr: float = 
         idx = torch.nonzero(best > score_thr).squeeze(1)
         idx = idx[best[idx].argsort(descending=True)[:1000]]
         offsets = expected_offset(edge_probabilities(logits[i, idx], reg_max)) * strides[idx, None]  # (N, 4)
-        c = centers[idx]
         h, w = sample.metainfo["img_shape"]
-        boxes = torch.stack([c[:, 0] - offsets[:, 0], c[:, 1] - offsets[:, 1],
-                             c[:, 0] + offsets[:, 2], c[:, 1] + offsets[:, 3]], dim=1)
+        boxes = distances_to_boxes(centers[idx], offsets)
         boxes = torch.stack([boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h),
                              boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], dim=1)  # as GFL's decoder
         if len(idx):
@@ -101,11 +165,13 @@ def predict_with_distributions(model: nn.Module, data: dict, score_thr: float = 
         kept = idx[keep]
         out.append({"img_id": sample.metainfo["img_id"], "img_path": sample.metainfo["img_path"],
                     "bboxes": boxes[keep] / scale.repeat(2), "scores": best[kept], "labels": labels[kept],
-                    "anchor": kept, "logits": logits[i, kept], "stride": strides[kept], "scale": scale})
+                    "anchor": kept, "logits": logits[i, kept], "stride": strides[kept], "center": centers[kept],
+                    "scale": scale})
     return out
 
 
-def _gt_by_image(ann_file: str | Path) -> dict[int, list[dict[str, Any]]]:
+def ground_truth_by_image(ann_file: str | Path) -> dict[int, list[dict[str, Any]]]:
+    """A COCO annotation file's objects by image id, each with ``label``: its category's index in id order."""
     coco = json.loads(Path(ann_file).read_text())
     by_image: dict[int, list[dict[str, Any]]] = {img["id"]: [] for img in coco["images"]}
     cat_index = {c["id"]: i for i, c in enumerate(sorted(coco["categories"], key=lambda c: c["id"]))}
@@ -130,7 +196,7 @@ def ambiguity_table(models: dict[str, nn.Module], teacher: str | None = None, nu
     """
     first = next(iter(models.values()))
     reg_max = first.bbox_head.reg_max
-    gts = _gt_by_image(first.cfg.test_evaluator.ann_file)
+    gts = ground_truth_by_image(first.cfg.test_evaluator.ann_file)
     rows = []
     for n, batch in enumerate(val_loader(first)):
         if num_images is not None and n >= num_images:
@@ -161,43 +227,3 @@ def ambiguity_table(models: dict[str, nn.Module], teacher: str | None = None, nu
                                  "norm_entropy": float(nent[k, e]), "top_gap": float(gap[k, e]),
                                  "kl_to_teacher": float(kl[k, e]), **info})
     return pd.DataFrame(rows)
-
-
-def draw_edge_distributions(image: np.ndarray, det: dict[str, Any], k: int, reg_max: int = 16,
-                            gt_box: list[float] | None = None, title: str = ""):
-    """The paper's figure for one detection: the image with the box, and each edge's probability over
-    its position in pixels beside it (predicted edge: dashed; ground truth: green)."""
-    import matplotlib.pyplot as plt
-
-    probs = edge_probabilities(det["logits"][k:k + 1], reg_max)[0].numpy()  # (4, bins)
-    box = det["bboxes"][k].numpy()
-    stride = float(det["stride"][k])
-    sx, sy = det["scale"].numpy()
-    fig = plt.figure(figsize=(9, 3.6))
-    grid = fig.add_gridspec(2, 3)
-    ax = fig.add_subplot(grid[:, 0])
-    ax.imshow(image)
-    ax.add_patch(plt.Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False, color="red", lw=1.5))
-    if gt_box is not None:
-        ax.add_patch(plt.Rectangle(gt_box[:2], gt_box[2] - gt_box[0], gt_box[3] - gt_box[1], fill=False,
-                                   color="lime", lw=1, ls="--"))
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
-    bins = np.arange(reg_max + 1)
-    # left and top offsets grow away from the anchor centre towards smaller coordinates
-    directions = (-1, -1, 1, 1)
-    for e, edge in enumerate(EDGES):
-        a = fig.add_subplot(grid[e // 2, 1 + e % 2])
-        scale = sx if e in (0, 2) else sy
-        expected = float((probs[e] * bins).sum())
-        positions = box[e] + directions[e] * (bins - expected) * stride / scale  # pixels of the original image
-        a.plot(positions, probs[e], color="C0")
-        a.fill_between(positions, probs[e], alpha=0.3)
-        a.axvline(box[e], color="red", ls="--", lw=1)
-        if gt_box is not None:
-            a.axvline(gt_box[e], color="green", lw=1)
-        a.set_title(f"{edge} edge: entropy {float(entropy(torch.tensor(probs[e]))):.2f}", fontsize=8)
-        a.set_xlabel("x (px)" if e in (0, 2) else "y (px)", fontsize=7)
-        a.tick_params(labelsize=6)
-    fig.tight_layout()
-    return fig

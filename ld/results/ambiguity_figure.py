@@ -1,0 +1,307 @@
+"""The LD paper's Fig. 1: one object, each model's box for it and each edge's distribution, in pixels.
+
+A GFocal head predicts each box edge as a distribution over the positions it can take. For one object the
+figure shows, model beside model, a crop of the image around it with the reference box (the ground truth,
+solid black) and the model's box (dashed, one colour per edge), and every edge's distribution drawn in the
+image's own pixel coordinates: the left and right edges (positions along x) in a strip above the crop
+that shares its x axis, the top and bottom edges (positions along y) in a strip right of it that shares
+its y axis. A peak therefore lies in line with the edge it predicts, and the reference's edges, drawn
+across the strips, show where the mass should be.
+
+:func:`matched_objects` finds, for each ground-truth object, every model's detection matched to it
+(:func:`match_detection`), or its box that best covers the object where it has no detection;
+:func:`pick_examples` chooses which objects to draw; :func:`draw_object_distributions` draws one object.
+"""
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ld.io import atomic_write_bytes
+from ld.ops.ambiguity import EDGES, edge_probabilities, normalized_entropy
+from ld.ops.box_ops import box_iou
+from ld.results.analysis import edge_bin_positions, ground_truth_by_image, predict_with_distributions, val_loader
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+EDGE_COLORS = {"left": "#0072B2", "top": "#CC79A7", "right": "#D55E00", "bottom": "#E69F00"}  # Okabe-Ito
+REFERENCE_COLOR = "black"
+_LEGEND_TITLE = "dashed: the model's edge; bars: its distribution over the edge's position"
+
+# Layout, in inches: the crop's longer side, the strips' depth and the margins around a panel.
+_SIDE, _STRIP, _GAP = 2.6, 0.8, 0.06
+_LEFT, _RIGHT, _BOTTOM, _TOP, _SUPTITLE = 0.6, 0.3, 0.5, 0.62, 0.32
+_LEGEND_ENTRY_WIDTH, _LEGEND_ROW = 1.6, 0.24
+
+
+@dataclass(frozen=True)
+class BoxDistributions:
+    """One detection in original image pixels: ``box (4,)`` xyxy, ``probs (4, reg_max + 1)`` its edge
+    distributions (left, top, right, bottom), ``positions (4, reg_max + 1)`` where each bin puts its edge
+    (x for left and right, y for top and bottom), ``score`` and ``label`` its class score and index."""
+
+    box: np.ndarray
+    probs: np.ndarray
+    positions: np.ndarray
+    score: float
+    label: int
+
+    def entropies(self) -> np.ndarray:
+        """Normalised entropy ``(4,)`` of each edge: 0 a certain edge, 1 a uniform distribution."""
+        return normalized_entropy(torch.as_tensor(self.probs)).numpy()
+
+
+def box_distributions(det: dict[str, Any], k: int, reg_max: int = 16) -> BoxDistributions:
+    """Detection ``k`` of one image's :func:`~ld.results.analysis.predict_with_distributions` output."""
+    positions = edge_bin_positions(det["center"][k:k + 1], det["stride"][k:k + 1], det["scale"], reg_max)[0]
+    return BoxDistributions(box=det["bboxes"][k].numpy(), probs=edge_probabilities(det["logits"][k], reg_max).numpy(),
+                            positions=positions.numpy(), score=float(det["scores"][k]), label=int(det["labels"][k]))
+
+
+def match_detection(det: dict[str, Any], gt_box: Sequence[float] | np.ndarray, label: int | None = None, *,
+                    score_thr: float = 0.0, min_iou: float = 0.5) -> int | None:
+    """Index of the detection of ``det`` (``bboxes (K, 4)``, ``scores (K,)`` sorted high to low, ``labels (K,)``)
+    that matches ``gt_box`` (xyxy): the highest IoU among those of class ``label`` (any class if None)
+    scoring at least ``score_thr``, the higher-scoring one on a tie; None if none reaches ``min_iou``.
+
+    Example: boxes ``[[0, 0, 10, 10], [1, 0, 10, 10], [0, 0, 10, 10]]``, labels ``[1, 0, 0]``, gt
+    ``[0, 0, 10, 10]`` of class 0: detection 2 (detection 0 overlaps exactly but is of class 1).
+    """
+    if not len(det["bboxes"]):
+        return None
+    gt = torch.as_tensor(np.asarray(gt_box, dtype=np.float32)).reshape(1, 4)
+    ious = box_iou(det["bboxes"].float(), gt)[:, 0]
+    candidate = det["scores"] >= score_thr
+    if label is not None:
+        candidate &= det["labels"] == label
+    ious = torch.where(candidate, ious, torch.full_like(ious, -1.0))
+    best = int(ious.argmax())  # the first of equal maxima: the higher score
+    return best if ious[best] >= min_iou else None
+
+
+@dataclass(frozen=True)
+class MatchedObject:
+    """A ground-truth object (``gt_box (4,)`` xyxy, ``label``) of image ``img_path`` and each model's box for
+    it (None: none overlaps it); ``detected[model]``: that box is a detection of the object (its class,
+    above the score threshold), not only the model's box that best covers it."""
+
+    img_path: str
+    gt_box: np.ndarray
+    label: int
+    matches: dict[str, BoxDistributions | None]
+    detected: dict[str, bool]
+
+
+def matched_objects(models: Mapping[str, nn.Module], num_images: int | None = None, score_thr: float = 0.1,
+                    min_iou: float = 0.5, cover_iou: float = 0.1) -> list[MatchedObject]:
+    """Every ground-truth object of the first ``num_images`` images of the first model's validation split,
+    in dataset order, with each model's box for it: its detection (:func:`match_detection`: its class,
+    score >= ``score_thr``, IoU >= ``min_iou``), else, where it has none, its box of any class and score
+    that best covers the object (IoU >= ``cover_iou``; boxes after NMS). Crowd regions are skipped."""
+    first = next(iter(models.values()))
+    gts = ground_truth_by_image(first.cfg.test_evaluator.ann_file)
+    objects = []
+    for n, batch in enumerate(val_loader(first)):
+        if num_images is not None and n >= num_images:
+            break
+        data = first.data_preprocessor(batch, False)
+        dets = {name: predict_with_distributions(model, data, score_thr=0.0)[0] for name, model in models.items()}
+        image = next(iter(dets.values()))
+        for gt in gts.get(image["img_id"], []):
+            if gt.get("iscrowd"):
+                continue
+            x, y, w, h = gt["bbox"]
+            gt_box = np.array([x, y, x + w, y + h], dtype=np.float32)
+            matches, detected = {}, {}
+            for name, det in dets.items():
+                k = match_detection(det, gt_box, gt["label"], score_thr=score_thr, min_iou=min_iou)
+                detected[name] = k is not None
+                k = k if k is not None else match_detection(det, gt_box, min_iou=cover_iou)
+                matches[name] = None if k is None else box_distributions(det, k, models[name].bbox_head.reg_max)
+            objects.append(MatchedObject(image["img_path"], gt_box, gt["label"], matches, detected))
+    return objects
+
+
+def pick_examples(objects: Sequence[MatchedObject], n: int, rank_by: str) -> list[MatchedObject]:
+    """``n`` objects every model has a box for: those detected by the most models first, and among them
+    those on which model ``rank_by``'s edges are the most ambiguous (highest mean normalised entropy of its
+    four edge distributions); ties keep the dataset order."""
+    covered = [o for o in objects if all(m is not None for m in o.matches.values())]
+    return sorted(covered, key=lambda o: (-sum(o.detected.values()),
+                                          -float(o.matches[rank_by].entropies().mean())))[:n]
+
+
+def object_view(boxes: np.ndarray, margin: float = 0.35, min_margin: float = 4.0,
+                max_aspect: float = 2.0) -> tuple[float, float, float, float]:
+    """The neighbourhood of an object to draw, ``(x0, y0, x1, y1)`` in pixels: the union of ``boxes (N, 4)``
+    xyxy widened on every side by ``margin`` times its longer side (at least ``min_margin`` pixels), then
+    its shorter side widened about its centre to at most ``max_aspect`` : 1.
+
+    Example: ``[[10, 20, 30, 30]]`` -> pad 7 -> ``(3, 13, 37, 37)`` (34 x 24, within 2 : 1).
+    """
+    boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    x0, y0 = boxes[:, :2].min(axis=0)
+    x1, y1 = boxes[:, 2:].max(axis=0)
+    pad = max(margin * max(x1 - x0, y1 - y0), min_margin)
+    x0, y0, x1, y1 = x0 - pad, y0 - pad, x1 + pad, y1 + pad
+    grow_x = max((y1 - y0) / max_aspect - (x1 - x0), 0.0) / 2
+    grow_y = max((x1 - x0) / max_aspect - (y1 - y0), 0.0) / 2
+    return float(x0 - grow_x), float(y0 - grow_y), float(x1 + grow_x), float(y1 + grow_y)
+
+
+def _outlined(width: float, outline: str = "white") -> list:
+    from matplotlib import patheffects
+
+    return [patheffects.withStroke(linewidth=width + 2.2, foreground=outline)]
+
+
+def _anchor_style() -> dict[str, Any]:
+    return dict(color="white", ls="none", marker="+", ms=9, mew=1.8, path_effects=_outlined(1.8, "black"))
+
+
+def _draw_panel(fig, rect_in: tuple[float, float, float, float], fig_size: tuple[float, float], image: np.ndarray,
+                view: tuple[float, float, float, float], dist: BoxDistributions, reference: np.ndarray | None,
+                p_max: float, title: str) -> None:
+    """One model's crop and its two strips at ``rect_in`` (left, bottom, width, height of the crop, inches)."""
+    from matplotlib.patches import Rectangle
+    from matplotlib.ticker import MaxNLocator
+
+    left, bottom, width, height = rect_in
+    fw, fh = fig_size
+    ax = fig.add_axes((left / fw, bottom / fh, width / fw, height / fh))
+    ax_x = fig.add_axes((left / fw, (bottom + height + _GAP) / fh, width / fw, _STRIP / fh), sharex=ax)
+    ax_y = fig.add_axes(((left + width + _GAP) / fw, bottom / fh, _STRIP / fw, height / fh), sharey=ax)
+    h, w = image.shape[:2]
+    ax.set_facecolor("0.85")  # outside the image
+    ax.imshow(image, extent=(0, w, h, 0), interpolation="nearest")  # pixel i spans [i, i + 1], as boxes count
+    ax.set_aspect("auto")  # the axes' box has the crop's proportions: square pixels by construction
+    x0, y0, x1, y1 = view
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y1, y0)
+    box = dist.box
+    for e, edge in enumerate(EDGES):
+        color, vertical = EDGE_COLORS[edge], e in (0, 2)
+        xs, ys = ([box[e], box[e]], [box[1], box[3]]) if vertical else ([box[0], box[2]], [box[e], box[e]])
+        ax.plot(xs, ys, color=color, ls="--", lw=1.6, path_effects=_outlined(1.6))
+        strip = ax_x if vertical else ax_y
+        spacing = abs(float(dist.positions[e, 1] - dist.positions[e, 0]))
+        if vertical:
+            strip.bar(dist.positions[e], dist.probs[e], width=0.8 * spacing, color=color, alpha=0.6)
+            strip.axvline(box[e], color=color, ls="--", lw=1.2)
+        else:
+            strip.barh(dist.positions[e], dist.probs[e], height=0.8 * spacing, color=color, alpha=0.6)
+            strip.axhline(box[e], color=color, ls="--", lw=1.2)
+    ax.plot(dist.positions[0, 0], dist.positions[1, 0], **_anchor_style())  # bin 0 of every edge
+    if reference is not None:
+        ax.add_patch(Rectangle(reference[:2], reference[2] - reference[0], reference[3] - reference[1], fill=False,
+                               color=REFERENCE_COLOR, lw=1.4, path_effects=_outlined(1.4)))
+        for e in (0, 2):
+            ax_x.axvline(reference[e], color=REFERENCE_COLOR, lw=1.0)
+        for e in (1, 3):
+            ax_y.axhline(reference[e], color=REFERENCE_COLOR, lw=1.0)
+    ax_x.set_ylim(0, p_max)
+    ax_y.set_xlim(0, p_max)
+    ax_x.tick_params(labelbottom=False, labelsize=7)
+    ax_y.tick_params(labelleft=False, labelsize=7)
+    ax.tick_params(labelsize=7)
+    ax_x.yaxis.set_major_locator(MaxNLocator(2, prune="lower"))  # no 0 beside the crop's own tick labels
+    ax_y.xaxis.set_major_locator(MaxNLocator(2, prune="lower"))
+    ax_x.set_ylabel("p(x)", fontsize=7)
+    ax_y.set_xlabel("p(y)", fontsize=7)
+    ax.set_xlabel("x (px)", fontsize=7)
+    ax.set_ylabel("y (px)", fontsize=7)
+    ax_x.set_title(title, fontsize=8)
+
+
+def _legend_handles(reference_label: str | None) -> tuple[list, list[str], Any]:
+    from matplotlib.legend_handler import HandlerTuple
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Line2D([], [], color=REFERENCE_COLOR, lw=1.4)] if reference_label else []
+    labels = [reference_label] if reference_label else []
+    handles.append(Line2D([], [], **_anchor_style()))
+    labels.append("anchor point (bin 0)")
+    for edge in EDGES:
+        color = EDGE_COLORS[edge]
+        handles.append((Line2D([], [], color=color, ls="--", lw=1.6), Patch(color=color, alpha=0.6)))
+        labels.append(f"{edge} edge")
+    return handles, labels, HandlerTuple(ndivide=None, pad=0.6)
+
+
+def _crop_inches(view: tuple[float, float, float, float]) -> tuple[float, float]:
+    """The crop's (width, height) on the page: its longer side ``_SIDE`` inches, square pixels."""
+    w, h = view[2] - view[0], view[3] - view[1]
+    return _SIDE * w / max(w, h), _SIDE * h / max(w, h)
+
+
+def draw_object_distributions(image: np.ndarray, panels: Mapping[str, BoxDistributions],
+                              reference: Sequence[float] | np.ndarray | None = None, *, class_name: str = "",
+                              subtitle: str = "", reference_label: str = "ground truth") -> Figure:
+    """The paper's figure for one object: a panel per entry of ``panels`` (its title -> that model's
+    detection), side by side, on the RGB ``image (H, W, 3)``.
+
+    With a ``reference`` box (xyxy, the ground truth) every panel shows the same neighbourhood of it
+    (:func:`object_view` of the reference and every box) and its IoU with each box; without, each panel
+    shows its own box's neighbourhood. The figure's title: ``class_name``, the reference's size,
+    ``subtitle``; a panel's: its name, IoU, score and each edge's normalised entropy. The distributions
+    share one probability scale; the legend lies below the panels, outside every axes.
+    Returns a :class:`matplotlib.figure.Figure` on an Agg canvas (not registered with pyplot).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not panels:
+        raise ValueError("draw_object_distributions needs at least one panel")
+    ref = None if reference is None else np.asarray(reference, dtype=float)
+    boxes = [d.box for d in panels.values()]
+    views = ([object_view(np.stack([ref, *boxes]))] * len(boxes) if ref is not None else
+             [object_view(box[None]) for box in boxes])
+    sizes = [_crop_inches(view) for view in views]
+    panel_widths = [_LEFT + w + _GAP + _STRIP + _RIGHT for w, _ in sizes]
+    fig_w = sum(panel_widths)
+    handles, labels, handler = _legend_handles(reference_label if ref is not None else None)
+    ncol = max(1, min(len(labels), int(fig_w // _LEGEND_ENTRY_WIDTH)))
+    legend_h = (math.ceil(len(labels) / ncol) + 1) * _LEGEND_ROW + 0.1  # + 1: its title
+    fig_h = legend_h + _BOTTOM + max(h for _, h in sizes) + _GAP + _STRIP + _TOP + _SUPTITLE
+    fig = Figure(figsize=(fig_w, fig_h))
+    FigureCanvasAgg(fig)
+    p_max = 1.08 * max(float(d.probs.max()) for d in panels.values())
+    left = 0.0
+    for (name, dist), view, (w, h), panel_w in zip(panels.items(), views, sizes, panel_widths):
+        iou = f"IoU {_iou(dist.box, ref):.2f}, " if ref is not None else ""
+        title = "\n".join([name, f"{iou}score {dist.score:.2f}",
+                           "norm. entropy L T R B: " + " ".join(f"{v:.2f}" for v in dist.entropies())])
+        _draw_panel(fig, (left + _LEFT, legend_h + _BOTTOM, w, h), (fig_w, fig_h), image, view, dist, ref, p_max,
+                    title)
+        left += panel_w
+    heading = [class_name] if class_name else []
+    if ref is not None:
+        heading.append(f"{reference_label} {ref[2] - ref[0]:.0f} x {ref[3] - ref[1]:.0f} px")
+    if subtitle:
+        heading.append(subtitle)
+    fig.suptitle(", ".join(heading), fontsize=10, y=1 - 0.08 / fig_h, va="top")
+    fig.legend(handles, labels, handler_map={tuple: handler}, loc="lower center", bbox_to_anchor=(0.5, 0.04 / fig_h),
+               ncol=ncol, fontsize=8, frameon=False, handlelength=3.0, title=_LEGEND_TITLE, title_fontsize=8)
+    return fig
+
+
+def _iou(box: np.ndarray, reference: np.ndarray) -> float:
+    return float(box_iou(torch.as_tensor(box, dtype=torch.float32)[None],
+                         torch.as_tensor(reference, dtype=torch.float32)[None])[0, 0])
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` as a PNG at ``path`` atomically (temporary file and rename: never a half-written file)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return atomic_write_bytes(path, buffer.getvalue())
