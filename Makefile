@@ -28,9 +28,12 @@ $(STAMP): requirements/build.txt requirements/mmcv.txt requirements/mmcv_build_e
 	$(BIN)/python -c "import mmcv.ops, mmdet, ld, ld.models.mmcv_cuda as c; print('mmcv ops (CUDA ops: %s), mmdet %s and ld import' % (c.cuda_ops_compiled(), mmdet.__version__))"
 	touch $@
 
-# The main job: the whole pipeline on params.yaml's profile (default: smoke).
+# The main job: the whole pipeline on params.yaml's profile (default: smoke), then its models and data pushed
+# to the DVC remote (.dvc/config: a folder beside the clone, unless .dvc/config.local says otherwise), so
+# another clone gets them with `dvc pull` instead of training.
 run: install
 	time dvc repro
+	dvc push
 
 # Two workers (pytest-xdist), a test file each at a time: the smoke `dvc repro` of tests/test_pipeline.py on
 # one, the rest beside it; a test's results do not depend on what runs beside it (same torch threads). Four

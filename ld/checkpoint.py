@@ -147,3 +147,42 @@ def _file_digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def making_stage(run_dir: str | os.PathLike, params_file: str | os.PathLike = "params.yaml") -> str | None:
+    """The dvc.yaml stage that writes the exported run folder ``models/<profile>/<run>``, or None.
+
+    ``train@<run>`` for a trained row (params.yaml ``train``), ``distill@<run>`` for a student,
+    ``teacher@<run>`` for an imported teacher, ``seeds`` for ``models/<profile>/seeds/...``.
+    """
+    parts = Path(run_dir).parts
+    if len(parts) < 3 or parts[0] != "models":
+        return None
+    if parts[2] == "seeds":
+        return "seeds"
+    run = parts[2]
+    try:
+        import yaml
+
+        params = yaml.safe_load(Path(params_file).read_text()) or {}
+    except (OSError, yaml.YAMLError):  # no readable params file: the hint is all that is lost
+        return None
+    for stage, runs in (("train", params.get("train") or []), ("distill", params.get("distill") or {}),
+                        ("teacher", params.get("teachers") or {})):
+        if run in runs:
+            return f"{stage}@{run}"
+    return None
+
+
+def require_exported(run_dir: str | os.PathLike, params_file: str | os.PathLike = "params.yaml") -> tuple[Path, Path]:
+    """``(config.py, model.pth)`` of an exported run folder; a one-line :class:`MissingFileError` naming the
+    stage that makes it (``dvc pull`` from the remote, or ``dvc repro <stage>``) if either is missing."""
+    run_dir = Path(run_dir)
+    files = run_dir / "config.py", run_dir / "model.pth"
+    missing = next((f for f in files if not f.is_file()), None)
+    if missing is not None:
+        stage = making_stage(run_dir, params_file)
+        how = f"`dvc pull {run_dir}` (from the DVC remote) or `dvc repro {stage}`" if stage else \
+            f"`dvc pull {run_dir}`, or train it (`ld train ... --out {run_dir}`)"
+        raise MissingFileError(f"model {missing} not found: get it with {how}")
+    return files

@@ -4,9 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ld.errors import LDError
-from ld.ops.voting_cluster_diou_nms import NMS_TYPES
+
+# ld.ops.voting_cluster_diou_nms.NMS_TYPES, spelled out: importing ld.ops imports torch, which `ld --help`
+# should not wait for (tests/test_cli.py checks the two are equal)
+NMS_TYPES = ("nms", "voting_cluster_diounms")
 
 
 def _cmd_data_prepare(args) -> None:
@@ -37,9 +41,7 @@ def _cmd_train(args) -> None:
         params["seed"] = args.seed
     cfg = build_train_config(args.config, params, profile=args.profile,
                              data_root=args.data, teacher_dir=args.teacher, work_root=args.work_root,
-                             live_dir=args.live, launcher=args.launcher)
-    print(f"ld train: {args.config} -> {args.out}  (work dir {cfg.work_dir}; lr rule {dict(cfg.lr_rule)})",
-          flush=True)
+                             live_dir=args.live, launcher=args.launcher, cfg_options=args.cfg_options)
     train(cfg, args.out, fresh=not args.resume)
 
 
@@ -78,7 +80,8 @@ def _cmd_eval(args) -> None:
     from ld.engine.evaluate import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(args.config, args.checkpoint, args.out, results=args.results,
-                                  results_out=args.results_out, tables_dir=args.tables, nms=args.nms)
+                                  results_out=args.results_out, tables_dir=args.tables, nms=args.nms,
+                                  cfg_options=args.cfg_options)
     print(json.dumps(metrics))
 
 
@@ -126,6 +129,15 @@ def _cmd_notebook(args) -> None:
     print(execute_notebook(args.src, args.dst, parameters, timeout=args.timeout))
 
 
+def _cmd_show(args) -> None:
+    from ld.results.show import show_image
+
+    out = args.out or f"{Path(args.image).stem}.distributions.png"
+    written = show_image(args.config, args.checkpoint, args.image, out, box=args.box, score_thr=args.score_thr,
+                         top_k=args.top_k)
+    print(f"figure written to {written}")
+
+
 def _cmd_report(args) -> None:
     import yaml
 
@@ -136,7 +148,23 @@ def _cmd_report(args) -> None:
     profile = args.profile or params["profile"]
     get_profile(params, profile)  # an unknown profile is refused before anything is written
     parameters = {key: yaml.safe_load(value) for key, value in args.param}
-    print(build_reports(profile, args.out or f"results/{profile}/reports", parameters, timeout=args.timeout))
+    print(build_reports(profile, args.out, parameters, timeout=args.timeout,
+                        paper_tables=params.get("paper_tables") or [], only=args.only))
+
+
+class _DictAction(argparse.Action):
+    """mmengine's ``DictAction`` (``KEY=VALUE`` pairs, dotted keys, lists), imported when the flag is used."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from mmengine.config import DictAction
+
+        DictAction(self.option_strings, self.dest)(parser, namespace, values, option_string)
+
+
+def _cfg_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cfg-options", nargs="+", action=_DictAction, default=None, metavar="KEY=VALUE",
+                        help="override config keys after the profile, as mmdet's tools do: dotted keys, e.g. "
+                             "model.test_cfg.score_thr=0.05 train_dataloader.batch_size=4")
 
 
 NMS_HELP = "test-time NMS: mmdet's plain NMS or the paper's score-voting Cluster-DIoU-NMS (default: the config's)"
@@ -173,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                     help="continue from the run's latest checkpoint if it has one (default); --no-resume "
                          "deletes the run's checkpoints and starts afresh")
+    _cfg_options(tr)
     tr.set_defaults(func=_cmd_train)
 
     sd = sub.add_parser("seeds", help="the seed study: train and evaluate params.yaml's study runs with the "
@@ -194,8 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", required=True, help="metrics JSON to write: {coco: {...}, voc: {...}}")
     ev.add_argument("--results", default=None, help="evaluate this COCO results file instead of the model")
     ev.add_argument("--results-out", default=None, help="keep the detections as a COCO results file (test-dev)")
-    ev.add_argument("--tables", default=None, help="folder for the per-class VOC table (Markdown + CSV)")
+    ev.add_argument("--tables", default=None, help="folder for the per-class tables (Markdown + CSV, AP in %%)")
     ev.add_argument("--nms", default=None, choices=NMS_TYPES, help=NMS_HELP)
+    _cfg_options(ev)
     ev.set_defaults(func=_cmd_eval)
 
     cv = sub.add_parser("convert", help="strip teacher weights and optimizer state from a checkpoint")
@@ -235,8 +265,23 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     nb.set_defaults(func=_cmd_notebook)
 
+    sh = sub.add_parser("show", help="an exported model's edge distributions on any image: its boxes with each "
+                                     "edge's distribution drawn along the edge (the LD paper's Fig. 1)")
+    sh.add_argument("config", help="the run's config (models/<profile>/<run>/config.py)")
+    sh.add_argument("checkpoint", help="its weights (model.pth)")
+    sh.add_argument("image", help="a JPEG or PNG image, any size")
+    sh.add_argument("--out", default=None, help="the PNG to write (default: <image name>.distributions.png here)")
+    sh.add_argument("--box", nargs=4, type=float, default=None, metavar=("X1", "Y1", "X2", "Y2"),
+                    help="draw the detection that overlaps this box most (image pixels), against it")
+    sh.add_argument("--score-thr", type=float, default=0.3, help="lowest detection score drawn (default 0.3)")
+    sh.add_argument("--top-k", type=int, default=1, help="without --box: the k best detections, a panel each")
+    sh.set_defaults(func=_cmd_show)
+
     rp = sub.add_parser("report", help="execute the analysis notebooks and render HTML reports with an index")
-    rp.add_argument("--out", default=None, help="folder of the HTML reports (default: results/<profile>/reports)")
+    rp.add_argument("--out", default=None, help="the folder it writes, nothing outside it: reports/ (the HTML pages, "
+                                                "index.html), notebooks/ and figures/ (default: results/<profile>)")
+    rp.add_argument("--only", nargs="+", default=None, metavar="PAGE",
+                    help="these pages alone: runs_table, ambiguity, compare_runs, seeds_table, paper_<table>")
     rp.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="a notebook parameter (VALUE read as YAML), passed to every notebook")
     rp.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
@@ -245,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    # mmengine imports pkg_resources, which setuptools 80 deprecates on every run (the library itself does
+    # not touch the process's warning filters: this is the command's console)
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API", category=UserWarning)
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -1,4 +1,5 @@
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,9 +55,9 @@ def test_missing_checkpoint_says_what_to_do(tmp_path):
 
 
 def test_import_registers_project_modules():
-    from mmengine.registry import HOOKS
+    from mmengine.registry import VISBACKENDS
 
-    assert HOOKS.get("DVCLiveHook") is ld.engine.live.DVCLiveHook
+    assert VISBACKENDS.get("DVCLiveCurves") is ld.engine.live.DVCLiveCurves
 
 
 class _ReachesForAttribute:
@@ -71,3 +72,32 @@ def test_getattr_is_allowed_only_for_history_buffer_statistics(tmp_path):
     torch.save({"meta": {"x": _ReachesForAttribute()}}, path)
     with pytest.raises(BadFileError, match="refused"):
         load_checkpoint(path)
+
+
+def test_a_missing_model_names_the_stage_that_makes_it(tmp_path, monkeypatch):
+    from ld.checkpoint import making_stage, require_exported
+    from ld.errors import MissingFileError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("train: [gfl_r18_1x]\nteachers: {gfl_r101_2x: {checkpoint: x}}\n"
+                                          "distill: {ld_r18_gfl_r50_1x: {teacher: gfl_r50_2x}}\n")
+    assert making_stage("models/smoke/gfl_r18_1x") == "train@gfl_r18_1x"
+    assert making_stage("models/mini/ld_r18_gfl_r50_1x") == "distill@ld_r18_gfl_r50_1x"
+    assert making_stage("models/coco/gfl_r101_2x") == "teacher@gfl_r101_2x"
+    assert making_stage("models/smoke/seeds/ld_r18_gfl_r50_1x_seed1") == "seeds"
+    assert making_stage("models/smoke/unknown") is None and making_stage("/elsewhere/run") is None
+    with pytest.raises(MissingFileError) as err:
+        require_exported("models/smoke/gfl_r18_1x")
+    message = str(err.value)
+    assert message == ("model models/smoke/gfl_r18_1x/config.py not found: get it with `dvc pull "
+                       "models/smoke/gfl_r18_1x` (from the DVC remote) or `dvc repro train@gfl_r18_1x`")
+    run = tmp_path / "models" / "smoke" / "gfl_r18_1x"
+    run.mkdir(parents=True)
+    (run / "config.py").write_text("")
+    with pytest.raises(MissingFileError, match="model.pth not found"):
+        require_exported("models/smoke/gfl_r18_1x")
+    (run / "model.pth").write_bytes(b"")
+    assert require_exported("models/smoke/gfl_r18_1x") == (Path("models/smoke/gfl_r18_1x/config.py"),
+                                                          Path("models/smoke/gfl_r18_1x/model.pth"))
+    with pytest.raises(MissingFileError, match=r"or train it \(`ld train ... --out /nowhere`\)"):
+        require_exported("/nowhere")

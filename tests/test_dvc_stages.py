@@ -216,7 +216,7 @@ def _scripts(script: Path) -> set[Path]:
 def _report_notebooks() -> list[str]:
     from ld.results.report import REPORTS
 
-    return [f"notebooks/{name}.ipynb" for name, executed in REPORTS if executed]
+    return [f"notebooks/{report.name}.ipynb" for report in REPORTS if report.executed]
 
 
 def imported_files(stage) -> set[str]:

@@ -68,18 +68,35 @@ def test_smoke_repro_writes_metrics_for_every_run(clone, repro):
     assert (root / "results" / "smoke" / "figures" / "runs_ap.png").stat().st_size > 1000
 
 
+
+def test_the_headline_metrics_and_plots_are_what_dvc_shows(clone, repro):
+    root, env = clone
+    summary = json.loads((root / "results" / "smoke" / "summary.json").read_text())
+    assert set(summary) == set(RUNS) and all(set(v) == {"AP", "AP50", "AP75", "VOC_AP"} for v in summary.values())
+    shown = json.loads(_run(["dvc", "plots", "show", "--json"], root, env))
+    assert not shown.get("errors"), shown["errors"]
+    plots = shown["data"]
+    charts = {name for name, renders in plots.items() if renders[0]["type"] == "vega"}
+    images = {name for name, renders in plots.items() if renders[0]["type"] == "image"}
+    from ld.results.summary import TERMS
+
+    assert len(charts) == len(TERMS) + 1 and "COCO AP of every run (%)" in charts, charts
+    assert all(name.endswith(".png") for name in images) and len(images) >= 8, images
+    values = plots["Training loss, total (every run)"][0]["content"]["data"]["values"]
+    assert {row["run"] for row in values} == set(RUNS) and min(float(row["loss"]) for row in values) > 0
+
 def test_smoke_repro_writes_the_seed_study_and_every_paper_table(clone, repro):
     root = clone[0] / "results" / "smoke"
     seeds = PARAMS["study"]["seeds"]["smoke"]
     summary = (root / "tables" / "seeds.csv").read_text().splitlines()
-    assert summary[0].startswith("method,run,n,AP_mean,AP_std") and len(summary) == 1 + 5
+    assert summary[0].startswith("method,run,n,AP mean (%),AP std (%)") and len(summary) == 1 + 5
     assert all(row.split(",")[2] == str(len(seeds)) for row in summary[2:])  # every method, every seed
     assert "not run" not in (root / "tables" / "seeds_per_run.csv").read_text()
     for extra in seeds[1:]:
         assert (root / "seeds" / PARAMS["study"]["ld"] / f"seed{extra}.json").is_file()
     for table in PARAMS["paper_tables"]:
         text = (root / "tables" / f"paper_{table}.md").read_text()
-        assert "paper_AP" in text and ("| ok " in text or "not run in this profile" in text), table
+        assert "paper AP (%)" in text and ("| ok " in text or "not run in this profile" in text), table
         assert (root / "figures" / f"paper_{table}.png").stat().st_size > 1000
     assert "| ok " in (root / "tables" / "paper_selfld_coco.md").read_text()  # smoke runs R-18 and Self-LD R-18
 
@@ -87,8 +104,11 @@ def test_smoke_repro_writes_the_seed_study_and_every_paper_table(clone, repro):
 def test_smoke_repro_writes_the_html_reports_with_their_figures(clone, repro):
     reports = clone[0] / "results" / "smoke" / "reports"
     index = (reports / "index.html").read_text()
-    for name in ("runs_table", "ambiguity", "compare_runs"):
-        assert f'href="{name}.html"' in index and "failed" not in index
+    assert "failed" not in index and "not written" not in index
+    assert index.index("<table") < index.index("data:image/png;base64,")  # the headline, then the seed study
+    pages = ["runs_table", "ambiguity", "compare_runs", "seeds_table", *(f"paper_{t}" for t in PARAMS["paper_tables"])]
+    for name in pages:
+        assert f'href="{name}.html"' in index
         assert "data:image/png;base64," in (reports / f"{name}.html").read_text(), name
     figures = clone[0] / "results" / "smoke" / "figures"
     assert (figures / "ambiguity" / "kl_to_teacher.png").is_file()
@@ -120,6 +140,34 @@ def test_repro_in_a_clean_clone_reproduces_the_committed_results(clone, repro):
     assert changed == "", changed
 
 
+def test_a_fresh_clone_pulls_what_was_pushed_and_analyses_without_training(clone, repro, tmp_path):
+    """The DVC remote round trip: push from the clone that built everything, pull into a fresh git clone,
+    run the analysis notebook there; before the pull, a missing model names its stage, exit 2. (Before the
+    experiments below, which leave their results in the clone's workspace.)"""
+    root, env = clone
+    remote = tmp_path / "storage"  # the default remote (.dvc/config) pointed elsewhere, as a user does
+    _run(["dvc", "remote", "modify", "--local", "storage", "url", str(remote)], root, env)
+    _run(["dvc", "push"], root, env)
+    fresh = tmp_path / "fresh"
+    _run(["git", "clone", "-q", str(root), str(fresh)], tmp_path, env)
+    analysis = ["ld", "notebook", "notebooks/ambiguity.ipynb", str(tmp_path / "ambiguity.ipynb"),
+                "-p", "figures_dir", str(tmp_path / "figures"), "-p", "num_images", "8"]
+    missing = subprocess.run(analysis, cwd=fresh, env=env, capture_output=True, text=True)
+    error = missing.stderr.rstrip("\n").split("\n")[-1].split("\r")[-1]
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr, missing.stderr
+    teacher = PARAMS["analysis"]["teacher"]
+    assert f"`dvc pull models/smoke/{teacher}`" in error and f"`dvc repro train@{teacher}`" in error, error
+    _run(["dvc", "remote", "modify", "--local", "storage", "url", str(remote)], fresh, env)
+    _run(["dvc", "pull"], fresh, env)
+    assert "up to date" in _run(["dvc", "status"], fresh, env)
+    _run(analysis, fresh, env)
+    assert (tmp_path / "figures" / "kl_to_teacher.png").stat().st_size > 1000
+    assert _run(["git", "status", "--porcelain"], fresh, env) == ""  # it wrote only where it was told
+    # the experiment dry run works in the pulled clone (without the models, DVC stops at the missing deps)
+    out = _run(["dvc", "exp", "run", "--dry", "-S", "ld.loss_weight=0.5"], fresh, env)
+    assert "Running stage 'distill@ld_r18_gfl_r50_1x'" in out and "Running stage 'train@" not in out, out
+
+
 def test_changed_ld_param_reruns_only_what_depends_on_it(clone, repro):
     root, env = clone
     # what it reruns: the stages it changes and everything downstream of them (`--force-downstream`), named
@@ -135,17 +183,27 @@ def test_changed_ld_param_reruns_only_what_depends_on_it(clone, repro):
     expected = ({f"{stage}@{run}" for run in distilled for stage in ("distill", "eval_distill")}
                 | {"table", "report", "seeds", "seeds_table"} | {f"paper_table@{t}" for t in PARAMS["paper_tables"]})
     assert ran == expected, out
-    out = _run(["dvc", "exp", "run", "-n", "weight-0.5", "-S", "ld.loss_weight=0.5",
-                "eval_distill@ld_r18_gfl_r50_1x"], root, env)
-    assert {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")} == {
-        "distill@ld_r18_gfl_r50_1x", "eval_distill@ld_r18_gfl_r50_1x"}, out
+    # one student and the headline table (-s: these stages alone, not the other students)
+    stages = ["distill@ld_r18_gfl_r50_1x", "eval_distill@ld_r18_gfl_r50_1x", "table"]
+    for weight in ("0.5", "1.0"):
+        out = _run(["dvc", "exp", "run", "-n", f"weight-{weight}", "-S", f"ld.loss_weight={weight}", "-s", *stages],
+                   root, env)
+        assert {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")} == set(stages)
     shown = json.loads(_run(["dvc", "exp", "show", "--json"], root, env))
     main = next(entry for entry in shown if entry["name"] == "main")
-    exp = next(rev for e in main["experiments"] for rev in e["revs"] if rev["name"] == "weight-0.5")
-    metrics_file = "results/smoke/metrics/ld_r18_gfl_r50_1x.json"
-    for entry, weight in ((main, 0.25), (exp, 0.5)):
+    exps = {rev["name"]: rev for e in main["experiments"] for rev in e["revs"]}
+    summary = "results/smoke/summary.json"  # the headline, the only metrics file
+    aps = set()
+    for entry, weight in ((main, 0.25), (exps["weight-0.5"], 0.5), (exps["weight-1.0"], 1.0)):
         assert entry["data"]["params"]["params.yaml"]["data"]["ld"]["loss_weight"] == weight
-        assert 0.0 <= entry["data"]["metrics"][metrics_file]["data"]["coco"]["AP"] <= 1.0
+        assert set(entry["data"]["metrics"]) == {summary}
+        aps.add(entry["data"]["metrics"][summary]["data"]["ld_r18_gfl_r50_1x"]["AP"])
+    assert len(aps) == 3 and all(0.0 <= ap <= 1.0 for ap in aps)  # the weight changes the student
+    # the two experiments side by side fit a 160-column terminal (the README's command: deps' hashes dropped)
+    table = _run(["dvc", "exp", "show", "--only-changed", "--drop", ".*/", "--no-pager"], root,
+                 {**env, "COLUMNS": "160"})
+    assert max(map(len, table.splitlines())) <= 160 and "…" not in table, table
+    assert "weight-0.5" in table and "weight-1.0" in table and "ld_r18_gfl_r50_1x.AP" in table, table
 
 
 def test_a_released_teacher_is_imported_and_distilled_from_through_dvc_repro(tmp_path):
@@ -186,3 +244,4 @@ def test_a_released_teacher_is_imported_and_distilled_from_through_dvc_repro(tmp
     student = json.loads((root / "results" / "smoke" / "metrics" / "ld_r18_gfl_r101_1x.json").read_text())
     assert 0.0 <= student["coco"]["AP"] <= 1.0
     assert "Running stage" not in _run(["dvc", "repro", *targets], root, env)
+

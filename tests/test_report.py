@@ -1,50 +1,134 @@
-"""`ld report`: notebooks executed and rendered to HTML with an index; a failing notebook fails the
-command with its cell named and leaves the other reports intact."""
+"""`ld report`: notebooks executed and rendered to HTML with an index, everything under its output folder;
+a failing notebook fails the command with its cell named, never replaces a good notebook, and leaves the
+other reports intact."""
+import base64
+
 import nbformat
 import pytest
 
+from ld.results.notebooks import NotebookError, execute_notebook, failed_path
 from ld.results.report import ReportError, build_reports
+
+# a 1x1 PNG
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5E"
+                       "rkJggg==")
 
 
 def _notebook(path, *sources, tagged_parameters=True):
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": {"name": "ld-workspace", "display_name": "ld", "language": "python"}}
-    cells = [nbformat.v4.new_code_cell('profile = "x"', metadata={"tags": ["parameters"]})] if tagged_parameters else []
+    cells = ([nbformat.v4.new_code_cell('profile = "x"\nfigures_dir = None', metadata={"tags": ["parameters"]})]
+             if tagged_parameters else [])
     nb.cells = cells + [nbformat.v4.new_code_cell(s) for s in sources]
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
 
 
-def test_failing_notebook_is_named_and_the_other_reports_are_written(tmp_path, monkeypatch):
+def _project(tmp_path, monkeypatch, ambiguity="x = 1"):
+    """A profile `t` whose table stages ran, and the two analysis notebooks."""
     monkeypatch.chdir(tmp_path)
-    _notebook(tmp_path / "results" / "t" / "notebooks" / "runs_table.ipynb", "print('table')")
-    _notebook(tmp_path / "notebooks" / "ambiguity.ipynb", "x = 1", "raise ValueError('boom')")
+    results = tmp_path / "results" / "t"
+    for name in ("runs_table", "seeds_table"):
+        _notebook(results / "notebooks" / f"{name}.ipynb", f"print('{name} shown')")
+    (results / "tables").mkdir(parents=True)
+    (results / "tables" / "runs.csv").write_text("run,AP (%)\ngfl_r18_1x,40.1\nld_r18_gfl_r50_1x,41.3\n")
+    (results / "figures").mkdir()
+    (results / "figures" / "seeds_ap.png").write_bytes(PNG)
+    _notebook(tmp_path / "notebooks" / "ambiguity.ipynb", ambiguity)
     _notebook(tmp_path / "notebooks" / "compare_runs.ipynb",
-              "import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0])\nplt.show()\nprint('profile is', profile)")
-    # cell 4 in execution order: papermill injects the parameters after the tagged cell
-    with pytest.raises(ReportError, match=r"ambiguity \(cell 4: ValueError: boom\)"):
-        build_reports("t", tmp_path / "reports", timeout=120)
-    reports = tmp_path / "reports"
+              "import matplotlib.pyplot as plt\nfrom pathlib import Path\nplt.plot([0, 1], [1, 0])\n"
+              "Path(figures_dir).mkdir(parents=True, exist_ok=True)\nplt.savefig(Path(figures_dir) / 'c.png')\n"
+              "plt.show()\nprint('profile is', profile)")
+    return results
+
+
+def _files(root):
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_failing_notebook_is_named_and_the_other_reports_are_written(tmp_path, monkeypatch):
+    _project(tmp_path, monkeypatch, ambiguity="raise ValueError('boom')")
+    # cell 3 in execution order: papermill injects the parameters after the tagged cell
+    with pytest.raises(ReportError, match=r"ambiguity \(cell 3: ValueError: boom\)"):
+        build_reports("t", only=["runs_table", "ambiguity", "compare_runs"], timeout=120)
+    reports = tmp_path / "results" / "t" / "reports"
     compare = (reports / "compare_runs.html").read_text()
     assert "profile is t" in compare and "data:image/png;base64," in compare  # parameter injected, figure embedded
-    assert "table" in (reports / "runs_table.html").read_text()
+    assert (tmp_path / "results" / "t" / "figures" / "compare" / "c.png").is_file()  # its figures_dir
+    assert "runs_table shown" in (reports / "runs_table.html").read_text()
     index = (reports / "index.html").read_text()
-    assert 'href="compare_runs.html"' in index and "failed: cell 4: ValueError: boom" in index
+    assert 'href="compare_runs.html"' in index and "failed: cell 3: ValueError: boom" in index
     assert "boom" in (reports / "ambiguity.html").read_text()  # rendered up to the failing cell
+    notebooks = tmp_path / "results" / "t" / "notebooks"
+    assert not (notebooks / "ambiguity.ipynb").exists() and (notebooks / "ambiguity.failed.ipynb").is_file()
 
 
-def test_reports_without_the_table_notebook_say_what_to_run(tmp_path, monkeypatch):
+def test_reports_without_a_table_notebook_name_its_stage(tmp_path, monkeypatch):
+    _project(tmp_path, monkeypatch)
+    (tmp_path / "results" / "t" / "notebooks" / "seeds_table.ipynb").unlink()
+    with pytest.raises(ReportError, match="run the `seeds_table` stage first"):
+        build_reports("t", timeout=120)
+    index = (tmp_path / "results" / "t" / "reports" / "index.html").read_text()
+    assert "not written" in index and (tmp_path / "results" / "t" / "reports" / "ambiguity.html").is_file()
+
+
+def test_a_report_writes_only_under_its_output_folder(tmp_path, monkeypatch):
+    results = _project(tmp_path, monkeypatch)
+    before = _files(tmp_path)
+    index = build_reports("t", tmp_path / "elsewhere", paper_tables=[], timeout=120)
+    assert index == tmp_path / "elsewhere" / "reports" / "index.html"
+    assert _files(tmp_path / "results") == {k.relative_to("results"): v for k, v in before.items()
+                                             if k.parts[0] == "results"}  # nothing written or changed there
+    assert {p for p in _files(tmp_path) if p.parts[0] != "elsewhere"} == set(before)
+    out = tmp_path / "elsewhere"
+    assert {p.name for p in (out / "reports").iterdir()} == {"index.html", "runs_table.html", "ambiguity.html",
+                                                             "compare_runs.html", "seeds_table.html"}
+    assert (out / "notebooks" / "ambiguity.ipynb").is_file() and (out / "figures" / "compare" / "c.png").is_file()
+    assert results.is_dir()
+
+
+def test_the_index_opens_with_the_headline_table_and_the_seed_figure(tmp_path, monkeypatch):
+    _project(tmp_path, monkeypatch)
+    build_reports("t", timeout=120)
+    index = (tmp_path / "results" / "t" / "reports" / "index.html").read_text()
+    table, figure, links = index.index("<table"), index.index("data:image/png;base64,"), index.index("<ul>")
+    assert table < figure < links
+    assert "<td>ld_r18_gfl_r50_1x</td>" in index and "<td>41.3</td>" in index and "AP (%)" in index
+    for name in ("runs_table", "ambiguity", "compare_runs", "seeds_table"):
+        assert f'href="{name}.html"' in index
+
+
+def test_paper_tables_are_pages_too(tmp_path, monkeypatch):
+    results = _project(tmp_path, monkeypatch)
+    _notebook(results / "notebooks" / "paper_voc.ipynb", "print('the VOC table')")
+    build_reports("t", paper_tables=["voc"], only=["paper_voc"], timeout=120)
+    assert "the VOC table" in (results / "reports" / "paper_voc.html").read_text()
+    with pytest.raises(ReportError, match=r"unknown report page\(s\) \['paper_coco'\]"):
+        build_reports("t", paper_tables=["voc"], only=["paper_coco"], timeout=120)
+
+
+def test_a_failed_run_never_replaces_a_good_notebook(tmp_path, monkeypatch, capsys):
+    from ld.cli import main
+
     monkeypatch.chdir(tmp_path)
-    _notebook(tmp_path / "notebooks" / "ambiguity.ipynb", "pass")
-    _notebook(tmp_path / "notebooks" / "compare_runs.ipynb", "pass")
-    with pytest.raises(ReportError, match="run the `table` stage first"):
-        build_reports("t", tmp_path / "reports", timeout=120)
-    assert (tmp_path / "reports" / "ambiguity.html").is_file()
+    _notebook(tmp_path / "good.ipynb", "print('good result')")
+    _notebook(tmp_path / "bad.ipynb", "from ld.errors import MissingFileError\nraise MissingFileError("
+                                      "'model models/x/config.py not found: get it with dvc pull')")
+    dst = execute_notebook(tmp_path / "good.ipynb", tmp_path / "out" / "n.ipynb", {"profile": "p"}, progress=False)
+    good = dst.read_bytes()
+    with pytest.raises(NotebookError) as err:
+        execute_notebook(tmp_path / "bad.ipynb", dst, {"profile": "p"}, progress=False)
+    assert dst.read_bytes() == good and failed_path(dst).is_file()
+    assert "MissingFileError: model models/x/config.py not found" in str(err.value) and "\n" not in str(err.value)
+    assert main(["--profile", "p", "notebook", str(tmp_path / "bad.ipynb"), str(dst)]) == 2
+    stderr = capsys.readouterr().err  # papermill's progress bar, then one line
+    error = stderr.rstrip("\n").split("\n")[-1].split("\r")[-1]
+    assert error.startswith("ld notebook: error: ") and "dvc pull" in error and "Traceback" not in stderr
+    execute_notebook(tmp_path / "good.ipynb", dst, {"profile": "p"}, progress=False)
+    assert not failed_path(dst).exists()  # a later success clears the failed run
 
 
 def test_executed_notebooks_are_byte_stable(tmp_path, monkeypatch):
-    from ld.results.notebooks import execute_notebook
-
     monkeypatch.chdir(tmp_path)
     _notebook(tmp_path / "n.ipynb", "import warnings\nwarnings.warn('volatile')\nprint('result', profile)")
     first = execute_notebook(tmp_path / "n.ipynb", tmp_path / "a.ipynb", {"profile": "p"}, progress=False)

@@ -12,7 +12,7 @@ from typing import Any
 
 import nbformat
 
-from ld.errors import ConfigError, MissingFileError
+from ld.errors import ConfigError, LDError, MissingFileError
 from ld.io import atomic_write_text
 from ld.profiles import PARAMS_FILE, load_params
 
@@ -79,15 +79,37 @@ def check_profile(src: str | Path, parameters: dict[str, Any], cwd: str | Path =
                           f"`-p profile NAME`), or add it to {params_file}. Nothing was run or written.")
 
 
+class NotebookError(LDError):
+    """A cell of a notebook raised. Its partial run is kept beside the destination (:func:`failed_path`);
+    the destination itself is left as it was, so a good committed notebook is never replaced by a failure.
+    ``exec_count``, ``ename`` and ``evalue`` are papermill's: the failing cell and its exception."""
+
+    def __init__(self, message: str, exec_count: int | None, ename: str, evalue: str) -> None:
+        super().__init__(message)
+        self.exec_count, self.ename, self.evalue = exec_count, ename, evalue
+
+
+def failed_path(dst: str | Path) -> Path:
+    """Where a failed run of the notebook ``dst`` is kept: ``<dst stem>.failed.ipynb`` beside it."""
+    dst = Path(dst)
+    return dst.with_name(f"{dst.stem}.failed.ipynb")
+
+
+def _write_stripped(src: Path, dst: Path) -> None:
+    atomic_write_text(dst, nbformat.writes(strip_volatile(nbformat.read(src, as_version=4))) + "\n")
+
+
 def execute_notebook(src: str | Path, dst: str | Path, parameters: dict[str, Any],
                      cwd: str | Path = ".", timeout: int = 1800, progress: bool = True) -> Path:
     """Execute ``src`` with ``parameters`` injected after its ``parameters`` cell; write ``dst``.
 
-    On a failing cell papermill raises ``PapermillExecutionError`` naming the cell; the partial
-    notebook is still written (atomically) to ``dst`` for inspection. A missing ``src`` or an unknown
-    ``profile`` parameter (see :func:`check_profile`) is refused before anything runs or is written.
+    A missing ``src`` or an unknown ``profile`` parameter (see :func:`check_profile`) is refused before
+    anything runs or is written. On a failing cell a :class:`NotebookError` names the cell and its
+    exception in one line; the partial run goes to :func:`failed_path` (for inspection) and ``dst`` is
+    not touched. A success writes ``dst`` atomically and removes an earlier failed run's file.
     """
     import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
 
     if not Path(src).is_file():
         raise MissingFileError(f"notebook {src} not found (the project's notebooks are in notebooks/)")
@@ -99,9 +121,15 @@ def execute_notebook(src: str | Path, dst: str | Path, parameters: dict[str, Any
         pm.execute_notebook(str(src), str(tmp), parameters=parameters, kernel_name=KERNEL,
                             language="python", cwd=str(cwd), execution_timeout=timeout,
                             progress_bar=progress)
-    finally:
+        _write_stripped(tmp, dst)
+    except PapermillExecutionError as err:
+        failed = failed_path(dst)
         if tmp.exists():
-            nb = strip_volatile(nbformat.read(tmp, as_version=4))
-            atomic_write_text(dst, nbformat.writes(nb) + "\n")
-            tmp.unlink()
+            _write_stripped(tmp, failed)
+        evalue = (str(err.evalue).strip().splitlines() or [""])[0]
+        raise NotebookError(f"{src} failed in cell {err.exec_count}: {err.ename}: {evalue} (the partial run is in "
+                            f"{failed}; {dst} was left as it was)", err.exec_count, err.ename, evalue) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    failed_path(dst).unlink(missing_ok=True)
     return dst

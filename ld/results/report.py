@@ -1,8 +1,18 @@
-"""Batch reports: execute the analysis notebooks with papermill and render every notebook of a profile
-to self-contained HTML (figures embedded), with an index page linking them."""
+"""Batch reports: execute the analysis notebooks with papermill and render the profile's notebooks to
+self-contained HTML (figures embedded), with an index page that opens with the headline table and the
+seed study's figure.
+
+Everything a report writes is under its output folder ``out`` (default ``results/<profile>``):
+``out/reports/`` (the HTML pages and ``index.html``), ``out/notebooks/`` (the executed analysis
+notebooks) and ``out/figures/<figures>/`` (their figures, the notebooks' ``figures_dir`` parameter).
+The notebooks executed by other stages (run table, paper tables, seed study) are read from
+``results/<profile>/notebooks/`` and only rendered.
+"""
 from __future__ import annotations
 
+import base64
 import html
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +20,38 @@ import nbformat
 
 from ld.errors import LDError
 from ld.io import atomic_write_text
-from ld.results.notebooks import execute_notebook
+from ld.results.notebooks import NotebookError, execute_notebook, failed_path
 
-# (notebook, executed by `ld report`?): the table notebook is executed by the pipeline's `table` stage.
-REPORTS: tuple[tuple[str, bool], ...] = (("runs_table", False), ("ambiguity", True), ("compare_runs", True))
+
+@dataclass(frozen=True)
+class Report:
+    """One page of the report: an executed notebook rendered to ``<name>.html``.
+
+    ``figures``: the figure folder a notebook executed by the report writes (its ``figures_dir``), None
+    for a notebook only rendered; ``stage``: the dvc.yaml stage that executes a rendered one."""
+    name: str
+    title: str
+    figures: str | None = None
+    stage: str | None = None
+
+    @property
+    def executed(self) -> bool:
+        return self.figures is not None
+
+
+REPORTS: tuple[Report, ...] = (
+    Report("runs_table", "Every run: COCO and VOC metrics", stage="table"),
+    Report("ambiguity", "Localization ambiguity: the edge distributions of teacher, baseline and LD student",
+           figures="ambiguity"),
+    Report("compare_runs", "Training curves and AP of every run", figures="compare"),
+    Report("seeds_table", "The seed study: mean and spread over seeds", stage="seeds_table"),
+)
+
+
+def paper_reports(tables: list[str]) -> tuple[Report, ...]:
+    """The paper tables' pages (``paper_table@<table>`` executes ``paper_<table>.ipynb``)."""
+    return tuple(Report(f"paper_{t}", f"Paper table {t}: the paper's numbers beside ours", stage=f"paper_table@{t}")
+                 for t in tables)
 
 
 class ReportError(LDError):
@@ -29,44 +67,86 @@ def render_html(notebook: str | Path) -> str:
 
 
 def _failure(err: Exception) -> str:
-    count = getattr(err, "exec_count", None)
-    name, value = getattr(err, "ename", type(err).__name__), getattr(err, "evalue", str(err))
-    return f"cell {count}: {name}: {value}" if count is not None else f"{name}: {value}"
+    if isinstance(err, NotebookError):
+        return f"cell {err.exec_count}: {err.ename}: {err.evalue}"
+    return f"{type(err).__name__}: {err}"
 
 
-def build_reports(profile: str, out_dir: str | Path, parameters: dict[str, Any] | None = None,
-                  notebooks_dir: str | Path = "notebooks", timeout: int = 1800) -> Path:
-    """Execute and render the profile's reports into ``out_dir``; returns ``out_dir/index.html``.
+def _image(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f"<img alt='{html.escape(path.name)}' src='data:image/png;base64,{data}'>"
 
-    Executed notebooks go to ``results/<profile>/notebooks/``. A failing notebook does not stop the
-    others; after all of them a :class:`ReportError` names each failed notebook and cell.
+
+def _html_table(csv: Path) -> str:
+    """A table CSV as HTML, its cells as written (a delta keeps its sign, n/a stays n/a)."""
+    import pandas as pd
+
+    return pd.read_csv(csv, dtype=str, keep_default_na=False).to_html(index=False, border=0)
+
+
+def index_page(profile: str, results: Path, pages: list[tuple[Report, bool, str | None]]) -> str:
+    """``index.html``: the headline table (``tables/runs.csv``), the seed study's figure and table, then
+    each page with its status (``pages``: report, whether its page was written, its failure or None)."""
+    parts = [f"<h1>ld-workspace, profile <code>{html.escape(profile)}</code></h1>"]
+    headline, seeds_fig, seeds = (results / "tables" / "runs.csv", results / "figures" / "seeds_ap.png",
+                                  results / "tables" / "seeds.csv")
+    if headline.is_file():
+        parts += ["<h2>Every run</h2>", _html_table(headline)]
+    else:
+        parts.append(f"<p>No run table yet ({html.escape(str(headline))}: `dvc repro table`).</p>")
+    if seeds_fig.is_file() or seeds.is_file():
+        parts.append("<h2>The seed study</h2>")
+        parts += [_image(seeds_fig)] if seeds_fig.is_file() else []
+        parts += [_html_table(seeds)] if seeds.is_file() else []
+    items = []
+    for report, written, failed in pages:
+        link = f'<a href="{report.name}.html">{html.escape(report.title)}</a>' if written else \
+            html.escape(f"{report.title}: not written")
+        items.append(f"<li>{link}" + (f" <b>(failed: {html.escape(failed)})</b>" if failed else "") + "</li>")
+    parts += ["<h2>Reports</h2>", "<ul>", *items, "</ul>"]
+    style = "body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}" \
+            "td,th{padding:2px 8px;text-align:right}tr:nth-child(even){background:#f3f3f3}img{max-width:100%}"
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>ld-workspace: {html.escape(profile)}</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+def build_reports(profile: str, out: str | Path | None = None, parameters: dict[str, Any] | None = None,
+                  notebooks_dir: str | Path = "notebooks", timeout: int = 1800, paper_tables: list[str] = (),
+                  only: list[str] | None = None) -> Path:
+    """Execute and render the profile's reports under ``out`` (see the module's docstring); returns
+    ``out/reports/index.html``. ``only``: these pages alone (names of :data:`REPORTS` / ``paper_<table>``).
+
+    A failing notebook does not stop the others; it never replaces an executed notebook (its partial
+    run is rendered instead); after all of them a :class:`ReportError` names each failed page and cell.
     """
-    out_dir = Path(out_dir)
-    executed_dir = Path("results") / profile / "notebooks"
-    parameters = {"profile": profile, **(parameters or {})}
-    written, failed = [], {}
-    for name, execute in REPORTS:
-        executed = executed_dir / f"{name}.ipynb"
-        try:
-            if execute:
-                execute_notebook(Path(notebooks_dir) / f"{name}.ipynb", executed, parameters, timeout=timeout)
-            elif not executed.is_file():
-                raise FileNotFoundError(f"{executed} does not exist: run the `table` stage first (dvc repro)")
-        except Exception as err:  # papermill raises PapermillExecutionError with the failing cell
-            failed[name] = _failure(err)
-        if executed.is_file():  # a failed notebook is still rendered, up to its failing cell
-            atomic_write_text(out_dir / f"{name}.html", render_html(executed))
-            written.append(name)
-    def status(n: str) -> str:
-        return f" (failed: {html.escape(failed[n])})" if n in failed else ""
-
-    items = "\n".join(f'<li><a href="{n}.html">{n}</a>{status(n)}</li>' for n in written)
-    items += "".join(f"<li>{n}: not written ({html.escape(m)})</li>" for n, m in failed.items() if n not in written)
-    index = atomic_write_text(out_dir / "index.html", f"<!doctype html><html><head><meta charset='utf-8'>"
-                              f"<title>ld-workspace reports: {profile}</title></head><body>"
-                              f"<h1>ld-workspace reports, profile <code>{profile}</code></h1><ul>\n{items}\n</ul>"
-                              f"</body></html>\n")
+    results = Path("results") / profile
+    out = Path(out) if out is not None else results
+    reports = [r for r in (*REPORTS, *paper_reports(list(paper_tables))) if only is None or r.name in only]
+    unknown = sorted(set(only or ()) - {r.name for r in reports})
+    if unknown:
+        raise ReportError(f"unknown report page(s) {unknown}: the pages are "
+                          f"{[r.name for r in (*REPORTS, *paper_reports(list(paper_tables)))]}")
+    pages, failed = [], {}
+    for report in reports:
+        if report.executed:
+            notebook = out / "notebooks" / f"{report.name}.ipynb"
+            params = {"profile": profile, **(parameters or {}),
+                      "figures_dir": str(out / "figures" / report.figures)}
+            try:
+                execute_notebook(Path(notebooks_dir) / f"{report.name}.ipynb", notebook, params, timeout=timeout)
+            except LDError as err:  # NotebookError names the failing cell; a bad profile or file, the file
+                failed[report.name] = _failure(err)
+                notebook = failed_path(notebook) if isinstance(err, NotebookError) else None
+        else:
+            notebook = results / "notebooks" / f"{report.name}.ipynb"
+            if not notebook.is_file():
+                failed[report.name] = f"{notebook} does not exist: run the `{report.stage}` stage first (dvc repro)"
+        written = notebook is not None and notebook.is_file()
+        if written:  # a failed notebook is rendered up to its failing cell
+            atomic_write_text(out / "reports" / f"{report.name}.html", render_html(notebook))
+        pages.append((report, written, failed.get(report.name)))
+    index = atomic_write_text(out / "reports" / "index.html", index_page(profile, results, pages))
     if failed:
         raise ReportError("notebooks failed: " + "; ".join(f"{n} ({m})" for n, m in failed.items()) +
-                          f". The other reports are in {out_dir}.")
+                          f". The other reports are in {out / 'reports'}.")
     return index
