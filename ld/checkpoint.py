@@ -61,9 +61,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Load a checkpoint with ``weights_only=True``; clear errors for a missing or unsafe file.
     ``mmap``: map the tensors instead of reading them (a cheap check that the file loads)."""
     path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"checkpoint {path} does not exist: train it first (dvc repro) or "
-                                "give the path of a local checkpoint file")
+    require_files(path, what="checkpoint")
     allow_mmengine_globals()
     if path.stat().st_size == 0:
         raise BadFileError(f"checkpoint {path} is empty (0 bytes): a write that never finished; train or copy it "
@@ -174,15 +172,28 @@ def making_stage(run_dir: str | os.PathLike, params_file: str | os.PathLike = "p
     return None
 
 
-def require_exported(run_dir: str | os.PathLike, params_file: str | os.PathLike = "params.yaml") -> tuple[Path, Path]:
-    """``(config.py, model.pth)`` of an exported run folder; a one-line :class:`MissingFileError` naming the
-    stage that makes it (``dvc pull`` from the remote, or ``dvc repro <stage>``) if either is missing."""
-    run_dir = Path(run_dir)
-    files = run_dir / "config.py", run_dir / "model.pth"
-    missing = next((f for f in files if not f.is_file()), None)
-    if missing is not None:
-        stage = making_stage(run_dir, params_file)
-        how = f"`dvc pull {run_dir}` (from the DVC remote) or `dvc repro {stage}`" if stage else \
-            f"`dvc pull {run_dir}`, or train it (`ld train ... --out {run_dir}`)"
-        raise MissingFileError(f"model {missing} not found: get it with {how}")
+def missing_model(path: str | os.PathLike, what: str = "model") -> MissingFileError:
+    """The one-line error for a missing file of a run folder: for ``models/<profile>/<run>/...``, how to get it
+    (``dvc pull`` from the remote, or ``dvc repro`` of the stage that makes it, :func:`making_stage`)."""
+    path = Path(path)
+    stage = making_stage(path.parent)
+    if stage:
+        return MissingFileError(f"{what} {path} not found: get it with `dvc pull {path.parent}` (from the DVC "
+                                f"remote) or `dvc repro {stage}`")
+    return MissingFileError(f"{what} {path} not found: give an existing file (a run exported by `ld train --out DIR` "
+                            "holds DIR/config.py and DIR/model.pth)")
+
+
+def require_files(*paths: str | os.PathLike | None, what: str = "model") -> None:
+    """A :func:`missing_model` error for the first of ``paths`` (None: not needed) that is not a file."""
+    for path in paths:
+        if path is not None and not Path(path).is_file():
+            raise missing_model(path, what)
+
+
+def require_exported(run_dir: str | os.PathLike, what: str = "model") -> tuple[Path, Path]:
+    """``(config.py, model.pth)`` of an exported run folder, or the :func:`missing_model` error of the first
+    that is missing."""
+    files = Path(run_dir) / "config.py", Path(run_dir) / "model.pth"
+    require_files(*files, what=what)
     return files

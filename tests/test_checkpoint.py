@@ -50,7 +50,7 @@ def test_weights_only_is_not_switched_off(tmp_path):
 
 
 def test_missing_checkpoint_says_what_to_do(tmp_path):
-    with pytest.raises(FileNotFoundError, match="train it first"):
+    with pytest.raises(FileNotFoundError, match="not found: give an existing file"):
         load_checkpoint(tmp_path / "nope.pth")
 
 
@@ -99,5 +99,5 @@ def test_a_missing_model_names_the_stage_that_makes_it(tmp_path, monkeypatch):
     (run / "model.pth").write_bytes(b"")
     assert require_exported("models/smoke/gfl_r18_1x") == (Path("models/smoke/gfl_r18_1x/config.py"),
                                                           Path("models/smoke/gfl_r18_1x/model.pth"))
-    with pytest.raises(MissingFileError, match=r"or train it \(`ld train ... --out /nowhere`\)"):
+    with pytest.raises(MissingFileError, match=r"model /nowhere/config.py not found: give an existing file"):
         require_exported("/nowhere")

@@ -1,8 +1,12 @@
 """The `ld` command's own layer: fast help, flags parsed as mmdet's tools parse them."""
+import shutil
 import subprocess
 import sys
 
+import pytest
+
 from ld.cli import NMS_TYPES, build_parser
+from tests.conftest import REPO
 
 
 def test_the_nms_choices_are_the_ops_own():
@@ -29,3 +33,26 @@ def test_cfg_options_are_parsed_as_mmdets_dict_action():
                                       "optim_wrapper.optimizer.lr=0.001", "train_cfg.max_epochs=[1,2]"])
     assert args.cfg_options == {"optim_wrapper.optimizer.lr": 0.001, "train_cfg.max_epochs": [1, 2]}
     assert build_parser().parse_args(["train", "c.py", "--out", "o"]).cfg_options is None
+
+
+@pytest.mark.parametrize("argv", [
+    ["eval", "models/smoke/gfl_r50_2x/config.py", "models/smoke/gfl_r50_2x/model.pth", "--out", "m.json"],
+    ["bench", "fps", "models/smoke/gfl_r50_2x/config.py", "models/smoke/gfl_r50_2x/model.pth"],
+    ["show", "models/smoke/gfl_r50_2x/config.py", "models/smoke/gfl_r50_2x/model.pth", "image.jpg"],
+    ["train", str(REPO / "pipelines/configs/ld_r18_gfl_r50_1x.py"), "--teacher", "models/smoke/gfl_r50_2x",
+     "--out", "out", "--work-root", "work"],
+])
+def test_a_missing_model_is_one_line_naming_its_stage(argv, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from ld.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    Image.new("RGB", (32, 24)).save(tmp_path / "image.jpg")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "models/smoke/gfl_r50_2x/config.py not found: get it with `dvc pull models/smoke/gfl_r50_2x`" in err
+    assert "`dvc repro train@gfl_r50_2x`" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.jpg", "params.yaml"]  # nothing written

@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from ld.checkpoint import load_weights
+from ld.checkpoint import load_weights, require_files
 from ld.engine import unformatted
-from ld.errors import ConfigError, MissingFileError
+from ld.errors import ConfigError
 from ld.evaluation.coco import evaluate_coco, load_results
 from ld.evaluation.voc import evaluate_voc, voc_inputs, voc_table
 from ld.io import atomic_write_json
@@ -42,10 +42,9 @@ def predict_coco(cfg, checkpoint: str | Path, out_prefix: str | Path) -> Path:
     model is the student alone with its weights loaded exactly, as :func:`ld.models.distiller.build_student`
     makes it, but built by mmengine's Runner (on the Runner's device) for its test loop to write the results.
     """
-    from mmengine.runner import Runner
+    from ld.engine.console import QuietRunner  # the console: the test loop's interval lines and errors
 
-    if not Path(checkpoint).is_file():
-        raise MissingFileError(f"checkpoint {checkpoint} not found: train the run first (`dvc repro`)")
+    require_files(checkpoint, what="checkpoint")
     cfg = student_only(cfg)
     cfg.custom_hooks = []
     cfg.load_from = None  # mmengine would load non-strictly: the weights are loaded exactly below
@@ -57,7 +56,7 @@ def predict_coco(cfg, checkpoint: str | Path, out_prefix: str | Path) -> Path:
         # a visualizer of its own: mmengine's instances are global, and an earlier one writes to its own dir
         cfg.visualizer.name = f"ld-eval-{Path(work_dir).name}"
         cfg.visualizer.vis_backends = [dict(type="LocalVisBackend")]
-        runner = Runner.from_cfg(unformatted(cfg))
+        runner = QuietRunner.from_cfg(unformatted(cfg))
         load_weights(runner.model, checkpoint, what="model")
         runner.test()
     return Path(f"{out_prefix}.bbox.json")
@@ -106,6 +105,7 @@ def evaluate_checkpoint(config: str | Path, checkpoint: str | Path | None, out_j
     """
     from mmengine.config import Config
 
+    require_files(config, checkpoint)
     cfg = Config.fromfile(str(config))
     set_nms(cfg, nms)
     if cfg_options:

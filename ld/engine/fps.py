@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from ld.checkpoint import require_files
 from ld.engine.evaluate import set_nms
 from ld.models.distiller import build_student
 
@@ -27,6 +28,7 @@ def benchmark_fps(config: str | Path, checkpoint: str | Path, num_images: int = 
     from mmengine.config import Config
     from mmengine.runner import Runner
 
+    require_files(config, checkpoint)
     cfg = Config.fromfile(str(config))
     set_nms(cfg, nms)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ld.checkpoint import file_digest, load_checkpoint, save_weights
+from ld.checkpoint import file_digest, load_checkpoint, require_exported, save_weights
 from ld.engine import determinism, live, nonfinite, unformatted  # noqa: F401  (register what a run adds)
 from ld.errors import BadFileError, ConfigError, LDError, MissingFileError
 from ld.io import atomic_write_bytes, atomic_write_json, check_export_dir, listing_digest
@@ -93,10 +93,7 @@ def build_train_config(
         if teacher_dir is None:
             raise ConfigError(f"{config} distils from a teacher: pass --teacher <exported teacher folder>")
         teacher_dir = Path(teacher_dir)
-        for name in ("config.py", "model.pth"):
-            if not (teacher_dir / name).is_file():
-                raise MissingFileError(f"teacher {teacher_dir} has no {name}: train the teacher first "
-                                        f"(`ld train` or `dvc repro`)")
+        require_exported(teacher_dir, what="teacher")
         if cfg.get("teacher") and teacher_dir.name != cfg.teacher:
             raise ConfigError(f"{config} distils from '{cfg.teacher}', but --teacher is {teacher_dir}: "
                               "fix params.yaml's distill entry or the config's `teacher`")

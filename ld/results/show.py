@@ -21,20 +21,16 @@ def load_exported(config: str | Path, checkpoint: str | Path) -> nn.Module:
     """The detector of ``config`` with the weights of ``checkpoint`` (:func:`ld.models.distiller.build_student`).
 
     An exported run's pair (``<run>/config.py``, ``<run>/model.pth``) that is missing is a one-line
-    :class:`MissingFileError` naming the stage that makes it (:func:`ld.checkpoint.require_exported`); a
+    :class:`MissingFileError` naming the stage that makes it (:func:`ld.checkpoint.require_files`); a
     config that mmengine cannot read, or whose head predicts no edge distributions, a :class:`BadFileError`.
     """
     from mmengine.config import Config
 
-    from ld.checkpoint import require_exported
+    from ld.checkpoint import require_files
     from ld.models.distiller import build_student
 
     config, checkpoint = Path(config), Path(checkpoint)
-    if config.name == "config.py" and checkpoint == config.with_name("model.pth"):
-        require_exported(config.parent)
-    if not config.is_file():
-        raise MissingFileError(f"config {config} not found: give an exported run's config.py "
-                               "(models/<profile>/<run>/config.py)")
+    require_files(config, checkpoint)
     try:
         cfg = Config.fromfile(str(config))
     except Exception as err:  # mmengine raises SyntaxError, OSError, KeyError, ... by what is wrong
