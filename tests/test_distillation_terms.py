@@ -42,11 +42,12 @@ def test_main_region_ld_weights_each_positive_by_its_max_class_score_and_divides
 
 
 def test_main_region_ld_is_zero_where_student_and_teacher_agree_and_sends_no_gradient_to_the_weights():
+    torch.manual_seed(0)  # float32 rounding leaves ~1e-6 of KL(p || p) * T^2; a real difference is ~0.1
     s_reg = torch.randn(2, 5, 4 * 17, requires_grad=True)
     s_cls = torch.randn(2, 5, 3, requires_grad=True)
     pos = torch.rand(2, 5) > 0.3
     loss = main_region_ld(s_reg, s_reg.detach().clone(), s_cls, pos, T=10.0)
-    assert abs(loss.item()) < 1e-6
+    assert abs(loss.item()) < 1e-5
     main_region_ld(s_reg, torch.randn(2, 5, 4 * 17), s_cls, pos, T=10.0).backward()
     assert s_cls.grad is None and s_reg.grad is not None
     assert s_reg.grad[~pos].abs().sum() == 0  # locations outside the region get nothing

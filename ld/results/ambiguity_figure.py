@@ -28,7 +28,7 @@ from torch import nn
 from ld.io import atomic_write_bytes
 from ld.ops.ambiguity import EDGES, edge_probabilities, normalized_entropy
 from ld.ops.box_ops import box_iou
-from ld.results.analysis import edge_bin_positions, ground_truth_by_image, predict_with_distributions, val_loader
+from ld.results.analysis import edge_bin_positions, ground_truth_by_image, predict_with_distributions, val_batches
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -110,10 +110,7 @@ def matched_objects(models: Mapping[str, nn.Module], num_images: int | None = No
     first = next(iter(models.values()))
     gts = ground_truth_by_image(first.cfg.test_evaluator.ann_file)
     objects = []
-    for n, batch in enumerate(val_loader(first)):
-        if num_images is not None and n >= num_images:
-            break
-        data = first.data_preprocessor(batch, False)
+    for data in val_batches(first, num_images):
         dets = {name: predict_with_distributions(model, data, score_thr=0.0)[0] for name, model in models.items()}
         image = next(iter(dets.values()))
         for gt in gts.get(image["img_id"], []):

@@ -88,6 +88,15 @@ def val_loader(model: nn.Module):
         return Runner.build_dataloader(loader_cfg)
 
 
+def val_batches(model: nn.Module, num_images: int | None = None):
+    """The first ``num_images`` (None: all) images of :func:`val_loader`, each a batch of one, preprocessed
+    by the model's data preprocessor."""
+    for n, batch in enumerate(val_loader(model)):
+        if num_images is not None and n >= num_images:
+            return
+        yield model.data_preprocessor(batch, False)
+
+
 @torch.no_grad()
 def head_outputs(model: nn.Module, data: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Flattened head outputs of a preprocessed batch, in anchor order.
@@ -198,10 +207,7 @@ def ambiguity_table(models: dict[str, nn.Module], teacher: str | None = None, nu
     reg_max = first.bbox_head.reg_max
     gts = ground_truth_by_image(first.cfg.test_evaluator.ann_file)
     rows = []
-    for n, batch in enumerate(val_loader(first)):
-        if num_images is not None and n >= num_images:
-            break
-        data = first.data_preprocessor(batch, False)
+    for data in val_batches(first, num_images):
         teacher_logits = head_outputs(models[teacher], data)[1][0] if teacher else None
         for name, model in models.items():
             det = predict_with_distributions(model, data, score_thr=score_thr)[0]
