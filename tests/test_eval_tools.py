@@ -54,6 +54,8 @@ def test_cfg_options_are_merged_into_the_config_that_evaluation_runs(tiny_run, t
     assert len(one) == 4 and set(one.values()) == {1}
     assert boxes_per_image({"model.test_cfg.score_thr": 1.01}) == {}  # no score reaches it
     assert json.loads((tmp_path / "m.json").read_text())["coco"]["AP"] in (0.0, -1.0)
+    with pytest.raises(ConfigError, match=r"has no key 'test_dataloder' \(did you mean 'test_dataloader'"):
+        boxes_per_image({"test_dataloder.batch_size": 2})  # a typo is refused, as by ld train
 
 
 def _direct_detections(cfg, checkpoint) -> list[dict]:

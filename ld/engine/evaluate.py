@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ld.checkpoint import load_weights, require_files
-from ld.engine import unformatted
+from ld.engine import merge_options, unformatted
 from ld.errors import ConfigError
 from ld.evaluation.coco import evaluate_coco, load_results
 from ld.evaluation.voc import evaluate_voc, voc_inputs, voc_table
@@ -98,9 +98,10 @@ def evaluate_checkpoint(config: str | Path, checkpoint: str | Path | None, out_j
         results_out: also keep the detections as a COCO results file (for the test-dev server).
         tables_dir: where to write the per-class COCO and VOC tables (Markdown + CSV, in %).
         nms: override the test-time NMS (one of :data:`ld.ops.voting_cluster_diou_nms.NMS_TYPES`).
-        cfg_options: config overrides as mmdet's ``tools/test.py --cfg-options`` takes them, merged by
-            mmengine's ``Config.merge_from_dict`` after ``nms`` and before the model and the dataloader
-            are built, e.g. ``{"test_dataloader.batch_size": 2, "model.test_cfg.score_thr": 0.05}``
+        cfg_options: config overrides as mmdet's ``tools/test.py --cfg-options`` takes them, merged
+            (:func:`ld.engine.merge_options`: a key the config lacks is refused) after ``nms`` and before the
+            model and the dataloader are built, e.g. ``{"test_dataloader.batch_size": 2,
+            "model.test_cfg.score_thr": 0.05}``
             (``test_evaluator`` is the evaluation's own: only its ``ann_file`` is read).
     """
     from mmengine.config import Config
@@ -108,8 +109,7 @@ def evaluate_checkpoint(config: str | Path, checkpoint: str | Path | None, out_j
     require_files(config, checkpoint)
     cfg = Config.fromfile(str(config))
     set_nms(cfg, nms)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    merge_options(cfg, cfg_options, config)
     if results is not None:
         metrics = evaluate_results(cfg, results, tables_dir)
     else:

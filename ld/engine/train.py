@@ -9,7 +9,6 @@ later stages use; exporting writes only those two files, each atomically.
 from __future__ import annotations
 
 import copy
-import difflib
 import errno
 import fcntl
 import hashlib
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 
 from ld.checkpoint import file_digest, load_checkpoint, require_exported, save_weights
-from ld.engine import determinism, live, nonfinite, unformatted  # noqa: F401  (register what a run adds)
+from ld.engine import determinism, live, merge_options, nonfinite, unformatted  # noqa: F401  (register what a run adds)
 from ld.errors import BadFileError, ConfigError, LDError, MissingFileError
 from ld.io import atomic_write_bytes, atomic_write_json, check_export_dir, listing_digest
 from ld.models.distiller import DISTILLERS, LocalizationDistiller
@@ -140,19 +139,6 @@ def build_train_config(
 def _live_backends(cfg) -> list:
     return [b for b in cfg.get("visualizer", {}).get("vis_backends", []) if b.get("type") == "DVCLiveCurves"]
 
-
-def merge_options(cfg, options: dict[str, Any] | None, config: str | Path) -> None:
-    """Merge ``--cfg-options`` (dotted keys) into ``cfg`` in place, as mmdet's ``tools/train.py`` does;
-    a key whose first part the config lacks (a typo: ``optim_warpper.optimizer.lr``) is a ConfigError."""
-    if not options:
-        return
-    for key in options:
-        top = key.split(".", 1)[0]
-        if top not in cfg:
-            near = difflib.get_close_matches(top, list(cfg.keys()), n=1)
-            hint = f"did you mean '{near[0]}'?" if near else "check the spelling against the config"
-            raise ConfigError(f"--cfg-options {key}: {config} has no key '{top}' ({hint})")
-    cfg.merge_from_dict(options)
 
 
 def _datasets(cfg):

@@ -121,11 +121,11 @@ def build_reports(profile: str, out: str | Path | None = None, parameters: dict[
     """
     results = Path("results") / profile
     out = Path(out) if out is not None else results
-    reports = [r for r in (*REPORTS, *paper_reports(list(paper_tables))) if only is None or r.name in only]
+    every = (*REPORTS, *paper_reports(list(paper_tables)))
+    reports = [r for r in every if only is None or r.name in only]
     unknown = sorted(set(only or ()) - {r.name for r in reports})
     if unknown:
-        raise ReportError(f"unknown report page(s) {unknown}: the pages are "
-                          f"{[r.name for r in (*REPORTS, *paper_reports(list(paper_tables)))]}")
+        raise ReportError(f"unknown report page(s) {unknown}: the pages are {[r.name for r in every]}")
     pages, failed = [], {}
     for report in reports:
         if report.executed:
