@@ -51,9 +51,10 @@ def _cmd_seeds(args) -> None:
 
     params = load_params(args.params)
     profile = args.profile or params["profile"]
-    written = run_seed_study(params, profile, params_file=args.params, out=args.out or f"results/{profile}/seeds",
-                             models=args.models or f"models/{profile}/seeds", work_root=args.work_root)
-    print(f"ld seeds: {len(written)} runs evaluated")
+    written = run_seed_study(params, profile, args.run, params_file=args.params,
+                             out=args.out or f"results/{profile}/seeds/{args.run}",
+                             models=args.models or f"models/{profile}/seeds/{args.run}", work_root=args.work_root)
+    print(f"ld seeds: {args.run}: {len(written)} evaluations written")
 
 
 def _cmd_paper_run(args) -> None:
@@ -204,10 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     _cfg_options(tr)
     tr.set_defaults(func=_cmd_train)
 
-    sd = sub.add_parser("seeds", help="the seed study: train and evaluate params.yaml's study runs with the "
-                                      "profile's other seeds")
-    sd.add_argument("--out", default=None, help="metrics folder (default: results/<profile>/seeds)")
-    sd.add_argument("--models", default=None, help="models folder (default: models/<profile>/seeds)")
+    sd = sub.add_parser("seeds", help="the seed study: train and evaluate one of params.yaml's study runs with "
+                                      "the profile's other seeds (config NMS and voting Cluster-DIoU-NMS)")
+    sd.add_argument("run", help="a run of study.baselines / study.students")
+    sd.add_argument("--out", default=None, help="metrics folder (default: results/<profile>/seeds/<run>)")
+    sd.add_argument("--models", default=None, help="models folder (default: models/<profile>/seeds/<run>)")
     sd.add_argument("--work-root", default="work", help="root of run folders (checkpoints to resume)")
     sd.set_defaults(func=_cmd_seeds)
 

@@ -35,7 +35,6 @@ Check = Callable[[Any, str], tuple[Any, Problems]]
 LAYOUTS = ("synth", "coco", "voc")
 TEACHER_PRECISIONS = ("auto", "fp32", "bf16")
 PAPER_TABLES = ("gflv1_coco", "selfld_coco", "gflv2_coco", "voc", "full_ld_coco")
-STUDY_ROLES = ("teacher", "baseline", "ld", "ld_vlr", "selfld")
 ANALYSIS_ROLES = ("teacher", "baseline", "student")
 
 
@@ -384,7 +383,8 @@ def schema() -> Rule:
         "analysis": optional(record({role: required(run) for role in ANALYSIS_ROLES})),
         # ld.engine.seeds.study_runs / study_seeds, notebooks/seeds_table.ipynb, dvc.yaml's seeds stages
         "study": optional(nullable(record({
-            **{role: required(run) for role in STUDY_ROLES},
+            "baselines": optional(nullable(list_of(run, unique=True))),
+            "students": optional(nullable(mapping_of(record({"teacher": required(run)}), what="run"))),
             # study_seeds iterates seeds[profile]: a list (null there would crash), the whole mapping may be null
             "seeds": optional(nullable(mapping_of(list_of(integer(0)), what="profile name"))),
         }))),
@@ -452,12 +452,11 @@ def check_runs(params: dict[str, Any], *, analysis_runs: bool = True) -> Problem
     problems += _teacher_cycles(distill)
     if not analysis_runs:
         return problems
-    for section, roles in (("analysis", ANALYSIS_ROLES), ("study", STUDY_ROLES)):
-        spec = _mapping(params, section)
-        for role in roles:
-            if isinstance(spec.get(role), str) and spec[role] not in runs:
-                problems.append(_not_a_run(f"{section}.{role}", spec[role], runs, expected))
-    return problems + _check_study(_mapping(params, "study"), distill)
+    analysis = _mapping(params, "analysis")
+    for role in ANALYSIS_ROLES:
+        if isinstance(analysis.get(role), str) and analysis[role] not in runs:
+            problems.append(_not_a_run(f"analysis.{role}", analysis[role], runs, expected))
+    return problems + _check_study(_mapping(params, "study"), [*train, *teachers], distill)
 
 
 def _not_a_run(path: str, name: str, runs: list[str], expected: str) -> str:
@@ -479,20 +478,20 @@ def _teacher_cycles(distill: dict[str, str]) -> Problems:
     return problems
 
 
-def _check_study(study: dict[str, Any], distill: dict[str, str]) -> Problems:
-    """ld.engine.seeds.study_runs: the study's LD students distil from its teacher, Self-LD from its
-    baseline (the seeds stage depends on those two models only)."""
+def _check_study(study: dict[str, Any], trained: list[str], distill: dict[str, str]) -> Problems:
+    """ld.engine.seeds.study_runs: the study's baselines are trained runs, its students distilled runs
+    with the teacher `distill` gives them (the seeds stage depends on that model)."""
     problems = []
-    for role in ("ld", "ld_vlr", "selfld"):
-        run = study.get(role)
-        if not isinstance(run, str):
-            continue
-        expected = study.get("baseline") if role == "selfld" else study.get("teacher")
+    for i, run in enumerate(_names(study.get("baselines"))):
+        if run not in trained:
+            problems.append(_not_a_run(f"study.baselines[{i}]", run, trained, "a run of train or teachers"))
+    for run, spec in _mapping(study, "students").items():
+        teacher = spec.get("teacher") if isinstance(spec, dict) else None
         if run not in distill:
-            problems.append(_not_a_run(f"study.{role}", run, list(distill), "a run of distill"))
-        elif isinstance(expected, str) and distill[run] != expected:
-            problems.append(f"study.{role}: {run!r} distils from {distill[run]!r}, but the study needs "
-                            f"{expected!r} (study.{'baseline' if role == 'selfld' else 'teacher'})")
+            problems.append(_not_a_run(f"study.students.{run}", run, list(distill), "a run of distill"))
+        elif isinstance(teacher, str) and distill[run] != teacher:
+            problems.append(f"study.students.{run}.teacher: {teacher!r}, but distill.{run}.teacher is "
+                            f"{distill[run]!r} (they must agree)")
     return problems
 
 

@@ -22,7 +22,7 @@ PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 ALL = {**{name: (stage, "dvc.yaml") for name, stage in STAGES.items()},
        **{f"bench:{name}": (stage, "pipelines/bench/dvc.yaml") for name, stage in BENCH.items()}}
 # `ld` subcommands that read data/<profile>: training, evaluation, the seed study, the ambiguity analysis
-READS_DATA = re.compile(r"\bld --profile \$\{profile\} (train|eval|seeds|report)\b")
+READS_DATA = re.compile(r"\bld --profile \$\{profile\} (train|eval|seeds|notebook notebooks/ambiguity)\b")
 
 
 def _body(stage):
@@ -43,7 +43,7 @@ def test_a_stage_that_reads_the_dataset_depends_on_it(name):
 
 
 def test_the_rule_covers_every_evaluation_stage():
-    assert {"eval", "eval_distill", "eval_teacher", "report"} <= {
+    assert {"eval", "eval_distill", "eval_teacher", "ambiguity", "seeds_train", "seeds_distill"} <= {
         n for n, s in STAGES.items() if READS_DATA.search(_body(s)["cmd"])}
 
 
@@ -216,7 +216,8 @@ def _scripts(script: Path) -> set[Path]:
 def _report_notebooks() -> list[str]:
     from ld.results.report import REPORTS
 
-    return [f"notebooks/{report.name}.ipynb" for report in REPORTS if report.executed]
+    results = Path("results/smoke")  # the report stage's own output folder: its pages with a stage are rendered
+    return [f"notebooks/{report.name}.ipynb" for report in REPORTS if report.executed(results, results)]
 
 
 def imported_files(stage) -> set[str]:
@@ -268,8 +269,9 @@ def test_the_import_walk_sees_lazy_imports_packages_and_subprocesses():
     assert {"ld/__init__.py", "ld/cli.py", "ld/engine/__init__.py", "ld/engine/train.py", "ld/models/__init__.py",
             "ld/params_check.py", "ld/engine/live.py", "ld/engine/determinism.py"} <= train
     assert "ld/engine/evaluate.py" not in train and "ld/data/synth.py" not in imported_files(STAGES["eval"])
-    assert {"ld/engine/train.py", "ld/engine/evaluate.py"} <= imported_files(STAGES["seeds"])
-    assert "ld/results/analysis.py" in imported_files(STAGES["report"])
+    assert {"ld/engine/train.py", "ld/engine/evaluate.py"} <= imported_files(STAGES["seeds_distill"])
+    assert "ld/results/analysis.py" in imported_files(STAGES["ambiguity"])
+    assert "ld/results/claims.py" in imported_files(STAGES["claims"])
     assert "ld/engine/seeds.py" in imported_files(STAGES["seeds_table"])  # notebooks/seeds_table.ipynb's import
     assert "ld/results/notebooks.py" in imported_files(STAGES["table"])
     # an option's type= function runs (and imports) only for a command that gives the option
@@ -306,7 +308,8 @@ def _code(name: str) -> set[str]:
 
 def test_the_training_stages_share_their_code_deps():
     assert _code("train") == _code("distill")
-    assert _code("train") | _code("eval") <= _code("seeds")  # the seed study trains and evaluates
+    assert _code("seeds_train") == _code("seeds_distill")
+    assert _code("train") | _code("eval") <= _code("seeds_train")  # the seed study trains and evaluates
 
 
 def test_the_evaluation_stages_share_their_deps():
@@ -327,7 +330,8 @@ CONFIGS = "pipelines/configs"
     ("train", {"pipelines/configs/${item.run}.py"}),
     ("distill", {"pipelines/configs/${key}.py"}),
     ("teacher", {"pipelines/configs/${key}.py"}),
-    ("seeds", {f"pipelines/configs/${{study.{role}}}.py" for role in ("baseline", "ld", "ld_vlr", "selfld")}),
+    ("seeds_train", {"pipelines/configs/${item}.py"}),
+    ("seeds_distill", {"pipelines/configs/${key}.py"}),
 ])
 def test_a_training_stage_depends_on_its_row_configs_and_the_shared_parts_only(name, configs):
     listed = {d for d in _deps(STAGES[name]) if d.startswith(CONFIGS)}
@@ -362,15 +366,17 @@ def test_a_row_config_inherits_from_the_shared_parts_only():
     assert not wrong, f"row configs inheriting from outside {CONFIGS}/_base_ ({len(wrong)}): {wrong}"
 
 
-def test_the_seed_study_trains_the_runs_its_configs_name():
-    from ld.engine.seeds import STUDY_METHODS
-
-    assert {key for key, _ in STUDY_METHODS} == {"baseline", "ld", "ld_vlr", "selfld"}
-    # and reads the distilled ones' teachers (checked against study.teacher / study.baseline), not all of distill
-    params = _params(STAGES["seeds"])
-    assert "study" in params and "distill" not in params
-    assert {p for p in params if p.startswith("distill.")} == {
-        f"distill.${{study.{key}}}.teacher" for key, _ in STUDY_METHODS if key != "baseline"}
+def test_the_seed_study_depends_on_each_run_and_its_teacher_alone():
+    """One stage per study run: its row config, its teacher's model and params entries, not all of `study`
+    or `distill` (adding a student to the study trains nothing else again)."""
+    student = _body(STAGES["seeds_distill"])
+    assert STAGES["seeds_distill"]["foreach"] == "${study.students}"
+    assert STAGES["seeds_train"]["foreach"] == "${study.baselines}"
+    assert "models/${profile}/${item.teacher}" in _deps(STAGES["seeds_distill"])
+    assert {p for p in _params(STAGES["seeds_distill"]) if p.startswith(("study", "distill"))} == {
+        "study.seeds", "study.students.${key}", "distill.${key}.teacher"}
+    assert {p for p in _params(STAGES["seeds_train"]) if p.startswith(("study", "distill"))} == {"study.seeds"}
+    assert "models/${profile}/seeds/${key}" in student["outs"]
 
 
 def test_the_bench_depends_on_the_configs_it_times_and_their_teachers():
@@ -413,7 +419,7 @@ def _profile_keys_read() -> frozenset[str]:
 
 # how a run is executed, not what it learns: changing them does not retrain
 NOT_THE_MODEL = {"workers", "checkpoint_interval"}
-TRAINING = ["train", "distill", "seeds", "teacher"]
+TRAINING = ["train", "distill", "seeds_train", "seeds_distill", "teacher"]
 
 
 @pytest.mark.parametrize("name", TRAINING + ["bench:bench"])
@@ -429,7 +435,7 @@ def test_a_training_stage_has_the_profile_keys_that_change_the_model(name):
 @pytest.mark.parametrize("name", TRAINING)
 def test_a_training_stage_has_its_seed_gpus_and_ld_recipe(name):
     params = set(_params(STAGES[name]))
-    ld = {"ld.temperature", "ld.loss_weight", "ld.teacher_precision"} if name in ("distill", "seeds") else set()
+    ld = {"ld.temperature", "ld.loss_weight", "ld.teacher_precision"} if name in ("distill", "seeds_distill") else set()
     assert {p for p in params if p in ("seed", "num_gpus") or p.startswith("ld")} == (
         ld | ({"seed", "num_gpus"} if name != "teacher" else set()))  # an import trains nothing
     assert "ld.teacher_cache" not in params and "ld" not in params  # offline LD: the same losses, faster

@@ -12,7 +12,6 @@ from ld.params_check import (
     ANALYSIS_ROLES,
     LAYOUTS,
     PAPER_TABLES,
-    STUDY_ROLES,
     TEACHER_PRECISIONS,
     check_params,
     record,
@@ -168,10 +167,15 @@ BAD = [
      "analysis.student must be a run of train, teachers or distill, got 'ld_r18_gfl_r50_2x'"),
     ("analysis-missing-role", [("analysis", {"teacher": "gfl_r50_2x", "baseline": "gfl_r18_1x"})],
      "analysis.student is missing"),
-    ("study-not-a-run", [("study.teacher", "gfl_r101_2x")], "study.teacher must be a run of train, teachers"),
-    ("study-ld-not-distilled", [("study.ld", "gfl_r18_1x")], "study.ld must be a run of distill, got 'gfl_r18_1x'"),
-    ("study-wrong-teacher", [("study.ld", "ld_r18_gflv2_r50_1x")],
-     "study.ld: 'ld_r18_gflv2_r50_1x' distils from 'gflv2_r50_2x', but the study needs 'gfl_r50_2x'"),
+    ("study-baseline-not-trained", [("study.baselines", ["gfl_r18_1x", "selfld_r18_1x"])],
+     "study.baselines[1] must be a run of train or teachers, got 'selfld_r18_1x'"),
+    ("study-student-not-distilled", [("study.students.gfl_r18_1x", {"teacher": "gfl_r50_2x"})],
+     "study.students.gfl_r18_1x must be a run of distill, got 'gfl_r18_1x'"),
+    ("study-wrong-teacher", [("study.students.ld_r18_gflv2_r50_1x.teacher", "gfl_r50_2x")],
+     "study.students.ld_r18_gflv2_r50_1x.teacher: 'gfl_r50_2x', but distill.ld_r18_gflv2_r50_1x.teacher is "
+     "'gflv2_r50_2x' (they must agree)"),
+    ("study-student-key-misspelt", [("study.students.selfld_r18_1x", {"teachr": "gfl_r18_1x"})],
+     "study.students.selfld_r18_1x.teachr: unknown key 'teachr' (did you mean 'teacher'?)"),
     ("study-seed-negative", [("study.seeds.smoke", [0, -1])], "study.seeds.smoke[1] must be an integer >= 0, got -1"),
     ("study-seed-fraction", [("study.seeds.mini", [0.5])], "study.seeds.mini[0] must be an integer >= 0, got 0.5"),
     ("study-seeds-null", [("study.seeds.smoke", None)],
@@ -194,11 +198,11 @@ def test_a_missing_profile_key_is_named(key):
 
 def test_every_problem_is_listed_in_one_message():
     params = edited(("seed", "abc"), ("profiles.smoke.batch_size", 8.7), ("ld.loss_weight", -1),
-                    ("profiles.smoke.checkpoint_interval", 0), ("distill.ld_r18_ld_r34_1x.teacher", "nope"))
+                    ("profiles.smoke.checkpoint_interval", 0), ("distill.ld_r34_gfl_r50_1x.teacher", "nope"))
     message = problems_of(params, path="my/params.yaml")
     assert message.startswith("my/params.yaml: 5 problems:\n")
     for path in ("seed", "profiles.smoke.batch_size", "ld.loss_weight", "profiles.smoke.checkpoint_interval",
-                 "distill.ld_r18_ld_r34_1x.teacher"):
+                 "distill.ld_r34_gfl_r50_1x.teacher"):
         assert f". {path} must be" in message, path
 
 
@@ -320,14 +324,12 @@ def test_the_messages_keep_the_words_the_cli_tests_look_for(changes, message):
 def test_the_schema_mirrors_the_code():
     from ld.data.prepare import LAYOUTS as PREPARE_LAYOUTS
     from ld.data.synth import SynthSpec
-    from ld.engine.seeds import STUDY_METHODS
     from ld.models import distiller
     from ld.results.paper import TABLES
 
     assert LAYOUTS == PREPARE_LAYOUTS
     assert PAPER_TABLES == tuple(TABLES)
     assert TEACHER_PRECISIONS == distiller.TEACHER_PRECISIONS
-    assert set(STUDY_ROLES) == {"teacher", *(key for key, _ in STUDY_METHODS)}
     assert set(ANALYSIS_ROLES) == set(PARAMS["analysis"])
     synth_fields = {f.name for f in dataclasses.fields(SynthSpec)}
     _, problems = check_params(edited(("profiles.smoke.data", {name: 1 for name in synth_fields})))

@@ -6,9 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
+from ld.results.claims import CLAIMS
 from tests.conftest import REPO
 
 # pytest-timeout: a full `dvc repro` of the smoke profile in the module fixture (about 15 min on a workstation)
@@ -88,12 +90,19 @@ def test_the_headline_metrics_and_plots_are_what_dvc_shows(clone, repro):
 def test_smoke_repro_writes_the_seed_study_and_every_paper_table(clone, repro):
     root = clone[0] / "results" / "smoke"
     seeds = PARAMS["study"]["seeds"]["smoke"]
-    summary = (root / "tables" / "seeds.csv").read_text().splitlines()
-    assert summary[0].startswith("method,run,n,AP mean (%),AP std (%)") and len(summary) == 1 + 5
-    assert all(row.split(",")[2] == str(len(seeds)) for row in summary[2:])  # every method, every seed
+    study = [*PARAMS["study"]["baselines"], *PARAMS["study"]["students"]]
+    summary = pd.read_csv(root / "tables" / "seeds.csv")
+    assert list(summary.columns[:6]) == ["model", "method", "run", "teacher", "n", "AP mean (%)"]
+    assert summary.set_index("run").n[study].tolist() == [len(seeds)] * len(study)  # every run, every seed
+    assert set(summary.run) - set(study) == {"gfl_r50_2x", "gflv2_r50_2x", "ld_r34_gfl_r50_1x"}  # the teachers, once
     assert "not run" not in (root / "tables" / "seeds_per_run.csv").read_text()
-    for extra in seeds[1:]:
-        assert (root / "seeds" / PARAMS["study"]["ld"] / f"seed{extra}.json").is_file()
+    for run in study:
+        for extra in seeds[1:]:
+            assert {p.name for p in (root / "seeds" / run).iterdir()} >= {
+                f"seed{extra}.json", f"seed{extra}.voting_cluster_diounms.json"}
+    claims = pd.read_csv(root / "tables" / "claims.csv")
+    assert len(claims) == len(CLAIMS) and set(claims.verdict) <= {"holds", "does not hold", "inconclusive"}
+    assert not claims.status.str.startswith(("not run", "not finished", "not in the study")).any(), claims.status
     for table in PARAMS["paper_tables"]:
         text = (root / "tables" / f"paper_{table}.md").read_text()
         assert "paper AP (%)" in text and ("| ok " in text or "not run in this profile" in text), table
@@ -106,7 +115,8 @@ def test_smoke_repro_writes_the_html_reports_with_their_figures(clone, repro):
     index = (reports / "index.html").read_text()
     assert "failed" not in index and "not written" not in index
     assert index.index("<table") < index.index("data:image/png;base64,")  # the headline, then the seed study
-    pages = ["runs_table", "ambiguity", "compare_runs", "seeds_table", *(f"paper_{t}" for t in PARAMS["paper_tables"])]
+    pages = ["runs_table", "claims", "ambiguity", "compare_runs", "seeds_table",
+             *(f"paper_{t}" for t in PARAMS["paper_tables"])]
     for name in pages:
         assert f'href="{name}.html"' in index
         assert "data:image/png;base64," in (reports / f"{name}.html").read_text(), name
@@ -186,7 +196,9 @@ def test_changed_ld_param_reruns_only_what_depends_on_it(clone, repro):
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
     distilled = PARAMS["distill"]  # every distillation run depends on `ld`; no trained run does
     expected = ({f"{stage}@{run}" for run in distilled for stage in ("distill", "eval_distill")}
-                | {"table", "report", "seeds", "seeds_table"} | {f"paper_table@{t}" for t in PARAMS["paper_tables"]})
+                | {f"seeds_distill@{run}" for run in PARAMS["study"]["students"]}
+                | {"table", "report", "seeds_table", "claims", "ambiguity"}
+                | {f"paper_table@{t}" for t in PARAMS["paper_tables"]})
     assert ran == expected, out
     # one student and the headline table (-s: these stages alone, not the other students)
     stages = ["distill@ld_r18_gfl_r50_1x", "eval_distill@ld_r18_gfl_r50_1x", "table"]

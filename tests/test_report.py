@@ -25,13 +25,14 @@ def _notebook(path, *sources, tagged_parameters=True):
 
 
 def _project(tmp_path, monkeypatch, ambiguity="x = 1"):
-    """A profile `t` whose table stages ran, and the two analysis notebooks."""
+    """A profile `t` whose table, claims and ambiguity stages ran, and the two analysis notebooks."""
     monkeypatch.chdir(tmp_path)
     results = tmp_path / "results" / "t"
-    for name in ("runs_table", "seeds_table"):
+    for name in ("runs_table", "seeds_table", "claims", "ambiguity"):
         _notebook(results / "notebooks" / f"{name}.ipynb", f"print('{name} shown')")
     (results / "tables").mkdir(parents=True)
     (results / "tables" / "runs.csv").write_text("run,AP (%)\ngfl_r18_1x,40.1\nld_r18_gfl_r50_1x,41.3\n")
+    (results / "tables" / "claims.csv").write_text("claim,difference,verdict\nLD helps,+1.0 ± 0.2,holds\n")
     (results / "figures").mkdir()
     (results / "figures" / "seeds_ap.png").write_bytes(PNG)
     _notebook(tmp_path / "notebooks" / "ambiguity.ipynb", ambiguity)
@@ -48,19 +49,30 @@ def _files(root):
 
 def test_failing_notebook_is_named_and_the_other_reports_are_written(tmp_path, monkeypatch):
     _project(tmp_path, monkeypatch, ambiguity="raise ValueError('boom')")
+    out = tmp_path / "elsewhere"  # executes the analysis notebooks there, the ambiguity analysis too
     # cell 3 in execution order: papermill injects the parameters after the tagged cell
     with pytest.raises(ReportError, match=r"ambiguity \(cell 3: ValueError: boom\)"):
-        build_reports("t", only=["runs_table", "ambiguity", "compare_runs"], timeout=120)
-    reports = tmp_path / "results" / "t" / "reports"
+        build_reports("t", out, only=["runs_table", "ambiguity", "compare_runs"], timeout=120)
+    reports = out / "reports"
     compare = (reports / "compare_runs.html").read_text()
     assert "profile is t" in compare and "data:image/png;base64," in compare  # parameter injected, figure embedded
-    assert (tmp_path / "results" / "t" / "figures" / "compare" / "c.png").is_file()  # its figures_dir
+    assert (out / "figures" / "compare" / "c.png").is_file()  # its figures_dir
     assert "runs_table shown" in (reports / "runs_table.html").read_text()
     index = (reports / "index.html").read_text()
     assert 'href="compare_runs.html"' in index and "failed: cell 3: ValueError: boom" in index
     assert "boom" in (reports / "ambiguity.html").read_text()  # rendered up to the failing cell
-    notebooks = tmp_path / "results" / "t" / "notebooks"
-    assert not (notebooks / "ambiguity.ipynb").exists() and (notebooks / "ambiguity.failed.ipynb").is_file()
+    executed = out / "notebooks" / "ambiguity.ipynb"
+    assert not executed.exists() and failed_path(executed).is_file()
+
+
+def test_in_the_profile_folder_a_stage_executed_page_is_rendered_as_its_stage_left_it(tmp_path, monkeypatch):
+    results = _project(tmp_path, monkeypatch, ambiguity="raise ValueError('boom')")
+    build_reports("t", only=["ambiguity", "claims"], timeout=120)  # the `ambiguity` stage's notebook, not run again
+    assert "ambiguity shown" in (results / "reports" / "ambiguity.html").read_text()
+    assert "claims shown" in (results / "reports" / "claims.html").read_text()
+    (results / "notebooks" / "ambiguity.ipynb").unlink()
+    with pytest.raises(ReportError, match="run the `ambiguity` stage first"):
+        build_reports("t", only=["ambiguity"], timeout=120)
 
 
 def test_reports_without_a_table_notebook_name_its_stage(tmp_path, monkeypatch):
@@ -82,19 +94,20 @@ def test_a_report_writes_only_under_its_output_folder(tmp_path, monkeypatch):
     assert {p for p in _files(tmp_path) if p.parts[0] != "elsewhere"} == set(before)
     out = tmp_path / "elsewhere"
     assert {p.name for p in (out / "reports").iterdir()} == {"index.html", "runs_table.html", "ambiguity.html",
-                                                             "compare_runs.html", "seeds_table.html"}
+                                                             "compare_runs.html", "seeds_table.html", "claims.html"}
     assert (out / "notebooks" / "ambiguity.ipynb").is_file() and (out / "figures" / "compare" / "c.png").is_file()
     assert results.is_dir()
 
 
-def test_the_index_opens_with_the_headline_table_and_the_seed_figure(tmp_path, monkeypatch):
+def test_the_index_opens_with_the_headline_table_the_claims_and_the_seed_figure(tmp_path, monkeypatch):
     _project(tmp_path, monkeypatch)
     build_reports("t", timeout=120)
     index = (tmp_path / "results" / "t" / "reports" / "index.html").read_text()
-    table, figure, links = index.index("<table"), index.index("data:image/png;base64,"), index.index("<ul>")
-    assert table < figure < links
+    table, claims = index.index("<table"), index.index("<td>LD helps</td>")
+    figure, links = index.index("data:image/png;base64,"), index.index("<ul>")
+    assert table < claims < figure < links and "<td>+1.0 ± 0.2</td>" in index
     assert "<td>ld_r18_gfl_r50_1x</td>" in index and "<td>41.3</td>" in index and "AP (%)" in index
-    for name in ("runs_table", "ambiguity", "compare_runs", "seeds_table"):
+    for name in ("runs_table", "claims", "ambiguity", "compare_runs", "seeds_table"):
         assert f'href="{name}.html"' in index
 
 

@@ -6,32 +6,44 @@ import math
 
 import pytest
 
-from ld.engine.seeds import study_runs, study_seeds
+from ld.engine import seeds as seeds_module
+from ld.engine.seeds import VOTING_NMS, run_seed_study, seed_metrics, study_runs, study_seeds
 from ld.errors import ConfigError
-from ld.results.tables import seed_runs, seed_runs_shown, seed_summary, write_frame, write_seed_summary
+from ld.results.study import seed_runs, seed_runs_shown, seed_summary, write_seed_summary
+from ld.results.tables import write_frame
 
 PARAMS = {
     "profile": "smoke", "seed": 0, "profiles": {"smoke": {}, "mini": {}},
-    "distill": {"ld": {"teacher": "t"}, "vlr": {"teacher": "t"}, "self": {"teacher": "b"}},
-    "study": {"teacher": "t", "baseline": "b", "ld": "ld", "ld_vlr": "vlr", "selfld": "self",
+    "distill": {"ld": {"teacher": "t"}, "vlr": {"teacher": "t"}, "self": {"teacher": "b"}, "v2ld": {"teacher": "t2"}},
+    "study": {"baselines": ["b", "b2"],
+              "students": {"ld": {"teacher": "t"}, "vlr": {"teacher": "t"}, "self": {"teacher": "b"},
+                           "v2ld": {"teacher": "t2"}},
               "seeds": {"smoke": [2, 0, 1, 1]}},
 }
+# the rows study_rows makes of PARAMS, labelled by hand (study_rows reads the labels from the row configs)
+ROWS = [{"role": "teacher", "run": "t", "teacher": "", "model": "R-50", "method": ""},
+        {"role": "teacher", "run": "t2", "teacher": "", "model": "V2 R-50", "method": ""},
+        {"role": "baseline", "run": "b", "teacher": "", "model": "R-18", "method": ""},
+        {"role": "baseline", "run": "b2", "teacher": "", "model": "V2 R-18", "method": ""},
+        {"role": "student", "run": "ld", "teacher": "t", "model": "R-18", "method": "Main LD"},
+        {"role": "student", "run": "vlr", "teacher": "t", "model": "R-18", "method": "Main LD + VLR LD"},
+        {"role": "student", "run": "self", "teacher": "b", "model": "R-18", "method": "Self-LD (Main LD)"},
+        {"role": "student", "run": "v2ld", "teacher": "t2", "model": "V2 R-18", "method": "Main LD"}]
 
 
-def test_study_runs_name_each_method_and_its_teacher():
-    runs = study_runs(PARAMS)
-    assert [(r["method"], r["run"], r["teacher"]) for r in runs] == [
-        ("baseline", "b", ""), ("LD", "ld", "t"), ("LD + VLR", "vlr", "t"), ("Self-LD", "self", "b")]
+def test_study_runs_list_the_baselines_then_the_students_with_their_teachers():
+    assert [(r["run"], r["teacher"]) for r in study_runs(PARAMS)] == [
+        ("b", ""), ("b2", ""), ("ld", "t"), ("vlr", "t"), ("self", "b"), ("v2ld", "t2")]
 
 
 def test_study_runs_refuse_a_teacher_the_stage_does_not_depend_on():
     params = {**PARAMS, "distill": {**PARAMS["distill"], "vlr": {"teacher": "other"}}}
-    with pytest.raises(ConfigError, match="study.ld_vlr.*distils from 'other'"):
+    with pytest.raises(ConfigError, match="study.students.vlr.teacher is 't', but distill gives 'other'"):
         study_runs(params)
-    with pytest.raises(ConfigError, match="not a `distill` run"):
-        study_runs({**PARAMS, "study": {**PARAMS["study"], "ld": "nope"}})
-    with pytest.raises(ConfigError, match="lacks"):
-        study_runs({**PARAMS, "study": {"teacher": "t"}})
+    with pytest.raises(ConfigError, match="study.students.nope is not a `distill` run"):
+        study_runs({**PARAMS, "study": {**PARAMS["study"], "students": {"nope": {"teacher": "t"}}}})
+    with pytest.raises(ConfigError, match="lists no run"):
+        study_runs({**PARAMS, "study": {"seeds": {}}})
 
 
 def test_study_seeds_put_the_main_seed_first_without_repeats():
@@ -42,42 +54,78 @@ def test_study_seeds_put_the_main_seed_first_without_repeats():
         study_seeds(PARAMS, "coco")
 
 
+def test_one_study_run_trains_each_extra_seed_and_evaluates_it_with_both_nms(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(seeds_module.subprocess, "run", lambda cmd, check: calls.append(cmd))
+    written = run_seed_study(PARAMS, "smoke", "self", out=tmp_path / "m", models=tmp_path / "models")
+    assert written == [seed_metrics(tmp_path / "m", 2), tmp_path / "m" / f"seed2.{VOTING_NMS}.json",
+                       tmp_path / "m" / "seed1.json", tmp_path / "m" / f"seed1.{VOTING_NMS}.json"]
+    train = [c[c.index("train"):] for c in calls if "train" in c]
+    assert train[0] == ["train", "pipelines/configs/self.py", "--out", str(tmp_path / "models" / "seed2"), "--seed",
+                        "2", "--work-root", "work", "--teacher", "models/smoke/b"]  # Self-LD's teacher
+    evals = [c[c.index("eval"):] for c in calls if "eval" in c]
+    assert evals[1][-2:] == ["--nms", VOTING_NMS] and "--nms" not in evals[0]
+    assert len(calls) == 6
+    calls.clear()
+    run_seed_study(PARAMS, "smoke", "b", out=tmp_path / "m", models=tmp_path / "models")
+    assert not any("--teacher" in c for c in calls)  # a baseline has no teacher
+    with pytest.raises(ConfigError, match="'t' is not a run of the study"):
+        run_seed_study(PARAMS, "smoke", "t", out=tmp_path, models=tmp_path)
+
+
 def _metrics(path, ap):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"coco": {"AP": ap, "AP50": ap + 0.2, "AP75": ap - 0.1}}))
 
 
-def test_seed_table_mean_spread_and_difference(tmp_path):
-    main, seeds = tmp_path / "metrics", tmp_path / "seeds"
+@pytest.fixture
+def study_files(tmp_path):
+    main, extra = tmp_path / "metrics", tmp_path / "seeds"
     _metrics(main / "t.json", 0.50)
-    for run, aps in {"b": [0.40, 0.42, 0.44], "ld": [0.45, 0.47, 0.49], "vlr": [0.46, 0.46]}.items():
+    for run, aps in {"b": [0.40, 0.42, 0.44], "ld": [0.45, 0.47, 0.49], "vlr": [0.46, 0.46],
+                     "b2": [0.30, 0.31, 0.32], "v2ld": [0.33, 0.33, 0.36]}.items():
         _metrics(main / f"{run}.json", aps[0])
         for seed, ap in zip((2, 1), aps[1:]):
-            _metrics(seeds / run / f"seed{seed}.json", ap)
-    per_seed = seed_runs(main, seeds, study_runs(PARAMS), [0, 2, 1], teacher="t")
-    assert list(per_seed.method[:2]) == ["teacher", "baseline"] and len(per_seed) == 1 + 4 * 3
-    # vlr lacks seed 1 and Self-LD never ran: marked, not filled in
-    assert per_seed[per_seed.status == "not run"].run.tolist() == ["vlr", "self", "self", "self"]
+            _metrics(seed_metrics(extra / run, seed), ap)
+            _metrics(seed_metrics(extra / run, seed, VOTING_NMS), ap + 0.002)
+    return main, extra
 
-    summary = seed_summary(per_seed).set_index("method")
-    assert summary.loc["baseline", "n"] == 3 and summary.loc["baseline", "AP_mean"] == pytest.approx(0.42)
-    assert summary.loc["baseline", "AP_std"] == pytest.approx(0.02)
-    assert summary.loc["LD", "delta_vs_baseline"] == pytest.approx(0.05)
-    assert summary.loc["LD", "delta_se"] == pytest.approx(math.sqrt(0.02 ** 2 / 3 * 2))
-    assert summary.loc["LD + VLR", "n"] == 2 and summary.loc["LD + VLR", "AP_std"] == pytest.approx(0.0)
-    assert summary.loc["Self-LD", "n"] == 0 and math.isnan(summary.loc["Self-LD", "AP_mean"])
-    assert math.isnan(summary.loc["teacher", "delta_vs_baseline"])  # one seed, no spread, no difference
+
+def test_seed_table_mean_spread_and_difference_to_the_baseline_of_the_same_model(study_files, tmp_path):
+    main, extra = study_files
+    per_seed = seed_runs(main, extra, ROWS, [0, 2, 1])
+    assert list(per_seed.run[:3]) == ["t", "t2", "b"] and len(per_seed) == 2 + 6 * 3  # a teacher: one seed
+    # vlr lacks seed 1, Self-LD never ran, the GFocalV2 teacher's metrics are missing: marked, not filled in
+    assert per_seed[per_seed.status == "not run"].run.tolist() == ["t2", "vlr", "self", "self", "self"]
+
+    summary = seed_summary(per_seed).set_index("run")
+    assert summary.loc["b", "n"] == 3 and summary.loc["b", "AP_mean"] == pytest.approx(0.42)
+    assert summary.loc["b", "AP_std"] == pytest.approx(0.02)
+    assert summary.loc["ld", "baseline"] == "b" and summary.loc["ld", "delta_vs_baseline"] == pytest.approx(0.05)
+    assert summary.loc["ld", "delta_se"] == pytest.approx(math.sqrt(0.02 ** 2 / 3 * 2))
+    assert summary.loc["v2ld", "baseline"] == "b2"  # its own model's baseline, not the first one
+    assert summary.loc["v2ld", "delta_vs_baseline"] == pytest.approx(0.34 - 0.31)
+    assert summary.loc["vlr", "n"] == 2 and summary.loc["vlr", "AP_std"] == pytest.approx(0.0)
+    assert summary.loc["self", "n"] == 0 and math.isnan(summary.loc["self", "AP_mean"])
+    assert summary.loc["t", "baseline"] == "" and math.isnan(summary.loc["t", "delta_vs_baseline"])
 
     md, csv = write_seed_summary(seed_summary(per_seed), tmp_path / "seeds_table")
     text = md.read_text()
-    assert "42.0 ± 2.0" in text and "+5.0 ± 1.6" in text and "| Self-LD" in text
+    assert "42.0 ± 2.0" in text and "+5.0 ± 1.6" in text and "| Self-LD (Main LD)" in text
     assert "AP mean ± std (%)" in text and "Δ AP vs baseline ± s.e. (%)" in text
     lines = csv.read_text().splitlines()  # one number a column, in %
-    assert lines[0] == ("method,run,n,AP mean (%),AP std (%),AP min (%),AP max (%),delta vs baseline (%),"
-                        "delta se (%)")
-    assert lines[2] == "baseline,b,3,42.0,2.0,40.0,44.0,,"
-    assert lines[3] == "LD,ld,3,47.0,2.0,45.0,49.0,+5.0,1.6"
+    assert lines[0] == ("model,method,run,teacher,n,AP mean (%),AP std (%),AP min (%),AP max (%),baseline,"
+                        "delta vs baseline (%),delta se (%)")
+    assert lines[3] == "R-18,,b,,3,42.0,2.0,40.0,44.0,,,"
+    assert lines[5] == "R-18,Main LD,ld,t,3,47.0,2.0,45.0,49.0,b,+5.0,1.6"
 
     md, csv = write_frame(seed_runs_shown(per_seed), tmp_path / "seeds_per_run")
-    assert csv.read_text().splitlines()[:2] == ["method,run,seed,AP (%),AP50 (%),AP75 (%),status",
-                                                "teacher,t,0,50.0,70.0,40.0,ok"]
+    assert csv.read_text().splitlines()[:2] == ["model,method,run,teacher,seed,AP (%),AP50 (%),AP75 (%),status",
+                                                "R-50,,t,,0,50.0,70.0,40.0,ok"]
+
+
+def test_the_voting_nms_rows_are_the_extra_seeds_models(study_files):
+    main, extra = study_files
+    voting = seed_runs(main, extra, ROWS, [0, 2, 1], nms=VOTING_NMS)
+    assert set(voting.seed) == {2, 1} and "t" not in set(voting.run)  # no main seed, teachers have none
+    assert voting.set_index(["run", "seed"]).AP[("ld", 2)] == pytest.approx(0.472)

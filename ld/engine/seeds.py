@@ -1,10 +1,13 @@
 """The seed study: how much of a method's AP is the method and how much is the seed.
 
-``params.yaml: study`` names a teacher, one run per method (baseline, LD, LD + VLR, Self-LD) and, per
-profile, the seeds to compare. The main pipeline already trained every method with
-``params.yaml: seed``; this trains the study's runs again with each other seed (same teacher, the one
-the main pipeline trained) and evaluates them, one subprocess per run so each is an ordinary
-``ld train`` / ``ld eval`` that resumes from its work dir if killed.
+``params.yaml: study`` names the study's students: ``baselines`` (trained without a teacher) and
+``students`` (distilled, each with its teacher as in ``distill``), and, per profile, the seeds. The main
+pipeline already trained every run with ``params.yaml: seed`` (and the teachers, once); the
+``seeds_train@<run>`` / ``seeds_distill@<run>`` stages train one study run again with each other seed
+(the same teacher, the pipeline's) and evaluate it twice, with the config's NMS and with score-voting
+Cluster-DIoU-NMS (the claims table's NMS row compares the two on the same models). One subprocess per
+train and evaluation, so each is an ordinary ``ld train`` / ``ld eval`` that resumes from its work dir
+if killed (its work dir is keyed by config, teacher and data, so a finished seed only exports again).
 """
 from __future__ import annotations
 
@@ -16,31 +19,24 @@ from typing import Any
 from ld.errors import ConfigError
 from ld.profiles import get_profile
 
-STUDY_METHODS: tuple[tuple[str, str], ...] = (
-    ("baseline", "baseline"), ("ld", "LD"), ("ld_vlr", "LD + VLR"), ("selfld", "Self-LD"))
+VOTING_NMS = "voting_cluster_diounms"  # the second evaluation of every extra seed (ld.ops.nms NMS_TYPES)
 
 
 def study_runs(params: dict[str, Any]) -> list[dict[str, str]]:
-    """``[{key, method, run, teacher}]`` of ``params['study']``, checked against ``distill``: each distilled
-    method must distil from the study's teacher, Self-LD from the study's baseline."""
+    """``[{run, teacher}]`` of ``params['study']``: the baselines (teacher ``''``), then the students,
+    each student's teacher checked against ``distill`` (the stage depends on the model it names)."""
     study = params.get("study") or {}
-    missing = [key for key, _ in STUDY_METHODS if key not in study] + ([] if "teacher" in study else ["teacher"])
-    if missing:
-        raise ConfigError(f"params.yaml: study lacks {missing} (needs teacher, baseline, ld, ld_vlr, selfld)")
+    if not (study.get("baselines") or study.get("students")):
+        raise ConfigError("params.yaml: study lists no run (needs `baselines` and/or `students`)")
     distill = params.get("distill") or {}
-    runs = []
-    for key, method in STUDY_METHODS:
-        run = study[key]
-        teacher = ""
-        if key != "baseline":
-            if run not in distill:
-                raise ConfigError(f"params.yaml: study.{key} is '{run}', which is not a `distill` run")
-            teacher = distill[run]["teacher"]
-            expected = study["baseline"] if key == "selfld" else study["teacher"]
-            if teacher != expected:
-                raise ConfigError(f"params.yaml: study.{key} ('{run}') distils from '{teacher}', but the study "
-                                  f"needs '{expected}' (the seeds stage depends on that model only)")
-        runs.append({"key": key, "method": method, "run": run, "teacher": teacher})
+    runs = [{"run": run, "teacher": ""} for run in study.get("baselines") or []]
+    for run, spec in (study.get("students") or {}).items():
+        if run not in distill:
+            raise ConfigError(f"params.yaml: study.students.{run} is not a `distill` run")
+        if spec["teacher"] != distill[run]["teacher"]:
+            raise ConfigError(f"params.yaml: study.students.{run}.teacher is '{spec['teacher']}', but distill "
+                              f"gives '{distill[run]['teacher']}' (they must agree: the stage depends on it)")
+        runs.append({"run": run, "teacher": spec["teacher"]})
     return runs
 
 
@@ -54,27 +50,35 @@ def study_seeds(params: dict[str, Any], profile: str | None = None) -> list[int]
     return [main] + [s for s in dict.fromkeys(seeds) if s != main]
 
 
-def run_seed_study(params: dict[str, Any], profile: str, *, params_file: str | Path = "params.yaml",
+def seed_metrics(out: str | Path, seed: int, nms: str | None = None) -> Path:
+    """``<out>/seed<k>.json`` (the config's NMS) or ``<out>/seed<k>.<nms>.json``."""
+    return Path(out) / (f"seed{seed}.json" if nms is None else f"seed{seed}.{nms}.json")
+
+
+def run_seed_study(params: dict[str, Any], profile: str, run: str, *, params_file: str | Path = "params.yaml",
                    out: str | Path, models: str | Path, work_root: str | Path = "work") -> list[Path]:
-    """Train and evaluate every study run with every extra seed; returns the metrics files written
-    (``<out>/<run>/seed<k>.json``, the same format as ``results/<profile>/metrics``)."""
+    """Train and evaluate the study run ``run`` with every extra seed; returns the metrics files
+    written: ``<out>/seed<k>.json`` and ``<out>/seed<k>.voting_cluster_diounms.json`` each (the format of
+    ``results/<profile>/metrics``), the models in ``<models>/seed<k>``."""
+    specs = {spec["run"]: spec for spec in study_runs(params)}
+    if run not in specs:
+        raise ConfigError(f"params.yaml: '{run}' is not a run of the study (study.baselines / study.students: "
+                          f"{sorted(specs)})")
+    spec, seeds = specs[run], study_seeds(params, profile)[1:]
     out, models = Path(out), Path(models)
-    runs, seeds = study_runs(params), study_seeds(params, profile)[1:]
-    out.mkdir(parents=True, exist_ok=True)
-    models.mkdir(parents=True, exist_ok=True)
     ld = [sys.executable, "-m", "ld.cli", "--params", str(params_file), "--profile", profile]
     written = []
     for seed in seeds:
-        for spec in runs:
-            model_dir = models / spec["run"] / f"seed{seed}"
-            print(f"== seed study: {spec['method']} ({spec['run']}), seed {seed}", flush=True)
-            cmd = [*ld, "train", f"pipelines/configs/{spec['run']}.py", "--out", str(model_dir),
-                   "--seed", str(seed), "--work-root", str(work_root)]
-            if spec["teacher"]:
-                cmd += ["--teacher", str(Path("models") / profile / spec["teacher"])]
-            subprocess.run(cmd, check=True)
-            metrics = out / spec["run"] / f"seed{seed}.json"
+        model_dir = models / f"seed{seed}"
+        print(f"== seed study: {run}, seed {seed}", flush=True)
+        cmd = [*ld, "train", f"pipelines/configs/{run}.py", "--out", str(model_dir), "--seed", str(seed),
+               "--work-root", str(work_root)]
+        if spec["teacher"]:
+            cmd += ["--teacher", str(Path("models") / profile / spec["teacher"])]
+        subprocess.run(cmd, check=True)
+        for nms in (None, VOTING_NMS):
+            path = seed_metrics(out, seed, nms)
             subprocess.run([*ld, "eval", str(model_dir / "config.py"), str(model_dir / "model.pth"),
-                            "--out", str(metrics)], check=True)
-            written.append(metrics)
+                            "--out", str(path), *(["--nms", nms] if nms else [])], check=True)
+            written.append(path)
     return written

@@ -5,8 +5,9 @@ seed study's figure.
 Everything a report writes is under its output folder ``out`` (default ``results/<profile>``):
 ``out/reports/`` (the HTML pages and ``index.html``), ``out/notebooks/`` (the executed analysis
 notebooks) and ``out/figures/<figures>/`` (their figures, the notebooks' ``figures_dir`` parameter).
-The notebooks executed by other stages (run table, paper tables, seed study) are read from
-``results/<profile>/notebooks/`` and only rendered.
+The notebooks executed by other stages (run table, paper tables, seed study, claims, and the ambiguity
+analysis) are read from ``results/<profile>/notebooks/`` and only rendered; the analysis notebooks
+(``figures`` set) are executed again when ``out`` is another folder (``ld report --out DIR``).
 """
 from __future__ import annotations
 
@@ -27,22 +28,24 @@ from ld.results.notebooks import NotebookError, execute_notebook, failed_path
 class Report:
     """One page of the report: an executed notebook rendered to ``<name>.html``.
 
-    ``figures``: the figure folder a notebook executed by the report writes (its ``figures_dir``), None
-    for a notebook only rendered; ``stage``: the dvc.yaml stage that executes a rendered one."""
+    ``figures``: the figure folder of an analysis notebook, which the report executes into its output
+    folder (its ``figures_dir``), None for a notebook only rendered; ``stage``: the dvc.yaml stage that
+    executes it in ``results/<profile>`` (a page with a stage is only rendered there)."""
     name: str
     title: str
     figures: str | None = None
     stage: str | None = None
 
-    @property
-    def executed(self) -> bool:
-        return self.figures is not None
+    def executed(self, out: Path, results: Path) -> bool:
+        """Whether the report executes this page's notebook into ``out`` (else renders ``results``')."""
+        return self.figures is not None and (self.stage is None or out != results)
 
 
 REPORTS: tuple[Report, ...] = (
     Report("runs_table", "Every run: COCO and VOC metrics", stage="table"),
+    Report("claims", "The paper's claims, tested: one row per claim, with a verdict", stage="claims"),
     Report("ambiguity", "Localization ambiguity: the edge distributions of teacher, baseline and LD student",
-           figures="ambiguity"),
+           figures="ambiguity", stage="ambiguity"),
     Report("compare_runs", "Training curves and AP of every run", figures="compare"),
     Report("seeds_table", "The seed study: mean and spread over seeds", stage="seeds_table"),
 )
@@ -85,15 +88,18 @@ def _html_table(csv: Path) -> str:
 
 
 def index_page(profile: str, results: Path, pages: list[tuple[Report, bool, str | None]]) -> str:
-    """``index.html``: the headline table (``tables/runs.csv``), the seed study's figure and table, then
+    """``index.html``: the headline table (``tables/runs.csv``), the claims table, the seed study's figure
+    and table, then
     each page with its status (``pages``: report, whether its page was written, its failure or None)."""
     parts = [f"<h1>ld-workspace, profile <code>{html.escape(profile)}</code></h1>"]
-    headline, seeds_fig, seeds = (results / "tables" / "runs.csv", results / "figures" / "seeds_ap.png",
-                                  results / "tables" / "seeds.csv")
+    headline, claims, seeds_fig, seeds = (results / "tables" / "runs.csv", results / "tables" / "claims.csv",
+                                          results / "figures" / "seeds_ap.png", results / "tables" / "seeds.csv")
     if headline.is_file():
         parts += ["<h2>Every run</h2>", _html_table(headline)]
     else:
         parts.append(f"<p>No run table yet ({html.escape(str(headline))}: `dvc repro table`).</p>")
+    if claims.is_file():
+        parts += ["<h2>The paper's claims</h2>", _html_table(claims)]
     if seeds_fig.is_file() or seeds.is_file():
         parts.append("<h2>The seed study</h2>")
         parts += [_image(seeds_fig)] if seeds_fig.is_file() else []
@@ -128,7 +134,7 @@ def build_reports(profile: str, out: str | Path | None = None, parameters: dict[
         raise ReportError(f"unknown report page(s) {unknown}: the pages are {[r.name for r in every]}")
     pages, failed = [], {}
     for report in reports:
-        if report.executed:
+        if report.executed(out, results):
             notebook = out / "notebooks" / f"{report.name}.ipynb"
             params = {"profile": profile, **(parameters or {}),
                       "figures_dir": str(out / "figures" / report.figures)}

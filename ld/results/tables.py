@@ -16,7 +16,6 @@ from ld.errors import BadFileError
 from ld.io import atomic_write_text
 
 TABLE_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
-SEED_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75")
 
 
 DISTILL_TERMS = (("ld_main", "Main LD"), ("ld_vlr", "VLR LD"), ("kd_main", "Main KD"))
@@ -171,7 +170,7 @@ def runs_shown(table: pd.DataFrame) -> pd.DataFrame:
     return percent(table, [*TABLE_METRICS, "teacher_AP"])
 
 
-def _markdown(frame: pd.DataFrame) -> str:
+def markdown_table(frame: pd.DataFrame) -> str:
     """``frame`` as a Markdown table, each cell as written (no re-parsing of '40.0' into '40'), missing
     cells empty; numbers and percent columns aligned right."""
     cells = frame.astype(object).where(frame.notna(), "")
@@ -185,69 +184,6 @@ def write_frame(table: pd.DataFrame, stem: str | Path, markdown: pd.DataFrame | 
     (default: the same cells). Format AP with :func:`percent` first: tables are in % with one decimal,
     the unit in the header; the metrics JSON keeps COCO's fractions."""
     stem = Path(stem)
-    md = atomic_write_text(stem.with_suffix(".md"), _markdown(table if markdown is None else markdown) + "\n")
+    md = atomic_write_text(stem.with_suffix(".md"), markdown_table(table if markdown is None else markdown) + "\n")
     csv = atomic_write_text(stem.with_suffix(".csv"), table.to_csv(index=False))
     return md, csv
-
-
-def seed_runs(metrics_dir: str | Path, seeds_dir: str | Path, runs: list[dict[str, str]], seeds: list[int],
-              teacher: str) -> pd.DataFrame:
-    """One row per (method, seed) of the seed study: ``seeds[0]`` (the main seed) is read from the main
-    pipeline's ``metrics_dir/<run>.json``, the others from ``seeds_dir/<run>/seed<k>.json``; the teacher
-    (trained once, with the main seed) comes first. Missing files are rows marked 'not run'; a malformed
-    file is a :class:`BadFileError` naming the stage that writes it."""
-    metrics_dir, seeds_dir = Path(metrics_dir), Path(seeds_dir)
-    stages = {r["run"]: eval_stage(r["run"], r.get("teacher", "")) for r in runs}
-    records = []
-    for method, run, seed_list in [("teacher", teacher, seeds[:1])] + [(r["method"], r["run"], seeds) for r in runs]:
-        for i, seed in enumerate(seed_list):
-            metrics = (_read_metrics(metrics_dir, run, stages.get(run)) if i == 0 else
-                       _read_metrics(seeds_dir / run, f"seed{seed}", "seeds"))
-            values = {k: (metrics or {}).get(k) for k in SEED_METRICS}
-            records.append({"method": method, "run": run, "seed": seed, **values,
-                            "status": "ok" if metrics else "not run"})
-    return pd.DataFrame.from_records(records, columns=["method", "run", "seed", *SEED_METRICS, "status"])
-
-
-def seed_runs_shown(per_seed: pd.DataFrame) -> pd.DataFrame:
-    """The per-seed table of :func:`seed_runs` as people read it: AP, AP50, AP75 in % ('AP (%)', ...)."""
-    return percent(per_seed, SEED_METRICS)
-
-
-def seed_summary(per_seed: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
-    """Mean and spread of AP per method over its seeds (``n``, mean, sample std, min, max), and the
-    difference of means to the baseline with its standard error ``sqrt(s1²/n1 + s2²/n2)``."""
-    done = per_seed[per_seed.status == "ok"].astype({"AP": float})
-    rows = []
-    for method in dict.fromkeys(per_seed.method):
-        ap = done.AP[done.method == method]
-        rows.append({"method": method, "run": per_seed.run[per_seed.method == method].iloc[0], "n": len(ap),
-                     "AP_mean": ap.mean() if len(ap) else None, "AP_std": ap.std(ddof=1) if len(ap) > 1 else None,
-                     "AP_min": ap.min() if len(ap) else None, "AP_max": ap.max() if len(ap) else None})
-    summary = pd.DataFrame.from_records(rows)
-    base = summary[summary.method == baseline].iloc[0]
-    summary["delta_vs_baseline"] = summary.AP_mean - base.AP_mean
-    summary["delta_se"] = [(s ** 2 / n + base.AP_std ** 2 / base.n) ** 0.5 if n > 1 and base.n > 1 else None
-                           for s, n in zip(summary.AP_std, summary.n)]
-    summary.loc[summary.method.isin([baseline, "teacher"]), ["delta_vs_baseline", "delta_se"]] = None
-    return summary
-
-
-def write_seed_summary(summary: pd.DataFrame, stem: str | Path) -> tuple[Path, Path]:
-    """The seed study's table in %: ``stem.csv`` one number a column ('AP mean (%)', 'AP std (%)', ...,
-    'delta vs baseline (%)' signed, 'delta se (%)'), ``stem.md`` 'mean ± std', the range and the
-    difference to the baseline as '+d ± s.e.' (no spread where a method has one seed)."""
-    def pm(mean, spread, delta=False):
-        mean, spread = format_ap(mean, delta=delta), format_ap(spread)
-        return mean + (f" ± {spread}" if mean and spread else "")
-
-    shown = pd.DataFrame({
-        "method": summary.method, "run": summary.run, "seeds": summary.n,
-        "AP mean ± std" + PERCENT: [pm(m, s) for m, s in zip(summary.AP_mean, summary.AP_std)],
-        "AP range" + PERCENT: [f"{format_ap(lo)} – {format_ap(hi)}" if n else "" for lo, hi, n in
-                               zip(summary.AP_min, summary.AP_max, summary.n)],
-        "Δ AP vs baseline ± s.e." + PERCENT: [pm(d, se, delta=True) for d, se in
-                                              zip(summary.delta_vs_baseline, summary.delta_se)]})
-    table = percent(percent(summary, ["AP_mean", "AP_std", "AP_min", "AP_max", "delta_se"]),
-                    ["delta_vs_baseline"], delta=True)
-    return write_frame(table, stem, shown)

@@ -1,0 +1,101 @@
+"""The seed study's tables: each study run's AP per seed, their mean and spread, and the difference of
+each student to the baseline of its model (ld.engine.seeds trains the runs; notebooks/seeds_table.ipynb
+and the claims table read them)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ld.engine.seeds import seed_metrics, study_runs
+from ld.results.tables import PERCENT, eval_stage, format_ap, percent, read_metrics, runs_from_params, write_frame
+
+SEED_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75")
+
+
+def study_rows(params: dict[str, Any], configs_dir: str | Path = "pipelines/configs") -> list[dict[str, str]]:
+    """The seed study's rows, labelled: ``{role, run, teacher, model, method}`` for each teacher of a
+    student (trained once; role 'teacher', unless it is itself a study run, as Self-LD's), then each
+    baseline and each student of ``params['study']`` (ld.engine.seeds.study_runs)."""
+    runs = study_runs(params)
+    labels = {row["run"]: row for row in runs_from_params(params, configs_dir)}
+    studied = {r["run"] for r in runs}
+    teachers = [t for t in dict.fromkeys(r["teacher"] for r in runs if r["teacher"]) if t not in studied]
+    rows = [{"role": "teacher", "run": t, "teacher": labels.get(t, {}).get("teacher", "")} for t in teachers]
+    rows += [{"role": "student" if r["teacher"] else "baseline", **r} for r in runs]
+    return [{**row, "model": labels.get(row["run"], {}).get("model", ""),
+             "method": labels.get(row["run"], {}).get("method", "")} for row in rows]
+
+
+def seed_runs(metrics_dir: str | Path, seeds_dir: str | Path, rows: list[dict[str, str]], seeds: list[int],
+              nms: str | None = None) -> pd.DataFrame:
+    """One row per (run, seed) of the seed study (``rows``: :func:`study_rows`): ``seeds[0]`` (the main
+    seed) is read from the main pipeline's ``metrics_dir/<run>.json``, the others from
+    ``seeds_dir/<run>/seed<k>.json``; a teacher has the main seed alone. ``nms``: the extra seeds'
+    evaluation with that NMS (``seed<k>.<nms>.json``; the main seed has none). Missing files are rows
+    marked 'not run'; a malformed file is a :class:`BadFileError` naming the stage that writes it."""
+    metrics_dir, seeds_dir = Path(metrics_dir), Path(seeds_dir)
+    records = []
+    for row in rows:
+        for i, seed in enumerate(seeds[:1] if row["role"] == "teacher" else seeds):
+            if i == 0 and nms is not None:
+                continue
+            run = row["run"]
+            metrics = (read_metrics(metrics_dir / f"{run}.json", eval_stage(run, row["teacher"])) if i == 0 else
+                       read_metrics(seed_metrics(seeds_dir / run, seed, nms),
+                                    f"seeds_{'distill' if row['teacher'] else 'train'}@{run}"))
+            values = {k: (metrics or {}).get(k) for k in SEED_METRICS}
+            records.append({**row, "seed": seed, **values, "status": "ok" if metrics else "not run"})
+    columns = ["role", "model", "method", "run", "teacher", "seed", *SEED_METRICS, "status"]
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def seed_runs_shown(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """The per-seed table of :func:`seed_runs` as people read it: AP, AP50, AP75 in % ('AP (%)', ...)."""
+    return percent(per_seed.drop(columns=["role"]), SEED_METRICS)
+
+
+def seed_summary(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Mean and spread of AP per run over its seeds (``n``, mean, sample std, min, max), and the difference
+    of means to the baseline of the same model (the study's baseline run with that ``model``) with its
+    standard error ``sqrt(s1²/n1 + s2²/n2)``."""
+    done = per_seed[per_seed.status == "ok"].astype({"AP": float})
+    rows = []
+    for run, group in per_seed.groupby("run", sort=False):
+        ap = done.AP[done.run == run]
+        rows.append({**group.iloc[0][["role", "model", "method", "run", "teacher"]].to_dict(), "n": len(ap),
+                     "AP_mean": ap.mean() if len(ap) else None, "AP_std": ap.std(ddof=1) if len(ap) > 1 else None,
+                     "AP_min": ap.min() if len(ap) else None, "AP_max": ap.max() if len(ap) else None})
+    summary = pd.DataFrame.from_records(rows)
+    baselines = summary[summary.role == "baseline"].drop_duplicates("model").set_index("model")
+    deltas, ses, refs = [], [], []
+    for row in summary.itertuples():
+        base = baselines.loc[row.model] if row.role == "student" and row.model in baselines.index else None
+        refs.append(base.run if base is not None else "")
+        deltas.append(row.AP_mean - base.AP_mean if base is not None else None)
+        ses.append((row.AP_std ** 2 / row.n + base.AP_std ** 2 / base.n) ** 0.5
+                   if base is not None and row.n > 1 and base.n > 1 else None)
+    summary["baseline"], summary["delta_vs_baseline"], summary["delta_se"] = refs, deltas, ses
+    return summary
+
+
+def write_seed_summary(summary: pd.DataFrame, stem: str | Path) -> tuple[Path, Path]:
+    """The seed study's table in %: ``stem.csv`` one number a column ('AP mean (%)', 'AP std (%)', ...,
+    'delta vs baseline (%)' signed, 'delta se (%)'), ``stem.md`` 'mean ± std', the range and the
+    difference to the baseline of the same model as '+d ± s.e.' (no spread where a run has one seed)."""
+    def pm(mean, spread, delta=False):
+        mean, spread = format_ap(mean, delta=delta), format_ap(spread)
+        return mean + (f" ± {spread}" if mean and spread else "")
+
+    shown = pd.DataFrame({
+        "model": summary.model, "method": summary.method.where(summary.role != "teacher", "teacher"),
+        "teacher": summary.teacher, "run": summary.run, "seeds": summary.n,
+        "AP mean ± std" + PERCENT: [pm(m, s) for m, s in zip(summary.AP_mean, summary.AP_std)],
+        "AP range" + PERCENT: [f"{format_ap(lo)} – {format_ap(hi)}" if n else "" for lo, hi, n in
+                               zip(summary.AP_min, summary.AP_max, summary.n)],
+        "Δ AP vs baseline ± s.e." + PERCENT: [pm(d, se, delta=True) for d, se in
+                                              zip(summary.delta_vs_baseline, summary.delta_se)]})
+    table = percent(percent(summary.drop(columns=["role"]), ["AP_mean", "AP_std", "AP_min", "AP_max", "delta_se"]),
+                    ["delta_vs_baseline"], delta=True)
+    return write_frame(table, stem, shown)

@@ -1,0 +1,155 @@
+"""The claims table on hand-made numbers: the verdict rule, each kind of claim, unfinished rows."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ld.results.claims import CLAIMS, FAILS, HOLDS, OPEN, Claim, claims_table, paired, verdict, write_claims
+
+ANALYSIS = {"teacher": "t", "baseline": "b", "student": "ld"}
+AP = Claim("LD helps", "+0.7", "README", run="ld", control="b")
+
+
+def _summary(**runs) -> pd.DataFrame:
+    """seed_summary's columns from per-run AP lists (fractions)."""
+    rows = []
+    for run, aps in runs.items():
+        s = pd.Series(aps, dtype=float)
+        rows.append({"run": run, "n": len(s), "AP_mean": s.mean() if len(s) else None,
+                     "AP_std": s.std(ddof=1) if len(s) > 1 else None})
+    return pd.DataFrame.from_records(rows)
+
+
+def _seed_rows(values: dict[tuple[str, int], tuple[float, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame.from_records([
+        {"role": "student", "run": run, "seed": seed, "AP": ap, "AP50": ap50, "AP75": ap75, "status": "ok"}
+        for (run, seed), (ap, ap50, ap75) in values.items()])
+
+
+NO_MODELS = pd.DataFrame(columns=["role", "run", "seed", "AP", "AP50", "AP75", "status"])
+
+
+def _table(summary, claims, n_seeds=3, voting=NO_MODELS, plain=NO_MODELS, bench="missing.json", kl=None):
+    return claims_table(summary, n_seeds, voting, plain, bench, kl, ANALYSIS, claims=tuple(claims)).iloc[0]
+
+
+@pytest.mark.parametrize("delta,se,sign,expected", [
+    (0.010, 0.004, 1, HOLDS), (-0.010, 0.004, 1, FAILS), (0.005, 0.004, 1, OPEN), (0.008, 0.004, 1, OPEN),
+    (0.010, None, 1, OPEN), (None, 0.004, 1, ""), (-0.010, 0.004, -1, HOLDS), (0.010, 0.004, -1, FAILS)])
+def test_the_verdict_rule_is_two_standard_errors(delta, se, sign, expected):
+    assert verdict(delta, se, sign=sign) == expected
+
+
+def test_an_ap_claim_gives_both_means_the_difference_and_its_standard_error():
+    row = _table(_summary(ld=[0.212, 0.214, 0.210], b=[0.200, 0.202, 0.198]), [AP])
+    se = math.sqrt(0.002 ** 2 / 3 * 2)  # both stds are 0.2 points
+    assert row.difference == f"+1.2 ± {100 * se:.1f}"  # 1.2 > 2 x 0.16
+    assert row.verdict == HOLDS and row.status == "finished"
+    assert row.ours == "21.2 ± 0.2 vs 20.0 ± 0.2 (n = 3, 3)" and (row.run, row.control) == ("ld", "b")
+    assert (row.paper, row.source) == ("+0.7", "README")
+
+
+def test_an_ap_claim_inside_the_noise_is_inconclusive_and_a_reversed_one_does_not_hold():
+    assert _table(_summary(ld=[0.21, 0.19, 0.20], b=[0.20, 0.21, 0.19]), [AP]).verdict == OPEN
+    assert _table(_summary(ld=[0.180, 0.182, 0.181], b=[0.200, 0.202, 0.198]), [AP]).verdict == FAILS
+
+
+def test_a_row_with_missing_seeds_says_it_is_not_finished():
+    row = _table(_summary(ld=[0.212, 0.214], b=[0.200, 0.202, 0.198]), [AP])
+    assert row.status == "not finished: 2 of 3 seeds" and row.verdict == HOLDS  # provisional
+    assert _table(_summary(ld=[0.21], b=[0.20, 0.21]), [AP]).verdict == OPEN  # one seed: no spread
+    assert _table(_summary(ld=[], b=[0.20]), [AP]).status == "not run yet"
+    row = _table(_summary(b=[0.20]), [AP])
+    assert row.status.startswith("not in the study: ld") and row.verdict == ""
+
+
+def test_the_nms_claim_pairs_the_two_evaluations_of_each_model():
+    plain = _seed_rows({("ld", 1): (0.200, 0.40, 0.18), ("ld", 2): (0.210, 0.41, 0.19), ("b", 1): (0.190, 0.39, 0.17),
+                        ("b", 2): (0.195, 0.39, 0.17)})
+    voting = _seed_rows({("ld", 1): (0.202, 0.399, 0.184), ("ld", 2): (0.213, 0.409, 0.195),
+                         ("b", 1): (0.191, 0.389, 0.173)})  # b seed 2 not evaluated yet
+    mean, se, n = paired(voting, plain, "AP")
+    assert n == 3 and mean == pytest.approx(0.002) and se == pytest.approx(0.001 / math.sqrt(3))
+    row = _table(_summary(), [c for c in CLAIMS if c.kind == "nms"], voting=voting, plain=plain)
+    assert row.difference == "+0.2 ± 0.1" and row.verdict == HOLDS
+    assert row.status == "not finished: 3 of 4 models" and "AP50 -0.1" in row.ours and "AP75 +0.4" in row.ours
+    lossy = voting.assign(AP50=voting.AP50 - 0.006)  # 0.7 AP50 lost on every model: more than the claimed 0.4
+    assert _table(_summary(), [c for c in CLAIMS if c.kind == "nms"], voting=lossy, plain=plain).verdict == FAILS
+
+
+def test_the_fps_claim_reads_the_benchmark(tmp_path):
+    fps = [c for c in CLAIMS if c.kind == "fps"]
+    bench = tmp_path / "bench_smoke.json"
+    timing = {"model_fps": 0, "device": "cpu", "batch_size": 1}
+    bench.write_text(json.dumps({"fps": {"b": {**timing, "model_fps": 80.0}, "ld": {**timing, "model_fps": 76.0}}}))
+    row = _table(_summary(), fps, bench=bench)
+    assert row.difference == "x0.950" and row.verdict == HOLDS and "76.0 vs 80.0 images/s" in row.ours
+    assert (row.run, row.control) == ("ld", "b")  # the analysis's student and baseline
+    bench.write_text(json.dumps({"fps": {"b": {**timing, "model_fps": 80.0}, "ld": {**timing, "model_fps": 70.0}}}))
+    assert _table(_summary(), fps, bench=bench).verdict == FAILS
+    assert _table(_summary(), fps, bench=tmp_path / "none.json").status.startswith("not measured")
+
+
+def test_the_kl_claim_needs_every_edge_closer_to_the_teacher():
+    kl_claim = [c for c in CLAIMS if c.kind == "kl"]
+    edges = ["left", "top", "right", "bottom"]
+    kl = pd.DataFrame([{"model": m, "edge": e, "mean": v, "std": 0.05, "count": 400}
+                       for m, v in (("ld", 0.10), ("b", 0.13)) for e in edges])
+    row = _table(_summary(), kl_claim, kl=kl)
+    assert row.verdict == HOLDS and row.difference.startswith("left -0.030 ± 0.004")
+    kl.loc[(kl.model == "ld") & (kl.edge == "top"), "mean"] = 0.128  # one edge within the noise
+    assert _table(_summary(), kl_claim, kl=kl).verdict == OPEN
+    kl.loc[(kl.model == "ld") & (kl.edge == "top"), "mean"] = 0.15  # one edge farther from the teacher
+    assert _table(_summary(), kl_claim, kl=kl).verdict == FAILS
+    assert _table(_summary(), kl_claim).status.startswith("not run yet")
+
+
+def test_the_claims_file_states_the_rule_and_the_csv_keeps_the_sources(tmp_path):
+    table = claims_table(_summary(ld=[0.21, 0.22, 0.23], b=[0.20, 0.2, 0.2]), 3, NO_MODELS, NO_MODELS, "x.json", None,
+                         ANALYSIS, claims=(AP,))
+    md, csv = write_claims(table, tmp_path / "claims", "mini", [0, 1, 2])
+    text = md.read_text()
+    assert text.startswith("# The paper's claims on the `mini` profile (seeds 0, 1, 2)")
+    assert "2 standard errors" in text and "| LD helps" in text and "README" not in text
+    assert pd.read_csv(csv).source.tolist() == ["README"]
+
+
+def test_every_claim_compares_runs_of_the_study():
+    import yaml
+
+    from tests.conftest import REPO
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    study = {*params["study"]["baselines"], *params["study"]["students"]}
+    for claim in CLAIMS:
+        assert claim.paper and claim.source, claim
+        if claim.kind == "ap":
+            assert {claim.run, claim.control} <= study, claim
+
+
+def test_the_committed_mini_claims_table_is_what_its_notebook_makes_of_the_committed_results(tmp_path, monkeypatch):
+    """`dvc exp run -S profile=mini -s claims` regenerates results/mini/tables/claims.* from the committed
+    results alone (no model): here the notebook runs on a copy of exactly those files."""
+    import shutil
+
+    from ld.results.notebooks import execute_notebook
+    from tests.conftest import REPO
+
+    for path in ("params.yaml", "notebooks/claims.ipynb", "pipelines/configs", "results/mini/seeds",
+                 "results/mini/metrics", "results/mini/figures/ambiguity/kl_to_teacher.csv",
+                 "results/bench/bench_mini.json"):
+        src, dst = REPO / path, tmp_path / path
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        elif src.is_file():
+            shutil.copy(src, dst)
+    monkeypatch.chdir(tmp_path)
+    execute_notebook(Path("notebooks/claims.ipynb"), Path("out.ipynb"), {"profile": "mini"}, progress=False)
+    for name in ("claims.md", "claims.csv"):
+        made, committed = (root / "results/mini/tables" / name for root in (tmp_path, REPO))
+        assert made.read_text() == committed.read_text(), name
