@@ -10,7 +10,8 @@ import pytest
 
 from ld.errors import BadFileError, ConfigError, MissingFileError
 from ld.evaluation.coco import evaluate_coco, load_results
-from ld.results.tables import metrics_table, seed_runs
+from ld.results.study import seed_runs
+from ld.results.tables import metrics_table
 from tests.conftest import REPO
 
 # --- (1) metrics files read by the tables ------------------------------------------------------------
@@ -61,18 +62,20 @@ def test_missing_metrics_files_are_still_not_run_rows(tmp_path):
 
 
 def test_malformed_seed_file_names_the_seeds_stage(tmp_path):
-    runs = [{"method": "baseline", "run": "b18", "teacher": ""}, {"method": "LD", "run": "ld18", "teacher": "t50"}]
+    runs = [{"role": "teacher", "run": "t50", "teacher": "", "model": "R-50", "method": ""},
+            {"role": "baseline", "run": "b18", "teacher": "", "model": "R-18", "method": ""},
+            {"role": "student", "run": "ld18", "teacher": "t50", "model": "R-18", "method": "Main LD"}]
     for run in ("t50", "b18", "ld18"):
         _write(tmp_path / "metrics" / f"{run}.json", {"coco": {"AP": 0.3}})
-    per_seed = seed_runs(tmp_path / "metrics", tmp_path / "seeds", runs, [0, 1], teacher="t50")
+    per_seed = seed_runs(tmp_path / "metrics", tmp_path / "seeds", runs, [0, 1])
     assert per_seed.status.tolist() == ["ok", "ok", "not run", "ok", "not run"]
     bad = _write(tmp_path / "seeds" / "ld18" / "seed1.json", "")
     with pytest.raises(BadFileError) as err:
-        seed_runs(tmp_path / "metrics", tmp_path / "seeds", runs, [0, 1], teacher="t50")
-    assert str(bad) in str(err.value) and "`dvc repro seeds`" in str(err.value)
+        seed_runs(tmp_path / "metrics", tmp_path / "seeds", runs, [0, 1])
+    assert str(bad) in str(err.value) and "`dvc repro seeds_distill@ld18`" in str(err.value)
     _write(tmp_path / "metrics" / "t50.json", {"coco": None})  # the teacher: trained or imported
     with pytest.raises(BadFileError, match=r"t50\.json: has no 'coco' block.*eval@<run>"):
-        seed_runs(tmp_path / "metrics", tmp_path / "seeds", runs, [0], teacher="t50")
+        seed_runs(tmp_path / "metrics", tmp_path / "seeds", runs, [0])
 
 
 # --- (2) an unknown notebook profile -----------------------------------------------------------------

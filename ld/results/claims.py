@@ -11,7 +11,7 @@ its standard error and a verdict by one stated rule (:data:`RULE`):
 
 The kinds of claim (:class:`Claim` ``kind``):
 
-- ``ap``: COCO AP of ``run`` against ``control`` over the seeds (:func:`ld.results.tables.seed_summary`),
+- ``ap``: COCO AP of ``run`` against ``control`` over the seeds (:func:`ld.results.study.seed_summary`),
   independent groups: ``se = sqrt(s1²/n1 + s2²/n2)``;
 - ``nms``: voting Cluster-DIoU-NMS against the config's NMS on the same models (every extra seed's model
   of every study run), paired: the mean of the per-model differences and its standard error; it also
@@ -184,10 +184,10 @@ def _kl_row(claim: Claim, kl: pd.DataFrame | None, baseline: str, student: str) 
 def claims_table(summary: pd.DataFrame, n_seeds: int, voting: pd.DataFrame, plain: pd.DataFrame,
                  bench: str | Path, kl: pd.DataFrame | None, analysis: dict[str, str],
                  claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
-    """One row per claim (columns claim, paper, ours, difference, verdict, status, source).
+    """One row per claim (columns claim, paper, ours, difference, verdict, status, run, control, source).
 
-    ``summary``: :func:`ld.results.tables.seed_summary`; ``n_seeds``: the profile's seeds; ``voting`` and
-    ``plain``: :func:`ld.results.tables.seed_runs` rows of the study runs' extra seeds (no teacher) with
+    ``summary``: :func:`ld.results.study.seed_summary`; ``n_seeds``: the profile's seeds; ``voting`` and
+    ``plain``: :func:`ld.results.study.seed_runs` rows of the study runs' extra seeds (no teacher) with
     voting NMS and with the config's (every row of ``plain`` is a model the NMS row expects);
     ``bench``: the benchmark's JSON; ``kl``: the ambiguity analysis's KL table or None; ``analysis``:
     params.yaml's teacher, baseline and student of the analysis."""

@@ -42,7 +42,8 @@ def seed_runs(metrics_dir: str | Path, seeds_dir: str | Path, rows: list[dict[st
             if i == 0 and nms is not None:
                 continue
             run = row["run"]
-            metrics = (read_metrics(metrics_dir / f"{run}.json", eval_stage(run, row["teacher"])) if i == 0 else
+            stage = eval_stage(run, row["teacher"]) if row["role"] != "teacher" else None  # trained or imported
+            metrics = (read_metrics(metrics_dir / f"{run}.json", stage) if i == 0 else
                        read_metrics(seed_metrics(seeds_dir / run, seed, nms),
                                     f"seeds_{'distill' if row['teacher'] else 'train'}@{run}"))
             values = {k: (metrics or {}).get(k) for k in SEED_METRICS}
