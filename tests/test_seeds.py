@@ -69,6 +69,9 @@ def test_one_study_run_trains_each_extra_seed_and_evaluates_it_with_both_nms(mon
     calls.clear()
     run_seed_study(PARAMS, "smoke", "b", out=tmp_path / "m", models=tmp_path / "models")
     assert not any("--teacher" in c for c in calls)  # a baseline has no teacher
+    calls.clear()
+    assert run_seed_study(PARAMS, "mini", "ld", out=tmp_path / "none", models=tmp_path / "none_m") == []
+    assert not calls and (tmp_path / "none").is_dir() and (tmp_path / "none_m").is_dir()  # the stage's outs exist
     with pytest.raises(ConfigError, match="'t' is not a run of the study"):
         run_seed_study(PARAMS, "smoke", "t", out=tmp_path, models=tmp_path)
 

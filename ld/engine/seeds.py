@@ -66,6 +66,8 @@ def run_seed_study(params: dict[str, Any], profile: str, run: str, *, params_fil
                           f"{sorted(specs)})")
     spec, seeds = specs[run], study_seeds(params, profile)[1:]
     out, models = Path(out), Path(models)
+    out.mkdir(parents=True, exist_ok=True)  # the stage's outs, also where the profile has no other seed
+    models.mkdir(parents=True, exist_ok=True)
     ld = [sys.executable, "-m", "ld.cli", "--params", str(params_file), "--profile", profile]
     written = []
     for seed in seeds:

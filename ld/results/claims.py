@@ -20,7 +20,7 @@ The kinds of claim (:class:`Claim` ``kind``):
   (``results/bench/bench_<profile>.json``): one timing each, so the rule is a tolerance, not a standard
   error: it holds if the LD student is at most 10% slower (timing noise on a shared CPU);
 - ``kl``: the KL divergence of the LD student's edge distributions to the teacher's against the
-  baseline's (the ambiguity analysis, ``figures/ambiguity/kl_to_teacher.csv``: mean, std and count of
+  baseline's (the ambiguity analysis, ``tables/kl_to_teacher.csv``: mean, std and count of
   detections per model and edge), Welch per edge: it holds when every edge is lower by more than two
   standard errors, fails when any edge is higher by more than two.
 """
