@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ld.results.tables import format_ap
+from ld.results.study import pm
 
 Z = 2.0  # standard errors
 FPS_TOLERANCE = 0.9  # the LD student's model FPS over the baseline's, at least
@@ -106,11 +106,6 @@ def verdict(delta: float | None, se: float | None, *, sign: int = 1) -> str:
     return OPEN
 
 
-def _pm(value, se, *, delta: bool = False) -> str:
-    text = format_ap(value, delta=delta)
-    return text + (f" ± {format_ap(se)}" if text and se is not None and not pd.isna(se) else "")
-
-
 def _row(claim: Claim, ours: str, difference: str, result: str, status: str) -> dict[str, str]:
     return {"claim": claim.claim, "paper": claim.paper, "ours": ours, "difference": difference, "verdict": result,
             "status": status, "run": claim.run, "control": claim.control, "source": claim.source}
@@ -127,10 +122,10 @@ def _ap_row(claim: Claim, summary: pd.DataFrame, n_seeds: int) -> dict[str, str]
     delta = run.AP_mean - control.AP_mean
     se = math.sqrt(run.AP_std ** 2 / run.n + control.AP_std ** 2 / control.n) if run.n > 1 and control.n > 1 else None
     least = int(min(run.n, control.n))
-    ours = (f"{_pm(run.AP_mean, run.AP_std)} vs {_pm(control.AP_mean, control.AP_std)} "
+    ours = (f"{pm(run.AP_mean, run.AP_std)} vs {pm(control.AP_mean, control.AP_std)} "
             f"(n = {int(run.n)}, {int(control.n)})")
     status = "finished" if least >= n_seeds else f"not finished: {least} of {n_seeds} seeds"
-    return _row(claim, ours, _pm(delta, se, delta=True), verdict(delta, se), status)
+    return _row(claim, ours, pm(delta, se, delta=True), verdict(delta, se), status)
 
 
 def paired(voting: pd.DataFrame, plain: pd.DataFrame, metric: str) -> tuple[float, float | None, int]:
@@ -147,14 +142,14 @@ def _nms_row(claim: Claim, voting: pd.DataFrame, plain: pd.DataFrame, expected: 
     (ap, ap_se, n), (ap75, ap75_se, _), (ap50, ap50_se, _) = (paired(voting, plain, m) for m in ("AP", "AP75", "AP50"))
     if not n:
         return _row(claim, "", "", "", "not run yet")
-    ours = f"AP75 {_pm(ap75, ap75_se, delta=True)}, AP50 {_pm(ap50, ap50_se, delta=True)} (paired, {n} models)"
+    ours = f"AP75 {pm(ap75, ap75_se, delta=True)}, AP50 {pm(ap50, ap50_se, delta=True)} (paired, {n} models)"
     result = verdict(ap, ap_se)
     if ap50_se is not None and -ap50 > AP50_LOSS + Z * ap50_se:
         result = FAILS  # loses more AP50 than claimed
     elif result == HOLDS and -ap50 > AP50_LOSS:
         result = OPEN
     status = "finished" if n >= expected else f"not finished: {n} of {expected} models"
-    return _row(claim, ours, _pm(ap, ap_se, delta=True), result, status)
+    return _row(claim, ours, pm(ap, ap_se, delta=True), result, status)
 
 
 def _fps_row(claim: Claim, bench: Path, baseline: str, student: str) -> dict[str, str]:

@@ -81,14 +81,17 @@ def seed_summary(per_seed: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
+def pm(mean, spread, *, delta: bool = False) -> str:
+    """'mean ± spread' in % (:func:`ld.results.tables.format_ap`; ``delta``: the mean signed), the mean
+    alone without a spread, '' without a mean."""
+    mean, spread = format_ap(mean, delta=delta), format_ap(spread)
+    return mean + (f" ± {spread}" if mean and spread else "")
+
+
 def write_seed_summary(summary: pd.DataFrame, stem: str | Path) -> tuple[Path, Path]:
     """The seed study's table in %: ``stem.csv`` one number a column ('AP mean (%)', 'AP std (%)', ...,
     'delta vs baseline (%)' signed, 'delta se (%)'), ``stem.md`` 'mean ± std', the range and the
     difference to the baseline of the same model as '+d ± s.e.' (no spread where a run has one seed)."""
-    def pm(mean, spread, delta=False):
-        mean, spread = format_ap(mean, delta=delta), format_ap(spread)
-        return mean + (f" ± {spread}" if mean and spread else "")
-
     shown = pd.DataFrame({
         "model": summary.model, "method": summary.method.where(summary.role != "teacher", "teacher"),
         "teacher": summary.teacher, "run": summary.run, "seeds": summary.n,
