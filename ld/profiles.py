@@ -147,6 +147,22 @@ def _apply_multiscale(cfg, profile: dict[str, Any]) -> None:
             step.update(type="RandomResize", scale=multiscale_range(size, tuple(cfg.multiscale)), keep_ratio=True)
 
 
+GFL_ANCHOR_SCALE = 8  # GFocal's octave_base_scale, which a profile's `anchor_scale` replaces
+
+
+def _apply_anchor_scale(head, anchor_scale: int) -> None:
+    """A profile's ``anchor_scale`` is GFocal's anchor size in strides (8 at 1333x800, 4 on the small
+    embedded images); other heads' sizes follow in proportion: RetinaNet's anchors (base 4) and FCOS's
+    regression ranges (64-512 pixels between levels) scale by ``anchor_scale / 8``."""
+    ratio = anchor_scale / GFL_ANCHOR_SCALE
+    if "anchor_generator" in head:
+        size = head.anchor_generator.octave_base_scale * ratio
+        head.anchor_generator.octave_base_scale = int(size) if float(size).is_integer() else size
+    if "regress_ranges" in head or head.get("type", "").startswith(("FCOS", "LDFCOS")):
+        ranges = head.get("regress_ranges", ((-1, 64), (64, 128), (128, 256), (256, 512), (512, 1e8)))
+        head.regress_ranges = [tuple(v if v in (-1, 1e8) else v * ratio for v in r) for r in ranges]
+
+
 def apply_profile(cfg, profile: dict[str, Any], *, data_root: str | Path, num_gpus: int = 1) -> None:
     """Set the profile's data, sizes, widths, schedule, batch and LR on an mmengine ``Config`` in place.
 
@@ -172,7 +188,7 @@ def apply_profile(cfg, profile: dict[str, Any], *, data_root: str | Path, num_gp
     model.bbox_head.feat_channels = channels
     model.bbox_head.stacked_convs = int(profile["model"]["stacked_convs"])
     if "anchor_scale" in profile["model"]:
-        model.bbox_head.anchor_generator.octave_base_scale = int(profile["model"]["anchor_scale"])
+        _apply_anchor_scale(model.bbox_head, int(profile["model"]["anchor_scale"]))
     if not profile.get("pretrained", False):
         # Trained from scratch: no pretrained weights, BN statistics learnt, nothing frozen.
         model.backbone.init_cfg = None

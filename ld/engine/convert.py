@@ -15,17 +15,24 @@ from ld.checkpoint import load_checkpoint, save_weights, state_dict_mismatch
 from ld.errors import BadFileError
 
 TEACHER_MARKERS = ("teacher_model.", "teacher.", "_teacher.")
+TRAINING_ONLY_MARKERS = ("imitation_adapter.",)  # trained beside the student, not part of it (feature imitation)
 
 
 def is_teacher_key(key: str) -> bool:
     """Whether a state-dict key belongs to a teacher (at the top level or nested, e.g. in the head)."""
-    return any(key.startswith(m) or f".{m}" in key for m in TEACHER_MARKERS)
+    return _has_marker(key, TEACHER_MARKERS)
+
+
+def _has_marker(key: str, markers: tuple[str, ...]) -> bool:
+    return any(key.startswith(m) or f".{m}" in key for m in markers)
 
 
 def student_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The student's weights of a checkpoint: no teacher keys, no DDP ``module.`` prefix."""
+    """The student's weights of a checkpoint: no teacher keys, no training-only module (the imitation
+    adapter), no DDP ``module.`` prefix."""
     state = ckpt.get("state_dict", ckpt)
-    return {k.removeprefix("module."): v for k, v in state.items() if not is_teacher_key(k.removeprefix("module."))}
+    markers = TEACHER_MARKERS + TRAINING_ONLY_MARKERS
+    return {key: v for k, v in state.items() if not _has_marker(key := k.removeprefix("module."), markers)}
 
 
 def convert_checkpoint(src: str | Path, dst: str | Path, config: str | Path) -> dict[str, int]:

@@ -23,6 +23,7 @@ import torch
 
 from ld.checkpoint import file_digest, load_checkpoint, require_exported, save_weights
 from ld.engine import determinism, live, merge_options, nonfinite, unformatted  # noqa: F401  (register what a run adds)
+from ld.engine.convert import student_state_dict
 from ld.errors import BadFileError, ConfigError, LDError, MissingFileError
 from ld.io import atomic_write_bytes, atomic_write_json, check_export_dir, listing_digest
 from ld.models.distiller import DISTILLERS, LocalizationDistiller
@@ -35,15 +36,22 @@ def is_distiller(cfg) -> bool:
     return cfg.model.type in DISTILLERS
 
 
+PAPER_LD_WEIGHT = 0.25  # the LD weight of the GFocal recipe (_base_/ld.py), which params.yaml's ld.loss_weight sets
+
+
 def apply_ld_params(head, ld_params: dict[str, Any]) -> None:
     """params.yaml's ``ld`` (``temperature``, ``loss_weight``) set T and the weight of both LD terms
     (main region and VLR) of a distillation head, for experiments like ``-S ld.temperature=5``
-    (``ld.teacher_cache`` and ``ld.teacher_precision`` are read by :func:`build_train_config`)."""
+    (``ld.teacher_cache`` and ``ld.teacher_precision`` are read by :func:`build_train_config`).
+
+    ``loss_weight`` is the GFocal recipe's weight (0.25, both terms); a head whose recipe weighs its
+    terms otherwise (RetinaNet's main LD 5, the ATSS / FCOS / RetinaNet VLR factors) scales them by
+    ``loss_weight / 0.25``, so the default leaves every recipe as it is."""
     for term in ("ld_main", "ld_vlr"):
         if "temperature" in ld_params:
             head[term].T = float(ld_params["temperature"])
         if "loss_weight" in ld_params:
-            head[term].loss_weight = float(ld_params["loss_weight"])
+            head[term].loss_weight = head[term].loss_weight * float(ld_params["loss_weight"]) / PAPER_LD_WEIGHT
         if not head[term].T > 0:
             raise ConfigError(f"params.yaml: ld.temperature must be > 0, got {head[term].T}")
 
@@ -180,7 +188,7 @@ def export_model(work_dir: str | Path, cfg, out_dir: str | Path) -> Path:
     # would look for the optimizer and message hub, which model.pth does not keep)
     exported.resume = False
     atomic_write_bytes(out_dir / "config.py", exported.pretty_text.encode())
-    save_weights(out_dir / "model.pth", ckpt["state_dict"], ckpt.get("meta", {}))
+    save_weights(out_dir / "model.pth", student_state_dict(ckpt), ckpt.get("meta", {}))  # no imitation adapter
     return out_dir / "model.pth"
 
 

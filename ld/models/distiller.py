@@ -19,12 +19,17 @@ from torch import Tensor, nn
 from ld.checkpoint import file_digest, load_weights
 from ld.errors import ConfigError
 from ld.models.teacher_cache import TeacherCache, check_deterministic
+from ld.ops.box_ops import box_centers
 from ld.ops.distillation import flatten_levels
 
 DISTILLERS = ("LocalizationDistiller",)
 # distillation head -> the plain head it trains (what is evaluated, and what serves as a teacher)
-STUDENT_HEADS = {"LDGFLHead": "GFLHead", "LDGFLv2Head": "GFLv2Head"}
-DISTILL_HEAD_KEYS = ("ld_main", "ld_vlr", "kd_main", "normalize")
+STUDENT_HEADS = {"LDGFLHead": "GFLHead", "LDGFLv2Head": "GFLv2Head", "LDATSSGFLHead": "ATSSGFLHead",
+                 "LDFCOSGFLHead": "FCOSGFLHead", "LDRetinaGFLHead": "RetinaGFLHead"}
+# plain head -> mmdet's detector of it (all plain SingleStageDetectors)
+DETECTORS = {"GFLHead": "GFL", "GFLv2Head": "GFL", "ATSSGFLHead": "ATSS", "FCOSGFLHead": "FCOS",
+             "RetinaGFLHead": "RetinaNet"}
+DISTILL_HEAD_KEYS = ("ld_main", "ld_vlr", "kd_main", "imitation", "normalize")
 REGION_KEYS = ("ld_main", "ld_vlr", "kd_main")
 
 
@@ -35,15 +40,15 @@ def student_only(cfg: Config) -> Config:
     """
     cfg = copy.deepcopy(cfg)
     model = cfg.model
-    if model.type in DISTILLERS:
-        model.type = "GFL"
-        for key in ("teacher_config", "teacher_ckpt", "teacher_cache", "teacher_precision"):
-            model.pop(key, None)
     head = model.bbox_head
     if head.type in STUDENT_HEADS:
         head.type = STUDENT_HEADS[head.type]
         for key in DISTILL_HEAD_KEYS:
             head.pop(key, None)
+    if model.type in DISTILLERS:
+        model.type = DETECTORS.get(head.type, "GFL")
+        for key in ("teacher_config", "teacher_ckpt", "teacher_cache", "teacher_precision"):
+            model.pop(key, None)
     return cfg
 
 
@@ -112,10 +117,12 @@ def teacher_dtype(precision: str, device: torch.device | str) -> torch.dtype | N
 
 
 def box_logits(head: nn.Module, feats: tuple[Tensor, ...]) -> list[Tensor]:
-    """A GFocal head's edge-distribution logits ``[(B, 4 * bins, H, W)]`` alone: its box tower, ``gfl_reg``
-    and scale per level, without the class tower; equal to ``head(feats)[1]`` (mmdet 3.3
+    """A head's edge-distribution logits ``[(B, 4 * bins, H, W)]`` alone. For a GFocal head its box tower,
+    ``gfl_reg`` and scale per level, without the class tower; equal to ``head(feats)[1]`` (mmdet 3.3
     ``GFLHead.forward_single``, whose box branch never reads the class branch; GFocalV2's DGQP only
-    changes the class scores)."""
+    changes the class scores). Other heads run whole."""
+    if not hasattr(head, "gfl_reg"):
+        return [p.float() for p in head(feats)[1]]
     preds = []
     for x, scale in zip(feats, head.scales):
         for conv in head.reg_convs:
@@ -134,15 +141,44 @@ def teacher_forward(teacher: nn.Module, inputs: Tensor, with_cls: bool = True,
             term reads the teacher's class logits: 0.85x of the teacher's time at 320 px).
         dtype: autocast dtype (:func:`teacher_dtype`; None: float32), in channels-last layout.
     """
+    return teacher_head(teacher, teacher_features(teacher, inputs, dtype), with_cls, dtype)
+
+
+def teacher_features(teacher: nn.Module, inputs: Tensor, dtype: torch.dtype | None = None) -> tuple[Tensor, ...]:
+    """The teacher's FPN features ``[(B, C, H, W)]`` without autograd (``dtype``: as :func:`teacher_forward`)."""
     with torch.no_grad(), torch.autocast(inputs.device.type, dtype=dtype, enabled=dtype is not None):
         if dtype is not None:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        feats = teacher.extract_feat(inputs)
+        return teacher.extract_feat(inputs)
+
+
+def teacher_head(teacher: nn.Module, feats: tuple[Tensor, ...], with_cls: bool = True,
+                 dtype: torch.dtype | None = None) -> tuple[Tensor | None, Tensor]:
+    """The teacher head's flattened outputs on its features (:func:`teacher_forward`)."""
+    device = feats[0].device.type
+    with torch.no_grad(), torch.autocast(device, dtype=dtype, enabled=dtype is not None):
         if with_cls:
-            cls, reg = teacher.bbox_head(feats)
+            outs = teacher.bbox_head(feats)
+            cls, reg = outs[0], outs[1]
         else:
             cls, reg = None, box_logits(teacher.bbox_head, feats)
     return (None if cls is None else flatten_levels(cls).float()), flatten_levels(reg).float()
+
+
+def check_same_centres(teacher_head: nn.Module, student_head: nn.Module) -> None:
+    """Refuse a teacher whose distributions describe other points than the student's: LD compares the
+    edge distributions of one location, measured from its prior's centre, on the same strides."""
+    t_gen, s_gen = teacher_head.prior_generator, student_head.prior_generator
+    if [tuple(s) for s in t_gen.strides] != [tuple(s) for s in s_gen.strides]:
+        raise ConfigError(f"teacher strides {t_gen.strides} != student strides {s_gen.strides}")
+    sizes = [(2, 2)] * t_gen.num_levels
+    for level, (t, s) in enumerate(zip(t_gen.grid_priors(sizes, device="cpu"), s_gen.grid_priors(sizes, device="cpu"))):
+        t = t[::teacher_head.num_base_priors]
+        s = s[::student_head.num_base_priors]
+        t, s = (box_centers(p) if p.shape[-1] == 4 else p for p in (t, s))
+        if not torch.allclose(t, s):
+            raise ConfigError(f"teacher and student priors have other centres on level {level} ({t[1].tolist()} vs "
+                              f"{s[1].tolist()}): an FCOS head needs point_offset=0.0 beside an anchor-based head")
 
 
 class TeacherOutputs:
@@ -150,11 +186,18 @@ class TeacherOutputs:
 
     def __init__(self, teacher: nn.Module, inputs: Tensor, dtype: torch.dtype | None = None) -> None:
         self.teacher, self.inputs, self.dtype = teacher, inputs, dtype
+        self._feats = None
+
+    def features(self) -> tuple[Tensor, ...]:
+        """The teacher's FPN features of the batch (computed once)."""
+        if self._feats is None:
+            self._feats = teacher_features(self.teacher, self.inputs, self.dtype)
+        return self._feats
 
     def rows(self, needed: Tensor, with_cls: bool = False) -> tuple[Tensor | None, Tensor]:
         """``(cls (B, A, C) or None, reg (B, A, R))`` everywhere (``needed`` (B, A) is not used); the class
         tower runs only ``with_cls``."""
-        return teacher_forward(self.teacher, self.inputs, with_cls, self.dtype)
+        return teacher_head(self.teacher, self.features(), with_cls, self.dtype)
 
 
 class CachedTeacherOutputs(TeacherOutputs):
@@ -231,12 +274,17 @@ class LocalizationDistiller(SingleStageDetector):
         if t_reg_max != s_reg_max:
             raise ConfigError(f"teacher reg_max {t_reg_max} != student reg_max {s_reg_max}: LD distils "
                               "edge distributions, which need the same number of bins")
+        check_same_centres(teacher.bbox_head, self.bbox_head)
+        self.bbox_head.set_teacher(teacher.bbox_head, teacher.bbox_head.in_channels)
         self._teacher = [teacher]  # in a list: not a submodule, so not in state_dict, parameters or DDP
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = teacher_dtype(teacher_precision, device)  # a known precision, or an error now
         print_log(f"teacher forward on {device}: {dtype or torch.float32} (teacher_precision={teacher_precision!r})",
                   logger="current")
         self.teacher_precision = teacher_precision
+        if teacher_cache and self.bbox_head.imitation.enabled:
+            raise ConfigError("feature imitation reads the teacher's features, which the soft-target cache does "
+                              "not keep: train with teacher_cache off (params.yaml: ld.teacher_cache: false)")
         self.cache = self._open_cache(teacher_cache, teacher_ckpt, bbox_head) if teacher_cache else None
 
     @staticmethod

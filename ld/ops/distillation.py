@@ -61,7 +61,8 @@ def main_region_ld(s_reg: Tensor, t_reg: Tensor, s_cls: Tensor, pos: Tensor, T: 
     return total if normalizer is None else total / normalizer
 
 
-def vlr_ld(s_reg: Tensor, t_reg: Tensor, vlr_weight: Tensor, T: float, normalizer: float | None = None) -> Tensor:
+def vlr_ld(s_reg: Tensor, t_reg: Tensor, vlr_weight: Tensor, T: float, normalizer: float | None = None,
+           divisor: float = VLR_LD_DIVISOR) -> Tensor:
     """LD on the valuable localization region (the locations of non-zero ``vlr_weight``).
 
     Args:
@@ -69,12 +70,14 @@ def vlr_ld(s_reg: Tensor, t_reg: Tensor, vlr_weight: Tensor, T: float, normalize
         t_reg: the teacher's, same shape (read only in the VLR).
         vlr_weight: ``(B, A)`` each location's VLR weight (:func:`ld.ops.vlr_region`), 0 outside it.
         T: temperature.
-        normalizer: ``None`` (upstream: divide by :data:`VLR_LD_DIVISOR`), or the region's size for
+        normalizer: ``None`` (upstream: divide by ``divisor``), or the region's size for
             ``per_positive`` (the loss is divided by 4 edges times it).
+        divisor: upstream's divisor of the head: :data:`VLR_LD_DIVISOR` for GFocal; 4 for the ATSS, FCOS
+            and RetinaNet heads, whose extra factors their configs' ``loss_weight`` carries.
     """
     in_vlr = vlr_weight > 0
     total = (_edge_kl(s_reg[in_vlr], t_reg[in_vlr], T) * vlr_weight[in_vlr][:, None]).sum()
-    return total / VLR_LD_DIVISOR if normalizer is None else total / (EDGES * normalizer)
+    return total / divisor if normalizer is None else total / (EDGES * normalizer)
 
 
 def class_kd(s_cls: Tensor, t_cls: Tensor, pos: Tensor, level: Tensor, T: float,

@@ -1,0 +1,80 @@
+"""LD heads for ATSS, FCOS and RetinaNet: the general-distribution heads of
+:mod:`ld.models.distribution_heads` with the distillation terms of :class:`ld.models.ld_head.LDHeadMixin`
+(the same pure functions as the GFocal heads), each with upstream's VLR rule and divisor (HikariTJU/LD
+``mmdet/models/dense_heads/ld_atss.py``, ``ld_fcos_head.py``, ``ld_retina.py``):
+
+======== ==================================================== ============================ ==============
+head     VLR region                                           VLR weight                   upstream factor
+======== ==================================================== ============================ ==============
+ATSS     the ATSS-threshold band (the GFocal rule)            IoU with its ground truth    0.15 / 4
+RetinaNet the ATSS-threshold band, positives removed          IoU with its ground truth    0.03 / 4
+FCOS     points inside a ground-truth box, not positive       the student's max score      0.25 / 4
+======== ==================================================== ============================ ==============
+
+The factor multiplies ``loss_ld``'s weight in upstream's code; here a config's ``ld_vlr.loss_weight``
+carries it (e.g. ATSS: 0.15 x 0.25) and the divisor is the head's :attr:`vlr_divisor`. Main LD (the
+positives, each edge weighted by the student's max score, / 4) and KD (the mean over each level's
+positives) are GFocal's.
+"""
+from __future__ import annotations
+
+import torch
+from mmdet.registry import MODELS
+from torch import Tensor
+
+from ld.models.distribution_heads import ATSSGFLHead, FCOSGFLHead, RetinaGFLHead
+from ld.models.ld_head import LDHeadMixin
+from ld.ops.imitation import points_inside_boxes
+
+UPSTREAM_VLR_DIVISOR = 4.0  # ld_atss.py, ld_fcos_head.py, ld_retina.py: loss_ld(..., avg_factor=4)
+
+
+def _grid_priors(head, cls_scores: list[Tensor]) -> list[Tensor]:
+    """The head's priors per level ``[(A_l, 4 or 2)]`` for these feature maps."""
+    return head.prior_generator.grid_priors([c.shape[-2:] for c in cls_scores], device=cls_scores[0].device)
+
+
+@MODELS.register_module()
+class LDATSSGFLHead(LDHeadMixin, ATSSGFLHead):
+    """An ATSS student (general-distribution boxes) with LD, VLR LD and KD (upstream ``LDATSSHead``)."""
+
+    vlr_divisor = UPSTREAM_VLR_DIVISOR
+
+
+@MODELS.register_module()
+class LDRetinaGFLHead(LDHeadMixin, RetinaGFLHead):
+    """A RetinaNet student (general-distribution boxes) with LD, VLR LD and KD (upstream ``LDRetinaHead``)."""
+
+    vlr_divisor = UPSTREAM_VLR_DIVISOR
+
+    def distill_targets(self, targets, cls_scores):
+        """mmdet's anchor head returns labels first, without anchors: the anchors are the grid's."""
+        B = cls_scores[0].shape[0]
+        anchors = [a.expand(B, -1, -1) for a in _grid_priors(self, cls_scores)]
+        return anchors, list(targets[0])
+
+    def vlr_weight(self, priors, num_level_priors, pos, s_cls, batch_gt_instances):
+        """GFocal's VLR without the positives (upstream: ``vlr_weights[labels != num_classes] = 0``)."""
+        return super().vlr_weight(priors, num_level_priors, pos, s_cls, batch_gt_instances).masked_fill(pos, 0)
+
+
+@MODELS.register_module()
+class LDFCOSGFLHead(LDHeadMixin, FCOSGFLHead):
+    """An FCOS student (general-distribution boxes) with LD, VLR LD and KD (upstream ``LDFCOSHead``).
+
+    The VLR of an anchor-free head (upstream's ``labels == num_classes + 1``): the points inside a
+    ground-truth box that are not positive (outside the centre region or the level's range), weighted by
+    the student's detached max class score; ``ld_vlr.alpha`` and ``overlap`` do not apply.
+    """
+
+    vlr_divisor = UPSTREAM_VLR_DIVISOR
+
+    def distill_targets(self, targets, cls_scores):
+        """mmdet's FCOS returns labels per level with the images concatenated: ``(B * A_l,)`` -> ``(B, A_l)``."""
+        B = cls_scores[0].shape[0]
+        points = [p.expand(B, -1, -1) for p in _grid_priors(self, cls_scores)]
+        return points, [labels.reshape(B, -1) for labels in targets[0]]
+
+    def vlr_weight(self, priors, num_level_priors, pos, s_cls, batch_gt_instances):
+        inside = torch.stack([points_inside_boxes(priors[i], gt.bboxes) for i, gt in enumerate(batch_gt_instances)])
+        return s_cls.detach().sigmoid().max(dim=-1).values * (inside & ~pos)

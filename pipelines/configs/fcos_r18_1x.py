@@ -1,0 +1,2 @@
+# FCOS R-18 (general-distribution boxes), 1x: the baseline of the LD students of this detector.
+_base_ = ['./_base_/detectors/fcos_r18.py', './_base_/schedules/1x.py']

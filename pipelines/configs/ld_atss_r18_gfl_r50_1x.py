@@ -1,0 +1,4 @@
+# LD into ATSS from a GFocal teacher ("LD for arbitrary detectors"): ATSS R-18 student (general-
+# distribution boxes), 1x, upstream's ATSS recipe (Main LD + VLR LD + KD), from the GFocalV1 R-50 2x teacher.
+_base_ = ['./_base_/students/atss_r18.py', './_base_/schedules/1x.py']
+teacher = 'gfl_r50_2x'

@@ -1,0 +1,4 @@
+# LD into RetinaNet from a GFocal teacher ("LD for arbitrary detectors"): RetinaNet R-18 student (general-
+# distribution boxes), 1x, upstream's RetinaNet recipe (Main LD + VLR LD + KD), from the GFocalV1 R-50 2x teacher.
+_base_ = ['./_base_/students/retina_r18.py', './_base_/schedules/1x.py']
+teacher = 'gfl_r50_2x'
