@@ -151,22 +151,25 @@ def making_stage(run_dir: str | os.PathLike, params_file: str | os.PathLike = "p
     """The dvc.yaml stage that writes the exported run folder ``models/<profile>/<run>``, or None.
 
     ``train@<run>`` for a trained row (params.yaml ``train``), ``distill@<run>`` for a student,
-    ``teacher@<run>`` for an imported teacher, ``seeds`` for ``models/<profile>/seeds/...``.
+    ``teacher@<run>`` for an imported teacher; ``seeds_train@<run>`` / ``seeds_distill@<run>`` for a study
+    run's other seeds, ``models/<profile>/seeds/<run>/...`` (params.yaml ``study``).
     """
     parts = Path(run_dir).parts
-    if len(parts) < 3 or parts[0] != "models":
+    if len(parts) < 3 or parts[0] != "models" or (parts[2] == "seeds" and len(parts) < 4):
         return None
-    if parts[2] == "seeds":
-        return "seeds"
-    run = parts[2]
+    seeds = parts[2] == "seeds"
+    run = parts[3] if seeds else parts[2]
     try:
         import yaml
 
         params = yaml.safe_load(Path(params_file).read_text()) or {}
     except (OSError, yaml.YAMLError):  # no readable params file: the hint is all that is lost
         return None
-    for stage, runs in (("train", params.get("train") or []), ("distill", params.get("distill") or {}),
-                        ("teacher", params.get("teachers") or {})):
+    study = params.get("study") or {}
+    stages = ((("seeds_train", study.get("baselines") or []), ("seeds_distill", study.get("students") or {}))
+              if seeds else (("train", params.get("train") or []), ("distill", params.get("distill") or {}),
+                             ("teacher", params.get("teachers") or {})))
+    for stage, runs in stages:
         if run in runs:
             return f"{stage}@{run}"
     return None

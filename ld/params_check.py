@@ -34,7 +34,7 @@ Check = Callable[[Any, str], tuple[Any, Problems]]
 # notebooks/ambiguity.ipynb reads, the tables of ld.results.paper.TABLES, ld.models.distiller.TEACHER_PRECISIONS.
 LAYOUTS = ("synth", "coco", "voc")
 TEACHER_PRECISIONS = ("auto", "fp32", "bf16")
-PAPER_TABLES = ("gflv1_coco", "selfld_coco", "gflv2_coco", "voc", "full_ld_coco")
+PAPER_TABLES = ("gflv1_coco", "selfld_coco", "gflv2_coco", "voc", "full_ld_coco", "detectors_coco", "imitation_coco")
 ANALYSIS_ROLES = ("teacher", "baseline", "student")
 
 

@@ -134,8 +134,9 @@ BAD = [
      "profiles.mini.warmup_iter: unknown key 'warmup_iter' (did you mean 'warmup_iters'?)"),
     # the runs
     ("train-not-list", [("train", "gfl_r50_2x")], "train must be a list, each item a run name"),
-    ("train-item", [("train", [*PARAMS["train"], 3])], "train[4] must be a run name"),
-    ("train-twice", [("train", [*PARAMS["train"], "gfl_r18_1x"])], "train[4]: 'gfl_r18_1x' is listed twice"),
+    ("train-item", [("train", [*PARAMS["train"], 3])], f"train[{len(PARAMS['train'])}] must be a run name"),
+    ("train-twice", [("train", [*PARAMS["train"], "gfl_r18_1x"])],
+     f"train[{len(PARAMS['train'])}]: 'gfl_r18_1x' is listed twice"),
     ("paper_tables-unknown", [("paper_tables", ["table_9"])], "paper_tables[0] must be one of ('gflv1_coco'"),
     ("teachers-no-sha256", [("teachers", {"gfl_r101_2x": {"checkpoint": "x.pth", "published_ap": 44.7}})],
      "teachers.gfl_r101_2x.sha256 is missing"),

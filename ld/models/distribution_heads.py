@@ -46,17 +46,51 @@ class PriorCenterDistanceCoder(DistancePointBBoxCoder):
         return super().decode(points, pred_bboxes, max_shape)
 
 
+def geometric_logits(mean: float, bins: int) -> Tensor:
+    """``(bins,)`` logits ``-lam * k`` of a distribution over ``k = 0 .. bins - 1`` decaying geometrically,
+    with expectation ``mean`` (``0 < mean < (bins - 1) / 2``; ``lam`` by bisection)."""
+    if not 0 < mean < (bins - 1) / 2:
+        raise ConfigError(f"box_prior must be in (0, {(bins - 1) / 2}) strides, got {mean}")
+    k = torch.arange(bins, dtype=torch.float64)
+    lo, hi = 0.0, 50.0
+    for _ in range(100):
+        lam = (lo + hi) / 2
+        if float((k * torch.softmax(-lam * k, 0)).sum()) > mean:
+            lo = lam
+        else:
+            hi = lam
+    return (-lam * k).float()
+
+
 class DistributionBoxMixin:
     """The general-distribution box branch: mmdet's losses and predictions on the expected distances.
 
     Mixed in before the mmdet head; ``reg_conv`` names the head's box conv, replaced here.
+
+    ``box_prior``: None (upstream) starts every edge uniform, at 8 strides, whatever the object; a number
+    starts each edge's distribution decaying from bin 0 with that expectation in strides (its bias, as
+    the class branch's prior probability sets its bias). With uniform starts and only the GIoU to learn
+    from, boxes 16 strides wide around small objects give the box branch almost no gradient: RetinaNet's
+    box loss stayed at 1.93 through the mini profile's 768 iterations (AP 0.0); with ``box_prior=1.5`` it
+    learns (README "differs from upstream").
     """
 
     reg_conv = ""
 
-    def __init__(self, *args, reg_max: int = 16, **kwargs) -> None:
+    def __init__(self, *args, reg_max: int = 16, box_prior: float | None = None, **kwargs) -> None:
         self.reg_max = reg_max  # before the parent's __init__, which builds the layers
+        self.box_prior = box_prior
         super().__init__(*args, **kwargs)
+        if box_prior is not None:
+            geometric_logits(box_prior, reg_max + 1)  # a value out of range is an error now
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.box_prior is not None:
+            conv = getattr(self, self.reg_conv)
+            with torch.no_grad():
+                conv.bias.copy_(geometric_logits(self.box_prior, self.reg_max + 1).repeat(conv.out_channels
+                                                                                          // (self.reg_max + 1)))
 
     def _replace_reg_conv(self) -> None:
         old = getattr(self, self.reg_conv)

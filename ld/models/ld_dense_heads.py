@@ -3,13 +3,11 @@
 (the same pure functions as the GFocal heads), each with upstream's VLR rule and divisor (HikariTJU/LD
 ``mmdet/models/dense_heads/ld_atss.py``, ``ld_fcos_head.py``, ``ld_retina.py``):
 
-======== ==================================================== ============================ ==============
-head     VLR region                                           VLR weight                   upstream factor
-======== ==================================================== ============================ ==============
-ATSS     the ATSS-threshold band (the GFocal rule)            IoU with its ground truth    0.15 / 4
-RetinaNet the ATSS-threshold band, positives removed          IoU with its ground truth    0.03 / 4
-FCOS     points inside a ground-truth box, not positive       the student's max score      0.25 / 4
-======== ==================================================== ============================ ==============
+- ATSS: the ATSS-threshold band (the GFocal rule), weighted by the IoU with its ground truth;
+  upstream's factor 0.15, divided by 4;
+- RetinaNet: the same band without the positives, weighted by IoU; factor 0.03, divided by 4;
+- FCOS: the points inside a ground-truth box that are not positive, weighted by the student's max class
+  score; factor 0.25, divided by 4.
 
 The factor multiplies ``loss_ld``'s weight in upstream's code; here a config's ``ld_vlr.loss_weight``
 carries it (e.g. ATSS: 0.15 x 0.25) and the divisor is the head's :attr:`vlr_divisor`. Main LD (the

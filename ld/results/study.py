@@ -57,6 +57,12 @@ def seed_runs_shown(per_seed: pd.DataFrame) -> pd.DataFrame:
     return percent(per_seed.drop(columns=["role"]), SEED_METRICS)
 
 
+def welch_se(std1, n1, std2, n2):
+    """The standard error ``sqrt(s1²/n1 + s2²/n2)`` of a difference of two independent means (scalars or
+    Series alike)."""
+    return (std1 ** 2 / n1 + std2 ** 2 / n2) ** 0.5
+
+
 def seed_summary(per_seed: pd.DataFrame) -> pd.DataFrame:
     """Mean and spread of AP per run over its seeds (``n``, mean, sample std, min, max), and the difference
     of means to the baseline of the same model (the study's baseline run with that ``model``) with its
@@ -75,8 +81,8 @@ def seed_summary(per_seed: pd.DataFrame) -> pd.DataFrame:
         base = baselines.loc[row.model] if row.role == "student" and row.model in baselines.index else None
         refs.append(base.run if base is not None else "")
         deltas.append(row.AP_mean - base.AP_mean if base is not None else None)
-        ses.append((row.AP_std ** 2 / row.n + base.AP_std ** 2 / base.n) ** 0.5
-                   if base is not None and row.n > 1 and base.n > 1 else None)
+        ses.append(welch_se(row.AP_std, row.n, base.AP_std, base.n) if base is not None and row.n > 1 and base.n > 1
+                   else None)
     summary["baseline"], summary["delta_vs_baseline"], summary["delta_se"] = refs, deltas, ses
     return summary
 

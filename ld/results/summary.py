@@ -50,7 +50,8 @@ def write_summary(metrics_dir: str | Path, runs: list[str], out: str | Path) -> 
 
 
 # The loss terms a run logs (ld.engine.live: ``train/<term>``), each one chart of dvc.yaml's top-level plots
-TERMS: tuple[str, ...] = ("loss", "loss_cls", "loss_bbox", "loss_dfl", "loss_ld", "loss_ld_vlr", "loss_kd")
+TERMS: tuple[str, ...] = ("loss", "loss_cls", "loss_bbox", "loss_dfl", "loss_ld", "loss_ld_vlr", "loss_kd",
+                          "loss_centerness", "loss_im")
 
 
 def read_curve(tsv: str | Path) -> list[tuple[int, float]]:

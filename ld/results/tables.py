@@ -19,6 +19,9 @@ TABLE_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR
 
 
 DISTILL_TERMS = (("ld_main", "Main LD"), ("ld_vlr", "VLR LD"), ("kd_main", "Main KD"))
+IMITATION_LABELS = {"fitnet": "FitNets", "inside_gt": "inside-GT", "finegrained": "fine-grained",
+                    "decouple": "DeFeat", "gibox": "GI"}  # ld.ops.imitation's methods, as the paper names them
+DETECTOR_FAMILIES = (("ATSS", "ATSS"), ("FCOS", "FCOS"), ("Retina", "RetinaNet"), ("v2", "GFocalV2"))
 
 
 def backbone_label(backbone) -> str:
@@ -36,10 +39,12 @@ def describe_config(config: str | Path) -> tuple[str, str]:
 
     cfg = Config.fromfile(str(config))
     head = cfg.model.bbox_head
-    family = "GFocalV2" if "v2" in head.type else "GFocalV1"
+    family = next((name for key, name in DETECTOR_FAMILIES if key in head.type), "GFocalV1")
     model = f"{family} {backbone_label(cfg.model.backbone)} {cfg.get('schedule', '1x')}"
-    method = " + ".join(label for key, label in DISTILL_TERMS if head.get(key, {}).get("enabled"))
-    return model, method
+    terms = [label for key, label in DISTILL_TERMS if head.get(key, {}).get("enabled")]
+    if head.get("imitation", {}).get("enabled"):
+        terms.append(f"{IMITATION_LABELS[head.imitation.method]} imitation")
+    return model, " + ".join(terms)
 
 
 def runs_from_params(params: dict[str, Any], configs_dir: str | Path = "pipelines/configs") -> list[dict[str, str]]:

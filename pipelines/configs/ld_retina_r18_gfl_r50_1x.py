@@ -2,3 +2,4 @@
 # distribution boxes), 1x, upstream's RetinaNet recipe (Main LD + VLR LD + KD), from the GFocalV1 R-50 2x teacher.
 _base_ = ['./_base_/students/retina_r18.py', './_base_/schedules/1x.py']
 teacher = 'gfl_r50_2x'
+model = dict(bbox_head=dict(box_prior=1.5))  # as its baseline, retina_r18_1x.py
