@@ -1,5 +1,6 @@
 """End to end: `dvc repro` of the smoke profile in a fresh copy of the repository, as a user runs it."""
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -69,6 +70,20 @@ def test_smoke_repro_writes_metrics_for_every_run(clone, repro):
     assert all(f"| {run} " in table for run in RUNS) and "not run" not in table
     assert (root / "results" / "smoke" / "figures" / "runs_ap.png").stat().st_size > 1000
 
+
+
+def test_the_other_detectors_train_at_smoke_with_each_loss_logged(clone, repro):
+    """ATSS, FCOS and RetinaNet (general-distribution boxes), LD from the GFocal teacher into each and full LD
+    + GI imitation: every logged point of every loss term in the run's DVCLive folder (24 iterations, logged
+    every 5 and at each epoch's end: 6 points), all finite."""
+    from tests.test_ld_dense_heads import OWN_LOSSES, STUDENTS, _detector
+
+    root, _ = clone
+    for run in ("atss_r18_1x", "fcos_r18_1x", "retina_r18_1x", *STUDENTS):
+        curves = root / "results" / "smoke" / "live" / run / "plots" / "metrics" / "train"
+        for term in OWN_LOSSES[_detector(run)] | STUDENTS.get(run, set()) | {"loss"}:
+            points = [float(line.split("\t")[1]) for line in (curves / f"{term}.tsv").read_text().splitlines()[1:]]
+            assert len(points) == 6 and all(math.isfinite(v) for v in points), (run, term, points)
 
 
 def test_the_headline_metrics_and_plots_are_what_dvc_shows(clone, repro):

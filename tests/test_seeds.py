@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 
 import pytest
 
 from ld.engine import seeds as seeds_module
 from ld.engine.seeds import VOTING_NMS, run_seed_study, seed_metrics, study_runs, study_seeds
-from ld.errors import ConfigError
+from ld.errors import ConfigError, LDError
 from ld.results.study import seed_runs, seed_runs_shown, seed_summary, write_seed_summary
 from ld.results.tables import write_frame
 
@@ -56,7 +57,8 @@ def test_study_seeds_put_the_main_seed_first_without_repeats():
 
 def test_one_study_run_trains_each_extra_seed_and_evaluates_it_with_both_nms(monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr(seeds_module.subprocess, "run", lambda cmd, check: calls.append(cmd))
+    monkeypatch.setattr(seeds_module.subprocess, "run",
+                        lambda cmd: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
     written = run_seed_study(PARAMS, "smoke", "self", out=tmp_path / "m", models=tmp_path / "models")
     assert written == [seed_metrics(tmp_path / "m", 2), tmp_path / "m" / f"seed2.{VOTING_NMS}.json",
                        tmp_path / "m" / "seed1.json", tmp_path / "m" / f"seed1.{VOTING_NMS}.json"]
@@ -74,6 +76,14 @@ def test_one_study_run_trains_each_extra_seed_and_evaluates_it_with_both_nms(mon
     assert not calls and (tmp_path / "none").is_dir() and (tmp_path / "none_m").is_dir()  # the stage's outs exist
     with pytest.raises(ConfigError, match="'t' is not a run of the study"):
         run_seed_study(PARAMS, "smoke", "t", out=tmp_path, models=tmp_path)
+
+
+def test_a_failed_step_of_the_study_is_one_error_naming_it(monkeypatch, tmp_path):
+    """A training that stops (e.g. a non-finite loss, exit 2 with its own message) ends the study with one
+    line naming the run and seed, not a traceback of the subprocess."""
+    monkeypatch.setattr(seeds_module.subprocess, "run", lambda cmd: subprocess.CompletedProcess(cmd, 2))
+    with pytest.raises(LDError, match=r"training self with seed 2 failed \(exit 2.*again to resume"):
+        run_seed_study(PARAMS, "smoke", "self", out=tmp_path / "m", models=tmp_path / "models")
 
 
 def _metrics(path, ap):

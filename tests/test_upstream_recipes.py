@@ -114,3 +114,65 @@ def test_resolved_recipe_equals_upstream(key, params, tmp_path, repo_root):  # n
     assert head.loss_dfl.loss_weight == 0.25 and head.reg_max == 16 and cfg.model.train_cfg.assigner.topk == 9
     if "ld_main" in head:
         assert head.normalize == "upstream"
+
+
+# LD into other detectors and feature imitation (issue 19): run -> (GPUs, expected, source); the common
+# GFocal checks above (DFL, ATSS top-9) do not apply to these heads.
+UPSTREAM_DETECTORS = {
+    "ld_atss_r50_atss_r101_1x": (8, dict(
+        images_per_gpu=2, lr=0.01, epochs=12, steps=[8, 11], train_scale=("Resize", (1333, 800)),
+        loss_bbox=("GIoULoss", 2.0), head="LDATSSGFLHead", assigner="ATSSAssigner", ld_main=(0.25, 10),
+        ld_vlr=(0.15 * 0.25, 10), kd_main=(10.0, 2), anchors=(8, 1, [1.0])),
+        "LD@4287990c configs/ld/ld_r50_atss_r101_1x.py (2 per GPU, lr 0.01) and ld_atss.py (VLR 0.15 * loss_ld)"),
+    "ld_fcos_r50_fcos_r101_1x": (8, dict(
+        images_per_gpu=2, lr=0.01, epochs=12, steps=[8, 11], loss_bbox=("GIoULoss", 1.0), head="LDFCOSGFLHead",
+        ld_main=(0.25, 10), ld_vlr=(0.25 * 0.25, 10), kd_main=(10.0, 2),
+        fcos=(True, True, False)),
+        "LD@4287990c configs/ld/ld_r50_fcos_r101_1x.py (center_sampling, centerness_on_reg, norm_on_bbox=False) "
+        "and ld_fcos_head.py (VLR 0.25 * loss_ld)"),
+    "ld_retina_r50_retina_r101_1x": (2, dict(
+        images_per_gpu=2, lr=0.0025, epochs=12, steps=[8, 11], loss_bbox=("GIoULoss", 2.0), head="LDRetinaGFLHead",
+        assigner="MaxIoUAssigner", ld_main=(5.0, 10), ld_vlr=(0.03 * 5.0, 10), kd_main=(10.0, 8),
+        anchors=(4, 3, [0.5, 1.0, 2.0])),
+        "LD@4287990c configs/ld/ld_retina_r50_1x.py (loss_ld 5/T10, loss_kd 10/T8, lr 0.0025) and ld_retina.py"),
+    "retina_r101_2x": (2, dict(
+        epochs=24, steps=[16, 22], train_scale=("RandomResize", [(1333, 480), (1333, 800)]), head="RetinaGFLHead",
+        assigner="MaxIoUAssigner", anchors=(4, 3, [0.5, 1.0, 2.0])),
+        "LD@4287990c configs/gfl/retinagfl_r101_2x_coco.py"),
+    "atss_r101_2x": (8, dict(
+        epochs=24, steps=[16, 22], train_scale=("RandomResize", [(1333, 480), (1333, 800)]), head="ATSSGFLHead"),
+        "LD@4287990c configs/gfl/atss_gfl_r101_2x.py"),
+    "ld_full_gi_r50_gfl_r101_1x": (2, dict(
+        images_per_gpu=3, lr=0.00375, head="LDGFLHead", ld_main=(0.25, 10), ld_vlr=(0.25, 10), kd_main=(10.0, 2),
+        imitation=(2.0, "gibox")),
+        "LD@4287990c configs/ld/ld_r50_gflv1_r101_fpn_coco_1x.py (loss_im 2.0) and README ('+ GI imitation')"),
+}
+
+
+@pytest.mark.parametrize("run", list(UPSTREAM_DETECTORS))
+def test_other_detectors_resolve_to_upstreams_recipes(run, params, tmp_path, repo_root):  # noqa: F811
+    from ld.profiles import train_pipeline
+
+    gpus, expected, source = UPSTREAM_DETECTORS[run]
+    cfg = _resolve(params, run, "coco", gpus, tmp_path)
+    head = cfg.model.bbox_head
+    resize = next(s for s in train_pipeline(cfg) if "Resize" in s.type)
+    anchors = head.get("anchor_generator")
+    resolved = {
+        "images_per_gpu": cfg.train_dataloader.batch_size, "lr": round(cfg.optim_wrapper.optimizer.lr, 8),
+        "epochs": cfg.train_cfg.max_epochs, "steps": list(cfg.param_scheduler[1].milestones),
+        "train_scale": (resize.type, tuple(resize.scale) if resize.type == "Resize" else
+                        [tuple(s) for s in resize.scale]),
+        "loss_bbox": (head.loss_bbox.type, head.loss_bbox.loss_weight), "head": head.type,
+        "assigner": cfg.model.train_cfg.get("assigner", {}).get("type"),
+        "anchors": anchors and (anchors.octave_base_scale, anchors.scales_per_octave, list(anchors.ratios)),
+        "fcos": (head.get("center_sampling"), head.get("centerness_on_reg"), head.get("norm_on_bbox")),
+        "imitation": head.get("imitation") and (head.imitation.loss_weight, head.imitation.method),
+    }
+    for term in ("ld_main", "ld_vlr", "kd_main"):
+        if term in head:
+            resolved[term] = head[term].enabled and (head[term].loss_weight, head[term].T)
+    assert {k: resolved[k] for k in expected} == expected, source
+    gfocal = run.startswith("ld_full")
+    assert head.reg_max == 16 and head.loss_cls.type == ("QualityFocalLoss" if gfocal else "FocalLoss")
+    assert head.get("box_prior") is None  # the paper rows start uniform, as upstream

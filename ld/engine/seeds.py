@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ld.errors import ConfigError
+from ld.errors import ConfigError, LDError
 from ld.profiles import get_profile
 
 VOTING_NMS = "voting_cluster_diounms"  # the second evaluation of every extra seed (ld.ops.nms NMS_TYPES)
@@ -77,10 +77,19 @@ def run_seed_study(params: dict[str, Any], profile: str, run: str, *, params_fil
                "--work-root", str(work_root)]
         if spec["teacher"]:
             cmd += ["--teacher", str(Path("models") / profile / spec["teacher"])]
-        subprocess.run(cmd, check=True)
+        _run(cmd, f"training {run} with seed {seed}")
         for nms in (None, VOTING_NMS):
             path = seed_metrics(out, seed, nms)
-            subprocess.run([*ld, "eval", str(model_dir / "config.py"), str(model_dir / "model.pth"),
-                            "--out", str(path), *(["--nms", nms] if nms else [])], check=True)
+            _run([*ld, "eval", str(model_dir / "config.py"), str(model_dir / "model.pth"), "--out", str(path),
+                  *(["--nms", nms] if nms else [])], f"evaluating {run} seed {seed}{' with ' + nms if nms else ''}")
             written.append(path)
     return written
+
+
+def _run(cmd: list[str], what: str) -> None:
+    """Run one step of the study; a failed step is one error naming it (its own message is printed above),
+    not a traceback: run again to resume (a training resumes from its work folder)."""
+    code = subprocess.run(cmd).returncode
+    if code:
+        raise LDError(f"seed study: {what} failed (exit {code}, its error above); run the same command again "
+                      "to resume from its last checkpoint")
