@@ -15,6 +15,14 @@ def repo_root(monkeypatch) -> Path:
     return REPO
 
 
+@pytest.fixture
+def params(repo_root) -> dict:
+    """``params.yaml`` as the pipeline reads it, read afresh for each test (a test may change its copy)."""
+    from ld.profiles import load_params
+
+    return load_params(repo_root / "params.yaml")
+
+
 @pytest.fixture(autouse=True)
 def _quiet_threads():
     os.environ.setdefault("OMP_NUM_THREADS", "2")

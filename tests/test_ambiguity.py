@@ -37,3 +37,11 @@ def test_edge_probabilities_split_the_four_edges_and_give_the_integral():
     assert probs.shape == (2, 4, 17)
     torch.testing.assert_close(probs.sum(-1), torch.ones(2, 4))
     torch.testing.assert_close(expected_offset(probs), torch.tensor([[1.0, 2.0, 3.0, 4.0]] * 2))
+    # the bins on another dim (a head's (B, 4, bins, H, W) map): the same integral, summed where they lie
+    # (moving them last would change the order of the sum, and a trained model's last bits)
+    torch.manual_seed(0)
+    maps = torch.randn(3, 4, 17, 5, 6).softmax(dim=2)
+    torch.testing.assert_close(expected_offset(maps, dim=2), expected_offset(maps.movedim(2, -1)))
+    assert torch.equal(expected_offset(maps, dim=2), (maps * torch.arange(17.0)[:, None, None]).sum(dim=2))
+    half = torch.tensor([0.5, 0.5, 0.0])  # bins 0 and 1 equally likely: 0.5
+    assert expected_offset(torch.stack([half, half.flip(0)], dim=1), dim=0).tolist() == [0.5, 1.5]

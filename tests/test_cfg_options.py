@@ -6,12 +6,6 @@ import pytest
 
 from ld.engine.train import build_train_config
 from ld.errors import ConfigError
-from ld.profiles import load_params
-
-
-@pytest.fixture
-def params(repo_root):
-    return load_params(repo_root / "params.yaml")
 
 
 def test_options_win_over_the_profile(params, tmp_path):

@@ -10,7 +10,7 @@ from ld.data.synth import CLASSES
 from ld.engine.train import build_train_config, is_distiller
 from ld.errors import ConfigError
 from ld.models.distiller import student_only
-from ld.profiles import get_profile, load_params, scaled_lr
+from ld.profiles import get_profile, scaled_lr
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "pipelines" / "configs"
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.py"))
@@ -46,10 +46,6 @@ def test_every_row_stands_alone_on_base_parts():
             assert file not in row_files, f"{config.relative_to(CONFIG_DIR)} inherits the row {file.name}"
             assert file.is_relative_to((CONFIG_DIR / "_base_").resolve()), f"{config.name}: {base}"
 
-
-@pytest.fixture
-def params(repo_root):
-    return load_params()
 
 
 def _teacher_dir(tmp_path):

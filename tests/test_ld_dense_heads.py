@@ -25,13 +25,6 @@ def _repo(repo_root):
     return repo_root
 
 
-@pytest.fixture(scope="module")
-def params():
-    from ld.profiles import load_params
-    from tests.conftest import REPO
-
-    return load_params(REPO / "params.yaml")
-
 
 def _detector(row: str) -> str:
     name = row.removeprefix("ld_")

@@ -175,13 +175,6 @@ def _export_untrained(run: str, params, root):
     return export_initial(f"pipelines/configs/{run}.py", params, root / run, profile="smoke")
 
 
-@pytest.fixture(scope="module")
-def params():
-    from ld.profiles import load_params
-    from tests.conftest import REPO
-
-    return load_params(REPO / "params.yaml")
-
 
 def _distiller(row: str, params, tmp_path, **head_overrides):
     from mmdet.registry import MODELS

@@ -43,13 +43,6 @@ def voc_tree(tmp_path):
     return tmp_path / "voc"
 
 
-@pytest.fixture(scope="module")
-def params():
-    from ld.profiles import load_params
-    from tests.conftest import REPO
-
-    return load_params(REPO / "params.yaml")
-
 
 def _tiny(params, layout: str, root) -> dict:
     """params.yaml with its `layout` profile shrunk to a CPU test: the fixture root, 64 px, 1 epoch."""

@@ -19,13 +19,6 @@ from ld.errors import BadFileError, ConfigError, LDError
 from tests.conftest import REPO
 
 
-@pytest.fixture(scope="module")
-def params():
-    from ld.profiles import load_params
-
-    return load_params(REPO / "params.yaml")
-
-
 @pytest.fixture
 def dataset(tmp_path):
     from ld.data.synth import SynthSpec, write_dataset

@@ -81,3 +81,19 @@ def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(setup):
     assert _curves(setup, "killed") == _curves(setup, "whole")  # without the points the killed run logged twice
     assert resumed["loss"] == whole["loss"]
     assert (setup / "killed" / "model.pth").read_bytes() == (setup / "whole" / "model.pth").read_bytes()
+
+
+def test_a_finished_run_keeps_its_last_checkpoint_only_and_a_second_start_only_exports_again(setup):
+    """mmengine keeps two checkpoints while training; once exported, the earlier one is deleted. The last
+    one is enough for the same run started again: it resumes at the end and writes the same model."""
+    if not (setup / "whole" / "model.pth").is_file():
+        _finish(_train(setup, "whole"))
+    checkpoints = sorted((setup / "work_whole").glob("*/*/*/epoch_*.pth"))
+    assert [p.name for p in checkpoints] == ["epoch_4.pth"], checkpoints
+    pointer = checkpoints[0].parent / "last_checkpoint"
+    assert pointer.read_text().strip() == str(checkpoints[0])
+    before = (setup / "whole" / "model.pth").read_bytes()
+    (setup / "whole" / "model.pth").unlink()
+    out = _finish(_train(setup, "whole"))
+    assert "resumes from " in out and "epoch_4.pth" in out, out[-2000:]
+    assert (setup / "whole" / "model.pth").read_bytes() == before

@@ -106,13 +106,6 @@ def test_cached_rows_are_the_teachers_outputs_at_each_images_needed_anchors(tmp_
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def params():
-    from ld.profiles import load_params
-    from tests.conftest import REPO
-
-    return load_params(REPO / "params.yaml")
-
 
 def _models(params, tmp_path, row="ld_full_r18_gfl_r50_1x", teacher_seed=0):
     """The same student (same initial weights) with online LD and with offline LD, and the cache folder."""

@@ -311,6 +311,7 @@ def train(cfg, out_dir: str | Path | None = None, *, fresh: bool = False) -> Non
                 raise
         if out_dir is not None and runner.rank == 0:
             export_model(cfg.work_dir, cfg, out_dir)
+            _remove_earlier_checkpoints(work_dir)  # the run is done: only a re-export needs a checkpoint
             print(f"model written to {Path(out_dir) / 'model.pth'} (config {Path(out_dir) / 'config.py'})", flush=True)
 
 
@@ -328,6 +329,20 @@ def _remove_partial_checkpoints(work_dir: Path) -> None:
     last = _epoch_of(Path(pointer.read_text().strip())) if pointer.is_file() else 0
     for path in work_dir.glob("epoch_*.pth"):
         if _epoch_of(path) > last:
+            path.unlink(missing_ok=True)
+
+
+def _remove_earlier_checkpoints(work_dir: Path) -> None:
+    """Delete every epoch checkpoint but the one ``last_checkpoint`` names. mmengine keeps two while it
+    trains (it deletes the older before writing the next, so a kill while saving leaves a complete one);
+    once the model is exported, the last alone serves a run started again with the same digest (it resumes
+    at the end and only exports again): half the disk of a finished run."""
+    pointer = work_dir / "last_checkpoint"
+    if not pointer.is_file():
+        return
+    last = _epoch_of(Path(pointer.read_text().strip()))
+    for path in work_dir.glob("epoch_*.pth"):
+        if _epoch_of(path) < last:
             path.unlink(missing_ok=True)
 
 

@@ -23,6 +23,7 @@ from mmdet.registry import MODELS, TASK_UTILS
 from torch import Tensor, nn
 
 from ld.errors import ConfigError
+from ld.ops.ambiguity import expected_offset
 from ld.ops.box_ops import box_centers
 
 
@@ -30,10 +31,7 @@ def expected_distances(bbox_pred: Tensor, reg_max: int, stride: float) -> Tensor
     """``(B, k * 4 * (reg_max + 1), H, W)`` edge logits -> ``(B, k * 4, H, W)`` distances in pixels: each
     edge's expectation over bins ``0..reg_max`` (softmax), times ``stride``."""
     B, _, H, W = bbox_pred.shape
-    bins = reg_max + 1
-    probs = bbox_pred.reshape(B, -1, bins, H, W).softmax(dim=2)
-    project = torch.arange(bins, dtype=probs.dtype, device=probs.device)
-    return (probs * project[None, None, :, None, None]).sum(dim=2) * stride
+    return expected_offset(bbox_pred.reshape(B, -1, reg_max + 1, H, W).softmax(dim=2), dim=2) * stride
 
 
 @TASK_UTILS.register_module()

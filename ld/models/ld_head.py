@@ -41,12 +41,21 @@ from torch import Tensor
 
 from ld.errors import ConfigError
 from ld.models.gflv2_head import GFLv2Head
+from ld.ops.ambiguity import expected_offset
 from ld.ops.box_ops import box_centers
 from ld.ops.distillation import VLR_LD_DIVISOR, class_kd, flatten_levels, main_region_ld, vlr_ld
 from ld.ops.imitation import IMITATION_METHODS, finegrained_region, gi_region, imitation_loss, points_inside_boxes
 from ld.ops.vlr import pad_gt, vlr_region_batched
 
 NORMALIZATIONS = ("upstream", "per_positive")
+
+
+def _refuse_unknown_keys(term: type, where: str, cfg, what: str) -> None:
+    """A key of ``cfg`` that is not a field of the dataclass ``term`` is an error naming it and the known."""
+    known = {f.name for f in fields(term)}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]} is not a setting of {what} (known: {', '.join(sorted(known))})")
 
 
 @dataclass(frozen=True)
@@ -64,11 +73,7 @@ class DistillTerm:
         if cfg is None or "enabled" not in cfg:
             raise ConfigError(f"bbox_head.{name} must say explicitly whether it is enabled, e.g. "
                               f"{name}=dict(enabled=True, loss_weight=0.25, T=10)")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ConfigError(f"bbox_head.{name}.{unknown[0]} is not a setting of a distillation term "
-                              f"(known: {', '.join(sorted(known))})")
+        _refuse_unknown_keys(cls, f"bbox_head.{name}", cfg, "a distillation term")
         missing = [key for key in ("loss_weight", "T") if key not in cfg]
         if missing:
             raise ConfigError(f"bbox_head.{name}.{missing[0]} is missing, e.g. "
@@ -94,11 +99,7 @@ class ImitationTerm:
     def from_config(cls, cfg) -> ImitationTerm:
         if cfg is None:
             return cls()
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ConfigError(f"bbox_head.imitation.{unknown[0]} is not a setting of feature imitation "
-                              f"(known: {', '.join(sorted(known))})")
+        _refuse_unknown_keys(cls, "bbox_head.imitation", cfg, "feature imitation")
         term = cls(**dict(cfg))
         if term.method not in IMITATION_METHODS:
             raise ConfigError(f"bbox_head.imitation.method must be one of {IMITATION_METHODS}, got {term.method!r}")
@@ -326,9 +327,7 @@ class LDHeadMixin:
     def _decode(self, centers: Tensor, reg: Tensor, strides: Tensor) -> Tensor:
         """``(B, A, 4)`` boxes from ``(B, A, 2)`` centres and ``(B, A, 4 * bins)`` edge logits (expected bins
         times the stride: left, top, right, bottom)."""
-        bins = reg.shape[-1] // 4
-        probs = reg.reshape(*reg.shape[:2], 4, bins).float().softmax(dim=-1)
-        d = (probs * torch.arange(bins, device=reg.device, dtype=probs.dtype)).sum(-1) * strides[None, :, None]
+        d = expected_offset(reg.reshape(*reg.shape[:2], 4, -1).float().softmax(dim=-1)) * strides[None, :, None]
         return torch.cat([centers - d[..., :2], centers + d[..., 2:]], dim=-1)
 
 

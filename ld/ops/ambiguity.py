@@ -41,7 +41,10 @@ def kl_divergence(p_teacher: Tensor, p_student: Tensor) -> Tensor:
     return (p_teacher * (torch.log(p_teacher) - torch.log(p_student.clamp(min=1e-12)))).sum(dim=-1)
 
 
-def expected_offset(probs: Tensor) -> Tensor:
-    """The edge offset the head predicts: ``sum_i i * p_i`` (GFocal's integral), in units of the stride."""
-    bins = torch.arange(probs.shape[-1], dtype=probs.dtype, device=probs.device)
-    return (probs * bins).sum(dim=-1)
+def expected_offset(probs: Tensor, dim: int = -1) -> Tensor:
+    """The edge offset the head predicts: ``sum_i i * p_i`` over the bins on ``dim`` (GFocal's integral),
+    in units of the stride: ``probs`` without ``dim``. Every head here decodes its boxes with it."""
+    shape = [1] * probs.dim()
+    shape[dim] = probs.shape[dim]
+    bins = torch.arange(probs.shape[dim], dtype=probs.dtype, device=probs.device).reshape(shape)
+    return (probs * bins).sum(dim=dim)
