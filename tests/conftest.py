@@ -58,6 +58,6 @@ def pytest_collection_modifyitems(config, items):
     """The slow end-to-end modules first, longest first: `make test` runs the files on two workers
     (pytest-xdist, ``--dist loadfile``), which take them in this order, so the smoke `dvc repro` starts at
     once and the quick tests fill the other worker beside it."""
-    first = ("test_pipeline.py", "test_real_pipeline.py", "test_ddp.py", "test_resume.py")
+    first = ("test_pipeline.py", "test_real_pipeline.py", "test_teacher_pipeline.py", "test_ddp.py", "test_resume.py")
     rank = {name: i for i, name in enumerate(first)}
     items.sort(key=lambda item: rank.get(item.path.name, len(first)))  # stable: file order kept otherwise

@@ -125,6 +125,9 @@ def test_a_training_iteration_reads_the_real_layout_in_place(layout, coco_tree, 
     from mmengine.runner import Runner
 
     exported.load_from, exported.work_dir = str(tmp_path / "model" / "model.pth"), str(tmp_path / "mmdet_test")
+    # tools/test.py runs in a process of its own; here mmengine's global visualizer of another test's runner
+    # (its folder deleted with that test) would be reused under the config's name
+    exported.visualizer.name = f"mmdet-test-{tmp_path.name}"
     assert isinstance(Runner.from_cfg(exported).test(), dict)  # resumed before: KeyError 'message_hub'
     assert "Epoch(test)" in next((tmp_path / "mmdet_test").rglob("*.log")).read_text()
 

@@ -14,7 +14,7 @@ import copy
 
 import pytest
 
-from tests.test_configs import _teacher_dir, params  # noqa: F401  (fixture)
+from tests.test_configs import _teacher_dir
 
 # run -> (profile, GPUs, expected values, source)
 UPSTREAM = {
@@ -66,7 +66,7 @@ UPSTREAM = {
 }
 
 
-def _resolve(params, run, profile, gpus, tmp_path):  # noqa: F811  (the fixture's value)
+def _resolve(params, run, profile, gpus, tmp_path):
     from mmengine.config import Config
 
     from ld.engine.train import build_train_config
