@@ -43,7 +43,8 @@ def kl_divergence(p_teacher: Tensor, p_student: Tensor) -> Tensor:
 
 def expected_offset(probs: Tensor, dim: int = -1) -> Tensor:
     """The edge offset the head predicts: ``sum_i i * p_i`` over the bins on ``dim`` (GFocal's integral),
-    in units of the stride: ``probs`` without ``dim``. Every head here decodes its boxes with it."""
+    in units of the stride: ``probs`` without ``dim``. The ATSS/FCOS/RetinaNet distribution heads and the GI
+    boxes decode with it; GFocal's heads use mmdet's ``Integral``."""
     shape = [1] * probs.dim()
     shape[dim] = probs.shape[dim]
     bins = torch.arange(probs.shape[dim], dtype=probs.dtype, device=probs.device).reshape(shape)
