@@ -8,6 +8,7 @@ from matplotlib.lines import Line2D
 
 from ld.errors import BadFileError, ConfigError, MissingFileError
 from ld.ops.ambiguity import edge_probabilities, expected_offset
+from ld.ops.box_ops import distances_to_boxes
 from ld.results.ambiguity_figure import (
     EDGE_COLORS,
     BoxDistributions,
@@ -19,7 +20,7 @@ from ld.results.ambiguity_figure import (
     object_view,
     pick_examples,
 )
-from ld.results.analysis import class_names, distances_to_boxes, edge_bin_positions
+from ld.results.analysis import class_names, edge_bin_positions
 
 
 def one_hot_logits(bins_per_edge, reg_max=4):

@@ -1,6 +1,6 @@
 import torch
 
-from ld.ops.box_ops import box_iou, diou_matrix
+from ld.ops.box_ops import box_iou, diou_matrix, distances_to_boxes, prior_centers
 
 
 def test_iou_of_half_overlapping_squares():
@@ -29,3 +29,15 @@ def test_half_precision_is_computed_in_float32():
     a = torch.tensor([[0.0, 0.0, 4.0, 4.0]], dtype=torch.float16)
     out = box_iou(a, a)
     assert out.dtype == torch.float16 and out.item() == 1.0
+
+
+def test_prior_centres_and_the_decoding_of_distances_take_any_leading_dims():
+    anchors = torch.tensor([[[0.0, 0.0, 8.0, 4.0], [8.0, 8.0, 24.0, 16.0]]])  # (1, 2, 4)
+    assert prior_centers(anchors).tolist() == [[[4.0, 2.0], [16.0, 12.0]]]
+    points = torch.tensor([[3.0, 5.0]])
+    assert prior_centers(points) is points  # FCOS's points are their own centres
+    distances = torch.tensor([[[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0]]])  # left, top, right, bottom
+    assert distances_to_boxes(prior_centers(anchors), distances).tolist() == [[[3.0, 0.0, 7.0, 6.0],
+                                                                               [16.0, 12.0, 16.0, 12.0]]]
+    assert torch.equal(distances_to_boxes(prior_centers(anchors), distances)[0],
+                       distances_to_boxes(prior_centers(anchors[0]), distances[0]))

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ld.checkpoint import file_digest, load_weights
 from ld.errors import ConfigError
 from ld.models.teacher_cache import TeacherCache, check_deterministic
-from ld.ops.box_ops import box_centers
+from ld.ops.box_ops import prior_centers
 from ld.ops.distillation import flatten_levels
 
 DISTILLERS = ("LocalizationDistiller",)
@@ -175,7 +175,7 @@ def check_same_centres(teacher_head: nn.Module, student_head: nn.Module) -> None
     for level, (t, s) in enumerate(zip(t_gen.grid_priors(sizes, device="cpu"), s_gen.grid_priors(sizes, device="cpu"))):
         t = t[::teacher_head.num_base_priors]
         s = s[::student_head.num_base_priors]
-        t, s = (box_centers(p) if p.shape[-1] == 4 else p for p in (t, s))
+        t, s = prior_centers(t), prior_centers(s)
         if not torch.allclose(t, s):
             raise ConfigError(f"teacher and student priors have other centres on level {level} ({t[1].tolist()} vs "
                               f"{s[1].tolist()}): an FCOS head needs point_offset=0.0 beside an anchor-based head")

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from ld.errors import ConfigError
 from ld.ops.ambiguity import expected_offset
-from ld.ops.box_ops import box_centers
+from ld.ops.box_ops import prior_centers
 
 
 def expected_distances(bbox_pred: Tensor, reg_max: int, stride: float) -> Tensor:
@@ -40,8 +40,7 @@ class PriorCenterDistanceCoder(DistancePointBBoxCoder):
     centres are used) or points ``(N, 2)``."""
 
     def decode(self, priors: Tensor, pred_bboxes: Tensor, max_shape=None):
-        points = box_centers(priors) if priors.shape[-1] == 4 else priors
-        return super().decode(points, pred_bboxes, max_shape)
+        return super().decode(prior_centers(priors), pred_bboxes, max_shape)
 
 
 def geometric_logits(mean: float, bins: int) -> Tensor:

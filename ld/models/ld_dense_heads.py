@@ -28,8 +28,10 @@ UPSTREAM_VLR_DIVISOR = 4.0  # ld_atss.py, ld_fcos_head.py, ld_retina.py: loss_ld
 
 
 def _grid_priors(head, cls_scores: list[Tensor]) -> list[Tensor]:
-    """The head's priors per level ``[(A_l, 4 or 2)]`` for these feature maps."""
-    return head.prior_generator.grid_priors([c.shape[-2:] for c in cls_scores], device=cls_scores[0].device)
+    """The head's priors per level for these feature maps, for each image: ``[(B, A_l, 4 or 2)]``."""
+    B = cls_scores[0].shape[0]
+    priors = head.prior_generator.grid_priors([c.shape[-2:] for c in cls_scores], device=cls_scores[0].device)
+    return [p.expand(B, -1, -1) for p in priors]
 
 
 @MODELS.register_module()
@@ -47,9 +49,7 @@ class LDRetinaGFLHead(LDHeadMixin, RetinaGFLHead):
 
     def distill_targets(self, targets, cls_scores):
         """mmdet's anchor head returns labels first, without anchors: the anchors are the grid's."""
-        B = cls_scores[0].shape[0]
-        anchors = [a.expand(B, -1, -1) for a in _grid_priors(self, cls_scores)]
-        return anchors, list(targets[0])
+        return _grid_priors(self, cls_scores), list(targets[0])
 
     def vlr_weight(self, priors, num_level_priors, pos, s_cls, batch_gt_instances):
         """GFocal's VLR without the positives (upstream: ``vlr_weights[labels != num_classes] = 0``)."""
@@ -70,8 +70,7 @@ class LDFCOSGFLHead(LDHeadMixin, FCOSGFLHead):
     def distill_targets(self, targets, cls_scores):
         """mmdet's FCOS returns labels per level with the images concatenated: ``(B * A_l,)`` -> ``(B, A_l)``."""
         B = cls_scores[0].shape[0]
-        points = [p.expand(B, -1, -1) for p in _grid_priors(self, cls_scores)]
-        return points, [labels.reshape(B, -1) for labels in targets[0]]
+        return _grid_priors(self, cls_scores), [labels.reshape(B, -1) for labels in targets[0]]
 
     def vlr_weight(self, priors, num_level_priors, pos, s_cls, batch_gt_instances):
         inside = torch.stack([points_inside_boxes(priors[i], gt.bboxes) for i, gt in enumerate(batch_gt_instances)])

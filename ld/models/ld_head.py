@@ -42,7 +42,7 @@ from torch import Tensor
 from ld.errors import ConfigError
 from ld.models.gflv2_head import GFLv2Head
 from ld.ops.ambiguity import expected_offset
-from ld.ops.box_ops import box_centers
+from ld.ops.box_ops import distances_to_boxes, prior_centers
 from ld.ops.distillation import VLR_LD_DIVISOR, class_kd, flatten_levels, main_region_ld, vlr_ld
 from ld.ops.imitation import IMITATION_METHODS, finegrained_region, gi_region, imitation_loss, points_inside_boxes
 from ld.ops.vlr import pad_gt, vlr_region_batched
@@ -213,6 +213,13 @@ class LDHeadMixin:
             return None
         return reduce_mean(count.float()).clamp(min=1.0).item()
 
+    def _flat_outputs(self, s_cls_scores: list[Tensor], s_bbox_preds: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """The student's per-level outputs as one row per prior: ``(B, A, C)`` class logits and
+        ``(B, A, 4 * bins)`` edge logits (a location's ``k`` priors are ``k`` rows)."""
+        B = s_cls_scores[0].shape[0]
+        s_cls = flatten_levels(s_cls_scores).reshape(B, -1, self.cls_out_channels)
+        return s_cls, flatten_levels(s_bbox_preds).reshape(B, s_cls.shape[1], -1)
+
     def _teacher_rows(self, teacher, needed: Tensor, with_cls: bool) -> tuple[Tensor | None, Tensor]:
         """The teacher's ``(cls, reg)`` at the student's priors ``needed`` (B, A): one row per prior, a
         location's row repeated over its priors where the teacher has one prior per location."""
@@ -236,9 +243,7 @@ class LDHeadMixin:
                 labels_per_level: ``[(B, A_l)]`` the labels (``num_classes`` for background), as
                 :meth:`distill_targets` gives them.
         """
-        B = s_cls_scores[0].shape[0]
-        s_cls = flatten_levels(s_cls_scores).reshape(B, -1, self.cls_out_channels)  # (B, A, C)
-        s_reg = flatten_levels(s_bbox_preds).reshape(B, s_cls.shape[1], -1)  # (B, A, 4 * bins)
+        s_cls, s_reg = self._flat_outputs(s_cls_scores, s_bbox_preds)
         labels = torch.cat(labels_per_level, dim=1)  # (B, A)
         pos = (labels >= 0) & (labels < self.num_classes)
         if self.ld_vlr.enabled:
@@ -283,7 +288,7 @@ class LDHeadMixin:
         if method == "finegrained" and priors.shape[-1] != 4:
             raise ConfigError("imitation method 'finegrained' selects anchors by IoU: this head has points, "
                               "not anchors (use inside_gt, decouple, fitnet or gibox)")
-        centers = priors if priors.shape[-1] == 2 else box_centers(priors.reshape(-1, 4)).reshape(B, -1, 2)
+        centers = prior_centers(priors)  # (B, A, 2)
         if method == "gibox":
             region = self._gi_region(s_cls_scores, s_bbox_preds, teacher, centers, num_level)
         else:
@@ -303,9 +308,8 @@ class LDHeadMixin:
 
     def _gi_region(self, s_cls_scores, s_bbox_preds, teacher, centers: Tensor, num_level: list[int]) -> Tensor:
         """``(B, A)`` the General Instance priors: per image and level, the ``topk`` GI boxes after NMS."""
-        B = centers.shape[0]
-        s_cls = flatten_levels(s_cls_scores).reshape(B, -1, self.cls_out_channels)
-        s_reg = flatten_levels(s_bbox_preds).reshape(B, s_cls.shape[1], -1)
+        s_cls, s_reg = self._flat_outputs(s_cls_scores, s_bbox_preds)
+        B = s_cls.shape[0]
         t_cls, t_reg = self._teacher_rows(teacher, torch.ones_like(s_cls[..., 0], dtype=torch.bool), with_cls=True)
         if t_cls is None or t_cls.shape != s_cls.shape:
             raise ConfigError("imitation method 'gibox' compares teacher and student class scores: they need "
@@ -328,7 +332,7 @@ class LDHeadMixin:
         """``(B, A, 4)`` boxes from ``(B, A, 2)`` centres and ``(B, A, 4 * bins)`` edge logits (expected bins
         times the stride: left, top, right, bottom)."""
         d = expected_offset(reg.reshape(*reg.shape[:2], 4, -1).float().softmax(dim=-1)) * strides[None, :, None]
-        return torch.cat([centers - d[..., :2], centers + d[..., 2:]], dim=-1)
+        return distances_to_boxes(centers, d)
 
 
 class GFLBoxNormMixin:

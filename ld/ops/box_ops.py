@@ -11,8 +11,21 @@ _EPS = 1e-7
 
 
 def box_centers(boxes: Tensor) -> Tensor:
-    """Centres ``(N, 2)`` of boxes ``(N, 4)``."""
-    return (boxes[:, :2] + boxes[:, 2:]) / 2
+    """Centres ``(..., 2)`` of boxes ``(..., 4)``."""
+    return (boxes[..., :2] + boxes[..., 2:]) / 2
+
+
+def prior_centers(priors: Tensor) -> Tensor:
+    """Where a head measures its box edges from: ``(..., 2)`` the centres of anchors ``(..., 4)``, or the
+    points ``(..., 2)`` themselves."""
+    return box_centers(priors) if priors.shape[-1] == 4 else priors
+
+
+def distances_to_boxes(centers: Tensor, distances: Tensor) -> Tensor:
+    """GFocal's decoding: ``(..., 4)`` xyxy boxes from centres ``(..., 2)`` and edge ``distances (..., 4)``
+    (left, top, right, bottom, in pixels): left and top lie towards smaller coordinates, right and bottom
+    towards larger ones."""
+    return torch.cat([centers - distances[..., :2], centers + distances[..., 2:]], dim=-1)
 
 
 def _pairwise(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, ...]:

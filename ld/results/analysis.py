@@ -27,7 +27,7 @@ from ld.ops.ambiguity import (
     normalized_entropy,
     top_gap,
 )
-from ld.ops.box_ops import box_iou
+from ld.ops.box_ops import box_iou, distances_to_boxes
 from ld.ops.distillation import flatten_levels
 
 if TYPE_CHECKING:
@@ -113,13 +113,6 @@ def head_outputs(model: nn.Module, data: dict) -> tuple[torch.Tensor, torch.Tens
     strides = torch.cat([torch.full((int(h) * int(w),), float(st[0]), device=device)
                          for (h, w), st in zip(sizes, head.prior_generator.strides)])
     return flatten_levels(cls_scores).sigmoid(), flatten_levels(bbox_preds), centers, strides
-
-
-def distances_to_boxes(centers: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
-    """GFocal's decoding: ``(N, 4)`` xyxy boxes from anchor ``centers (N, 2)`` and edge ``distances (N, 4)``
-    (left, top, right, bottom, in pixels): left and top lie towards smaller coordinates, right and bottom
-    towards larger ones."""
-    return torch.cat([centers - distances[:, :2], centers + distances[:, 2:]], dim=1)
 
 
 def edge_bin_positions(centers: torch.Tensor, strides: torch.Tensor, scale: torch.Tensor,
