@@ -175,12 +175,40 @@ def making_stage(run_dir: str | os.PathLike, params_file: str | os.PathLike = "p
     return None
 
 
+def remote_holds(run_dir: str | os.PathLike, lock_file: str | os.PathLike = "dvc.lock") -> tuple[bool, str] | None:
+    """Whether the DVC remote holds the version of the output ``run_dir`` that ``dvc.lock`` names, and the
+    remote's location: ``(holds, url)``, or None where that cannot be told (no lock entry for it, no
+    remote, DVC cannot read the repository). A remote another machine filled with other bits, or an empty
+    one, does not hold it: ``dvc pull`` would fail to check it out."""
+    try:
+        import yaml
+
+        lock = yaml.load(Path(lock_file).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        wanted = Path(run_dir).as_posix()
+        md5 = next(out["md5"] for stage in (lock.get("stages") or {}).values() for out in stage.get("outs") or []
+                   if out.get("path") == wanted and out.get("md5"))
+        from dvc.repo import Repo
+
+        with Repo(str(Path(lock_file).resolve().parent)) as repo:
+            odb = repo.cloud.get_remote_odb()
+            return bool(odb.exists(md5)), str(odb.fs.unstrip_protocol(odb.path).rsplit("/files/", 1)[0])
+    except Exception:  # noqa: BLE001  (no lock entry, no remote, an unreachable one: only the hint is lost)
+        return None
+
+
 def missing_model(path: str | os.PathLike, what: str = "model") -> MissingFileError:
     """The one-line error for a missing file of a run folder: for ``models/<profile>/<run>/...``, how to get it
-    (``dvc pull`` from the remote, or ``dvc repro`` of the stage that makes it, :func:`making_stage`)."""
+    (``dvc pull`` from the remote when it holds the version dvc.lock names, :func:`remote_holds`; else
+    ``dvc repro`` of the stage that makes it, :func:`making_stage`, or another remote)."""
     path = Path(path)
     stage = making_stage(path.parent)
     if stage:
+        held = remote_holds(path.parent)
+        if held is not None and not held[0]:
+            return MissingFileError(f"{what} {path} not found, and the DVC remote ({held[1]}) does not hold the "
+                                    f"version dvc.lock names: make it with `dvc repro {stage}` (or `make run`: "
+                                    "everything), or point the remote at a store that holds it (`dvc remote "
+                                    "modify --local storage url PATH`)")
         return MissingFileError(f"{what} {path} not found: get it with `dvc pull {path.parent}` (from the DVC "
                                 f"remote) or `dvc repro {stage}`")
     return MissingFileError(f"{what} {path} not found: give an existing file (a run exported by `ld train --out DIR` "

@@ -153,6 +153,15 @@ def _cmd_report(args) -> None:
                         paper_tables=params.get("paper_tables") or [], only=args.only))
 
 
+def _cmd_compare(args) -> int:
+    from ld.results.compare import compare_trees, summary
+
+    rows, ap_tol = compare_trees(args.a, args.b, spread_factor=args.spread_factor, ap_tol=args.ap_tol,
+                                 curve_rtol=args.curve_rtol)
+    print(summary(rows, ap_tol, args.curve_rtol, args.a, args.b))
+    return 0 if all(row.ok for row in rows) else 1
+
+
 class _DictAction(argparse.Action):
     """mmengine's ``DictAction`` (``KEY=VALUE`` pairs, dotted keys, lists), imported when the flag is used."""
 
@@ -288,6 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a notebook parameter (VALUE read as YAML), passed to every notebook")
     rp.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     rp.set_defaults(func=_cmd_report)
+
+    cp = sub.add_parser("compare", help="two result trees (two machines, revisions or experiments) metric by metric "
+                                        "within a stated tolerance: exit 0 if all agree, 1 if not")
+    cp.add_argument("a", help="a result tree: a folder (results/smoke) or REV:PATH (HEAD:results/smoke)")
+    cp.add_argument("b", help="the other tree")
+    cp.add_argument("--spread-factor", type=float, default=2.0,
+                    help="AP tolerance in units of A's seed spread (tables/seeds.csv; default 2)")
+    cp.add_argument("--ap-tol", type=float, default=None, help="AP tolerance as a fraction (overrides the spread)")
+    cp.add_argument("--curve-rtol", type=float, default=0.1,
+                    help="loss curves: largest relative difference at any step (default 0.1)")
+    cp.set_defaults(func=_cmd_compare)
     return parser
 
 
@@ -298,12 +318,17 @@ def main(argv: list[str] | None = None) -> int:
     # not touch the process's warning filters: this is the command's console)
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API", category=UserWarning)
     args = build_parser().parse_args(argv)
+    from ld.cpu_pinning import pin_process, wants_pinning
+
+    # the profile's deterministic mode, set before torch starts: in an `ld` process (not in a process that
+    # calls main() with torch loaded already, such as a test's)
+    if "torch" not in sys.modules and wants_pinning(args.params, args.profile):
+        pin_process()
     try:
-        args.func(args)
+        return args.func(args) or 0
     except LDError as err:
         print(f"ld {args.command}: error: {err}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

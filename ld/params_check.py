@@ -357,6 +357,7 @@ def schema() -> Rule:
         "repeat": optional(integer(1)),
         "multiscale": optional(boolean()),
         "pretrained": optional(boolean()),
+        "deterministic": optional(boolean()),  # ld.cpu_pinning: the CPU kernels pinned, the same bits anywhere
     })
     # ld.engine.train.apply_ld_params and build_train_config
     ld = record({

@@ -56,3 +56,29 @@ def test_a_missing_model_is_one_line_naming_its_stage(argv, tmp_path, monkeypatc
     assert "models/smoke/gfl_r50_2x/config.py not found: get it with `dvc pull models/smoke/gfl_r50_2x`" in err
     assert "`dvc repro train@gfl_r50_2x`" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["image.jpg", "params.yaml"]  # nothing written
+
+
+def test_a_missing_model_says_whether_the_remote_holds_it(tmp_path, monkeypatch):
+    """An empty (or another machine's) remote cannot give the version dvc.lock names: the hint is to make it or
+    to point the remote elsewhere, not a `dvc pull` that fails; a remote that holds it gets the pull hint."""
+    from ld.checkpoint import missing_model, remote_holds
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    subprocess.run(["git", "init", "-q"], check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], check=True)
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    remote = storage\n['remote \"storage\"']\n"
+                                              "    url = ../store\n")
+    md5 = "0123456789abcdef0123456789abcdef.dir"
+    (tmp_path / "dvc.lock").write_text(f"schema: '2.0'\nstages:\n  train@gfl_r50_2x:\n    cmd: x\n    outs:\n"
+                                       f"    - path: models/smoke/gfl_r50_2x\n      hash: md5\n      md5: {md5}\n")
+    assert remote_holds("models/smoke/gfl_r50_2x") == (False, str(tmp_path / "store"))
+    err = str(missing_model("models/smoke/gfl_r50_2x/config.py"))
+    assert "does not hold the version dvc.lock names" in err and "`dvc repro train@gfl_r50_2x`" in err, err
+    assert "dvc pull" not in err and "\n" not in err
+    held = tmp_path / "store" / "files" / "md5" / md5[:2] / md5[2:]
+    held.parent.mkdir(parents=True)
+    held.write_text("[]")
+    assert remote_holds("models/smoke/gfl_r50_2x") == (True, str(tmp_path / "store"))
+    assert "get it with `dvc pull models/smoke/gfl_r50_2x`" in str(missing_model("models/smoke/gfl_r50_2x/config.py"))
+    assert remote_holds("models/smoke/gfl_r18_1x") is None  # not in dvc.lock: nothing to tell

@@ -316,7 +316,8 @@ def test_the_evaluation_stages_share_their_deps():
     deps = {name: [d for d in _deps(STAGES[name]) if "${key}" not in d and "${item.run}" not in d]
             for name in ("eval", "eval_distill", "eval_teacher")}
     assert deps["eval"] == deps["eval_distill"] == deps["eval_teacher"]
-    assert [_params(STAGES[n]) for n in deps] == [[], [], []]  # an exported run's config.py holds what it needs
+    # an exported run's config.py holds what it needs; the CPU kernels it runs on are the profile's
+    assert [_params(STAGES[n]) for n in deps] == [[PINNED]] * 3
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -419,6 +420,11 @@ def _profile_keys_read() -> frozenset[str]:
 
 # how a run is executed, not what it learns: changing them does not retrain
 NOT_THE_MODEL = {"workers", "checkpoint_interval"}
+# the deterministic mode (read by ld/cpu_pinning.py, before torch starts): other kernels, other bits, for every
+# stage that computes with torch; importing a released teacher computes nothing
+PINNED = "profiles.${profile}.deterministic"
+COMPUTING = ["train", "distill", "seeds_train", "seeds_distill", "eval", "eval_distill", "eval_teacher",
+             "ambiguity", "report"]
 TRAINING = ["train", "distill", "seeds_train", "seeds_distill", "teacher"]
 
 
@@ -429,7 +435,13 @@ def test_a_training_stage_has_the_profile_keys_that_change_the_model(name):
     listed = {p.removeprefix(prefix) for p in _params(stage) if p.startswith(prefix)}
     assert "profiles.${profile}" not in _params(stage)
     assert "data" in _profile_keys_read() and "warmup_iters" in _profile_keys_read()  # the walk finds them
-    assert listed == set(_profile_keys_read()) - NOT_THE_MODEL, name
+    assert listed - {"deterministic"} == set(_profile_keys_read()) - NOT_THE_MODEL, name
+
+
+@pytest.mark.parametrize("name", COMPUTING)
+def test_a_stage_that_computes_lists_the_deterministic_mode(name):
+    assert PINNED in _params(STAGES[name])
+    assert PINNED not in _params(STAGES["teacher"]) and '"deterministic"' in (REPO / "ld/cpu_pinning.py").read_text()
 
 
 @pytest.mark.parametrize("name", TRAINING)

@@ -294,11 +294,16 @@ def test_a_head_asks_for_the_teachers_class_logits_only_for_kd(params, tmp_path)
 def test_teacher_precision_auto_is_bfloat16_where_the_device_has_it(monkeypatch):
     from ld.models.distiller import teacher_dtype
 
-    for flags, expected in (((False, False), None), ((True, False), torch.bfloat16), ((False, True), torch.bfloat16)):
-        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=flags[0]: v)
-        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=flags[1]: v)
-        assert teacher_dtype("auto", "cpu") is expected, flags
-        assert teacher_dtype("fp32", "cpu") is None and teacher_dtype("bf16", "cpu") is torch.bfloat16
+    # the CPU's flags, and the kernels this process dispatches to: the deterministic mode's AVX2 (ld.cpu_pinning)
+    # runs no CPU's bfloat16 natively
+    for capability in ("AVX512", "AVX2"):
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=capability: c)
+        for flags, native in (((False, False), False), ((True, False), True), ((False, True), True)):
+            monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=flags[0]: v)
+            monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=flags[1]: v)
+            expected = torch.bfloat16 if native and capability == "AVX512" else None
+            assert teacher_dtype("auto", "cpu") is expected, (capability, flags)
+            assert teacher_dtype("fp32", "cpu") is None and teacher_dtype("bf16", "cpu") is torch.bfloat16
     for bf16, expected in ((True, torch.bfloat16), (False, torch.float16)):  # older GPUs: float16
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda v=bf16: v)
         assert teacher_dtype("auto", "cuda") is expected and teacher_dtype("fp32", "cuda") is None

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from ld import cpu_pinning
 from ld.checkpoint import file_digest, load_checkpoint, require_exported, save_weights
 from ld.engine import determinism, live, merge_options, nonfinite, unformatted  # noqa: F401  (register what a run adds)
 from ld.engine.convert import student_state_dict
@@ -28,7 +29,7 @@ from ld.errors import BadFileError, ConfigError, LDError, MissingFileError
 from ld.io import atomic_write_bytes, atomic_write_json, check_export_dir, listing_digest
 from ld.models.distiller import DISTILLERS, LocalizationDistiller
 from ld.models.teacher_cache import fingerprint_digest
-from ld.profiles import inner_dataset, resolve_config, train_pipeline
+from ld.profiles import get_profile, inner_dataset, resolve_config, train_pipeline
 
 
 def is_distiller(cfg) -> bool:
@@ -89,6 +90,10 @@ def build_train_config(
     num_gpus = int(os.environ.get("WORLD_SIZE", params.get("num_gpus", 1)))
     cfg = resolve_config(config, params, profile, data_root=data_root, num_gpus=num_gpus)
     cfg.randomness = dict(seed=int(params.get("seed", 0)), deterministic=False)
+    if get_profile(params, profile).get("deterministic"):
+        # the kernels this run computes with (ld.cpu_pinning), in its config and so in its digest; None: the
+        # profile asks for the deterministic mode but this process was not started pinned (by `ld`)
+        cfg.cpu_pinning = cpu_pinning.active()
     cfg.launcher = launcher
     cfg.env_cfg.dist_cfg = dict(backend="nccl" if torch.cuda.is_available() else "gloo")
     if launcher != "none" and not torch.cuda.is_available():
@@ -296,7 +301,10 @@ def train(cfg, out_dir: str | Path | None = None, *, fresh: bool = False) -> Non
             if rank0:
                 to = f" -> {out_dir}" if out_dir is not None else ""
                 lr_rule = f" (lr rule {dict(cfg.lr_rule)})" if cfg.get("lr_rule") else ""
-                print(f"ld train: {work_dir.parent.name}{to}, {start}{lr_rule}\n"
+                kernels = ("" if "cpu_pinning" not in cfg else " [the profile is deterministic, but this process was "
+                           "not started pinned by `ld`: this CPU's own bits]" if cfg.cpu_pinning is None else
+                           f" [deterministic: {cfg.cpu_pinning['isa']} kernels, {cfg.cpu_pinning['threads']} threads]")
+                print(f"ld train: {work_dir.parent.name}{to}, {start}{lr_rule}{kernels}\n"
                       f"ld train: work dir {work_dir}, log {runner.logger.log_file} (environment, config, every "
                       "message)", flush=True)
             try:

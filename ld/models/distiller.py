@@ -99,7 +99,8 @@ def teacher_dtype(precision: str, device: torch.device | str) -> torch.dtype | N
     """The autocast dtype of the teacher's forward pass on ``device`` (None: float32 throughout).
 
     ``'auto'``: bfloat16 where the device computes it natively (a CUDA GPU with bfloat16, else float16;
-    a CPU with AVX512-BF16 or AMX), float32 elsewhere; ``'fp32'``: float32 (the teacher as upstream runs
+    a CPU with AVX512-BF16 or AMX whose AVX512 kernels this process uses), float32 elsewhere (and under the
+    deterministic mode's AVX2 kernels, :mod:`ld.cpu_pinning`); ``'fp32'``: float32 (the teacher as upstream runs
     it); ``'bf16'``: bfloat16 even where it is emulated (slow). The soft targets differ from float32 by
     bfloat16's rounding (measured in ``pipelines/bench``); the student's losses stay float32.
     """
@@ -111,8 +112,10 @@ def teacher_dtype(precision: str, device: torch.device | str) -> torch.dtype | N
         return torch.bfloat16
     if torch.device(device).type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    native = any(getattr(torch.cpu, check, lambda: False)()
-                 for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    # the kernels this process dispatches to decide: pinned to AVX2 (ld.cpu_pinning, the deterministic mode)
+    # no CPU computes bfloat16 natively, so every CPU runs the teacher in float32 and gives the same bits
+    native = torch.backends.cpu.get_cpu_capability().startswith("AVX512") and any(
+        getattr(torch.cpu, check, lambda: False)() for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
     return torch.bfloat16 if native else None
 
 
