@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 PINNED_THREADS = 2
 PINNED_ENV = {
@@ -71,3 +72,12 @@ def active() -> dict | None:
     if torch.backends.cpu.get_cpu_capability() != "AVX2" or torch.get_num_threads() != PINNED_THREADS:
         return None
     return dict(PINNING)
+
+
+def cpu_name(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
+    """This machine's CPU as the README and the clean-clone test name it: vendor, model name, family, model."""
+    info: dict[str, str] = {}
+    for line in Path(cpuinfo).read_text().splitlines():
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    return f"{info.get('vendor_id')} {info.get('model name')} (family {info.get('cpu family')}, model {info.get('model')})"

@@ -52,3 +52,12 @@ def test_a_process_with_torch_already_loaded_is_left_as_it_is(tmp_path):
                   f"'{tmp_path / 't'}', '{tmp_path / 't'}', '--ap-tol', '0']);"
                   " print(json.dumps(os.environ.get('ATEN_CPU_CAPABILITY')))")
     assert out is None
+
+
+def test_the_cpu_is_named_by_vendor_model_family_and_model(tmp_path):
+    from ld.cpu_pinning import cpu_name
+
+    (tmp_path / "cpuinfo").write_text("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\n"
+                                      "model name\t: Intel(R) Xeon(R) Platinum 8481C\nflags\t\t: avx2 amx_tile\n\n"
+                                      "processor\t: 1\nvendor_id\t: GenuineIntel\n")
+    assert cpu_name(tmp_path / "cpuinfo") == "GenuineIntel Intel(R) Xeon(R) Platinum 8481C (family 6, model 143)"

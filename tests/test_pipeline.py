@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from ld.cpu_pinning import cpu_name
 from ld.results.claims import CLAIMS
 from tests.conftest import REPO
 
@@ -167,14 +168,6 @@ COMMITTED_ON = "AuthenticAMD AMD EPYC (family 25, model 17)"
 BASELINE_SHA256 = "85576a2c5aa736eed784c2a6c209d81d86bf4c48a20dfeb97b06135a872c7a38"
 
 
-def _this_cpu() -> str:
-    info = {}
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        key, _, value = line.partition(":")
-        info.setdefault(key.strip(), value.strip())
-    return f"{info.get('vendor_id')} {info.get('model name')} (family {info.get('cpu family')}, model {info.get('model')})"
-
-
 def test_the_published_baseline_hash_is_the_readme_s():
     assert BASELINE_SHA256 in (REPO / "README.md").read_text() and COMMITTED_ON in (REPO / "README.md").read_text()
 
@@ -196,8 +189,8 @@ def test_repro_in_a_clean_clone_reproduces_the_committed_results(clone, repro):
                              capture_output=True, text=True)
     where = (f"{len(files)} files differ from the committed ones (e.g. {', '.join(f[3:] for f in files[:5])}); the "
              f"smoke baseline's model.pth is {model} (published: {BASELINE_SHA256}). The committed results were made "
-             f"on {COMMITTED_ON}; this CPU is {_this_cpu()}. Within the tolerance? {compare.stdout}{compare.stderr}")
-    assert _this_cpu() != COMMITTED_ON, "on the committer's CPU the bytes must agree: " + where
+             f"on {COMMITTED_ON}; this CPU is {cpu_name()}. Within the tolerance? {compare.stdout}{compare.stderr}")
+    assert cpu_name() != COMMITTED_ON, "on the committer's CPU the bytes must agree: " + where
     assert compare.returncode == 0, "another CPU, and beyond the tolerance: " + where
     warnings.warn("not bit for bit on this CPU, but within the tolerance: " + where, stacklevel=1)
 

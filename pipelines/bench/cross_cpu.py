@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from ld.cpu_pinning import PINNED_ENV  # noqa: E402  (the standard library only: torch is not imported here)
+from ld.cpu_pinning import PINNED_ENV, cpu_name  # noqa: E402  (the standard library only: torch is not imported here)
 
 RUNS = {  # config -> teacher run (smoke)
     "gfl_r18_1x": None,
@@ -79,14 +79,6 @@ def _child(args: list[str], env: dict[str, str], emulate: str | None, cwd: Path 
     return subprocess.run(prefix + args, env=env, cwd=cwd, capture_output=True, text=True)
 
 
-def _cpu_name() -> str:
-    info = {}
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        key, _, value = line.partition(":")
-        info.setdefault(key.strip(), value.strip())
-    return f"{info.get('vendor_id')} {info.get('model name')} (family {info.get('cpu family')}, model {info.get('model')})"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="results/bench/cross_cpu.json")
@@ -100,7 +92,7 @@ def main() -> int:
     base = {k: v for k, v in os.environ.items() if k not in PINNED_ENV}
     base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
     qemu = subprocess.run(["qemu-x86_64", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-    report = {"host_cpu": _cpu_name(), "emulated_cpu": f"qemu-user {args.cpu} ({qemu})", "python": platform.python_version(),
+    report = {"host_cpu": cpu_name(), "emulated_cpu": f"qemu-user {args.cpu} ({qemu})", "python": platform.python_version(),
               "command": "python pipelines/bench/cross_cpu.py" + (" --ops-only" if args.ops_only else ""), "ops": {}, "runs": {}}
     modes = {"deterministic mode": PINNED_ENV, "the same with MKL_CBWR=AVX2": {**PINNED_ENV, "MKL_CBWR": "AVX2"}}
     for mode, env in modes.items():
