@@ -38,7 +38,7 @@ PINNED_ENV = {
     "MKL_NUM_THREADS": str(PINNED_THREADS),
 }
 # what the run's config and log record of the mode (``cfg.cpu_pinning``)
-PINNING = {"isa": "avx2", "threads": PINNED_THREADS}
+PINNING = {"isa": PINNED_ENV["ATEN_CPU_CAPABILITY"], "threads": PINNED_THREADS}
 
 
 def wants_pinning(params_file: str, profile: str | None) -> bool:

@@ -120,3 +120,12 @@ def test_the_command_exits_0_1_or_2(tmp_path):
     assert ld(a, b, "--ap-tol", "0.2").returncode == 0
     missing = ld(a, tmp_path / "nowhere")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr and "no such folder" in missing.stderr
+
+
+def test_the_command_s_defaults_are_the_module_s():
+    """ld/cli.py spells the defaults out (every stage imports ld.cli; it does not import ld.results)."""
+    from ld.cli import build_parser
+    from ld.results.compare import CURVE_RTOL, SPREAD_FACTOR
+
+    args = build_parser().parse_args(["compare", "a", "b"])
+    assert (args.spread_factor, args.curve_rtol, args.ap_tol) == (SPREAD_FACTOR, CURVE_RTOL, None)

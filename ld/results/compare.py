@@ -27,7 +27,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ld.errors import ConfigError, MissingFileError
+from ld.errors import BadFileError, ConfigError, MissingFileError
 
 METRIC_FILES = ("metrics/*.json", "seeds/*/*.json")
 CURVE_FILES = ("live/*/plots/metrics/train/*.tsv",)
@@ -161,17 +161,14 @@ def compare_trees(a: str | Tree, b: str | Tree, *, spread_factor: float = SPREAD
     if not ap_tol >= 0 or not curve_rtol >= 0:
         raise ConfigError(f"the tolerances must be >= 0, got ap_tol={ap_tol}, curve_rtol={curve_rtol}")
     rows: list[Row] = []
-    for rel in sorted(set(a.files(METRIC_FILES)) | set(b.files(METRIC_FILES))):
-        if not (a.has(rel) and b.has(rel)):
-            rows.append(Row("metric", rel, f"only in {(a if a.has(rel) else b).spec}", None, None, math.inf, ap_tol))
-            continue
-        rows += compare_metrics(*(flat_numbers(_json(t, rel)) for t in (a, b)), rel, ap_tol)
-    for rel in sorted(set(a.files(CURVE_FILES)) | set(b.files(CURVE_FILES))):
-        if not (a.has(rel) and b.has(rel)):
-            rows.append(Row("curve", rel, f"only in {(a if a.has(rel) else b).spec}", None, None, math.inf,
-                            curve_rtol))
-            continue
-        rows.append(compare_curve(read_curve(a.read(rel)), read_curve(b.read(rel)), rel, curve_rtol))
+    for kind, patterns, tol in (("metric", METRIC_FILES, ap_tol), ("curve", CURVE_FILES, curve_rtol)):
+        for rel in sorted(set(a.files(patterns)) | set(b.files(patterns))):
+            if not (a.has(rel) and b.has(rel)):
+                rows.append(Row(kind, rel, f"only in {(a if a.has(rel) else b).spec}", None, None, math.inf, tol))
+            elif kind == "metric":
+                rows += compare_metrics(*(flat_numbers(_json(t, rel)) for t in (a, b)), rel, tol)
+            else:
+                rows.append(compare_curve(*(read_curve(t.read(rel)) for t in (a, b)), rel, tol))
     return rows, ap_tol
 
 
@@ -179,8 +176,6 @@ def _json(tree: Tree, rel: str):
     try:
         return json.loads(tree.read(rel))
     except json.JSONDecodeError as err:
-        from ld.errors import BadFileError
-
         raise BadFileError(f"{tree.spec}/{rel} is not JSON ({err}): rerun the stage that writes it") from err
 
 
