@@ -30,27 +30,48 @@ def _quiet_threads():
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
-    """An exported, untrained GFocalV1 R-18 (``model/config.py`` + ``model/model.pth``) over a generated
-    dataset of 2 train / 4 val images of 64 px (``data/``); its test_cfg keeps every box (score_thr 0)."""
+def tiny_export(tmp_path_factory):
+    """``tiny_export(config_name) -> folder``: an exported, untrained model (``config.py`` + ``model.pth``,
+    the student alone of a distillation config) of ``pipelines/configs/<config_name>.py`` on the smoke
+    profile, over a generated dataset of 2 train / 4 val images of 64 px; its test_cfg keeps every box
+    (score_thr 0). Made once a session for each config."""
     import torch
-    from mmdet.registry import MODELS
     from mmengine.config import Config
 
     import ld.models  # noqa: F401  (registers the modules)
     from ld.data.synth import SynthSpec, write_dataset
+    from ld.models.distiller import build_student, student_only
     from ld.profiles import apply_profile, get_profile, load_params
 
     root = tmp_path_factory.mktemp("tiny")
     write_dataset(root / "data", SynthSpec(num_train=2, num_val=4, image_size=64), show_progress=False)
-    cfg = Config.fromfile(str(REPO / "pipelines/configs/gfl_r18_1x.py"))
     profile = get_profile(load_params(REPO / "params.yaml"), "smoke")
-    apply_profile(cfg, {**profile, "data": {**profile["data"], "image_size": 64}}, data_root=root / "data")
-    cfg.model.test_cfg.score_thr = 0.0  # an untrained model scores low: keep its boxes
-    (root / "model").mkdir()
-    (root / "model" / "config.py").write_text(cfg.pretty_text)
-    torch.manual_seed(0)
-    torch.save({"state_dict": MODELS.build(cfg.model).state_dict(), "meta": {"epoch": 1}}, root / "model" / "model.pth")
+    made: dict[str, Path] = {}
+
+    def export(config_name: str) -> Path:
+        if config_name not in made:
+            cfg = Config.fromfile(str(REPO / f"pipelines/configs/{config_name}.py"))
+            apply_profile(cfg, {**profile, "data": {**profile["data"], "image_size": 64}}, data_root=root / "data")
+            cfg = student_only(cfg)
+            cfg.model.test_cfg.score_thr = 0.0  # an untrained model scores low: keep its boxes
+            out = root / config_name
+            out.mkdir()
+            (out / "config.py").write_text(cfg.pretty_text)
+            torch.manual_seed(0)
+            torch.save({"state_dict": build_student(cfg, None).state_dict(), "meta": {"epoch": 1}}, out / "model.pth")
+            made[config_name] = out
+        return made[config_name]
+
+    return export
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_export) -> Path:
+    """An exported, untrained GFocalV1 R-18 (``model/config.py`` + ``model/model.pth``) over a generated
+    dataset of 2 train / 4 val images of 64 px (``data/``): :func:`tiny_export`'s ``gfl_r18_1x``."""
+    root = tiny_export("gfl_r18_1x").parent
+    if not (root / "model").exists():
+        (root / "model").symlink_to(root / "gfl_r18_1x")
     return root
 
 

@@ -27,7 +27,8 @@ from ld.ops.ambiguity import (
     normalized_entropy,
     top_gap,
 )
-from ld.ops.box_ops import box_iou, distances_to_boxes
+from ld.errors import ConfigError
+from ld.ops.box_ops import box_iou, distances_to_boxes, prior_centers
 from ld.ops.distillation import flatten_levels
 
 if TYPE_CHECKING:
@@ -99,20 +100,38 @@ def val_batches(model: nn.Module, num_images: int | None = None):
 
 @torch.no_grad()
 def head_outputs(model: nn.Module, data: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Flattened head outputs of a preprocessed batch, in anchor order.
+    """Flattened head outputs of a preprocessed batch, one row per prior, in mmdet's prior order.
 
-    Returns ``scores (B, A, C)`` (sigmoid of the joint score), ``logits (B, A, 4 * (reg_max + 1))``,
-    ``centers (A, 2)`` and ``strides (A,)`` of the anchors.
+    Returns ``scores (B, A, C)``, ``logits (B, A, 4 * (reg_max + 1))`` the edge logits, ``centers (A, 2)``
+    (where the edges are measured from: an anchor's centre, or the point) and ``strides (A,)`` of the
+    priors. ``A`` counts priors, not locations: RetinaNet has 9 a location, each with its own
+    distributions. ``scores``: what the head's predictions rank by, the sigmoid of the class logits
+    (GFocal's: the joint score) times, for a head with centre-ness (ATSS, FCOS), its sigmoid (mmdet's
+    score factor). Any head of :mod:`ld.models` (GFocal, GFocalV2, the general-distribution ATSS, FCOS and
+    RetinaNet, their LD students).
     """
     head = model.bbox_head
-    cls_scores, bbox_preds = head(model.extract_feat(data["inputs"]))
+    cls_scores, bbox_preds, *centerness = head(model.extract_feat(data["inputs"]))
+    B = cls_scores[0].shape[0]
 
-    sizes = [c.shape[-2:] for c in cls_scores]
-    device = cls_scores[0].device
-    centers = head.anchor_center(torch.cat(head.prior_generator.grid_priors(sizes, device=device)))
-    strides = torch.cat([torch.full((int(h) * int(w),), float(st[0]), device=device)
-                         for (h, w), st in zip(sizes, head.prior_generator.strides)])
-    return flatten_levels(cls_scores).sigmoid(), flatten_levels(bbox_preds), centers, strides
+    priors = head.prior_generator.grid_priors([c.shape[-2:] for c in cls_scores], device=cls_scores[0].device)
+    centers = prior_centers(torch.cat(priors))
+    strides = torch.cat([torch.full((len(p),), float(st[0]), device=p.device)
+                         for p, st in zip(priors, head.prior_generator.strides)])
+    scores = flatten_levels(cls_scores).reshape(B, len(centers), -1).sigmoid()  # a location's priors, in order
+    if centerness:
+        scores = scores * flatten_levels(centerness[0]).sigmoid()
+    return scores, flatten_levels(bbox_preds).reshape(B, len(centers), -1), centers, strides
+
+
+def teacher_prior_index(anchor: torch.Tensor, student_priors: int, teacher_priors: int) -> torch.Tensor:
+    """The teacher's prior whose distributions LD gives a student's prior ``anchor (K,)``: the same one
+    where both have as many priors a location, else the location's one (a GFocal teacher of a RetinaNet
+    student: ``anchor // 9``), as :meth:`ld.models.ld_head.LDHeadMixin.set_teacher` pairs them."""
+    if teacher_priors not in (1, student_priors):
+        raise ConfigError(f"the teacher has {teacher_priors} priors a location and the model {student_priors}: "
+                          "KL to the teacher pairs them one to one, or one teacher location to all its priors")
+    return anchor // (student_priors // teacher_priors)
 
 
 def edge_bin_positions(centers: torch.Tensor, strides: torch.Tensor, scale: torch.Tensor,
@@ -194,7 +213,9 @@ def ambiguity_table(models: dict[str, nn.Module], teacher: str | None = None, nu
     Columns: ``model, img_id, label, score, edge, entropy, norm_entropy, top_gap, kl_to_teacher`` and, for
     detections matched to a ground truth of the same class (IoU >= ``match_iou``), ``iou, size,
     occlusion, edge_width`` of that object (NaN otherwise). ``kl_to_teacher`` is KL(teacher || model)
-    of the edge distributions at the detection's own anchor (models must share the anchor grid).
+    of the edge distributions at the detection's own prior, or its location's where the teacher has one
+    prior a location and the model several (:func:`teacher_prior_index`; the models share the grid of
+    locations).
     """
     first = next(iter(models.values()))
     reg_max = first.bbox_head.reg_max
@@ -205,7 +226,9 @@ def ambiguity_table(models: dict[str, nn.Module], teacher: str | None = None, nu
         for name, model in models.items():
             det = predict_with_distributions(model, data, score_thr=score_thr)[0]
             probs = edge_probabilities(det["logits"], reg_max)  # (K, 4, bins)
-            kl = (kl_divergence(edge_probabilities(teacher_logits[det["anchor"]], reg_max), probs)
+            at = (teacher_prior_index(det["anchor"], model.bbox_head.num_base_priors,
+                                      models[teacher].bbox_head.num_base_priors) if teacher else None)
+            kl = (kl_divergence(edge_probabilities(teacher_logits[at], reg_max), probs)
                   if teacher_logits is not None else torch.full(probs.shape[:2], float("nan")))
             image_gts = gts.get(det["img_id"], [])
             gt_boxes = torch.tensor([[g["bbox"][0], g["bbox"][1], g["bbox"][0] + g["bbox"][2],

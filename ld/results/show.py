@@ -42,7 +42,8 @@ def load_exported(config: str | Path, checkpoint: str | Path) -> nn.Module:
     model = build_student(cfg, checkpoint)
     if not hasattr(model.bbox_head, "reg_max"):
         raise BadFileError(f"config {config}: its head {type(model.bbox_head).__name__} predicts no edge "
-                           "distributions; show works on GFocal-family models (GFL, GFLv2, LD students)")
+                           "distributions; show works on the heads of ld.models (GFocal, GFocalV2, the "
+                           "general-distribution ATSS, FCOS and RetinaNet, and their LD students)")
     return model
 
 
