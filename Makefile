@@ -11,7 +11,7 @@ JOBS ?= $(shell nproc)
 # plain `make run` works without activating it (and never picks binutils' `ld`).
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run test test-fast kernel clean-venv
+.PHONY: install browser run test test-fast kernel clean-venv
 
 install: $(STAMP)
 
@@ -28,6 +28,15 @@ $(STAMP): requirements/build.txt requirements/mmcv.txt requirements/mmcv_build_e
 	$(BIN)/python -c "import mmcv.ops, mmdet, ld, ld.models.mmcv_cuda as c; print('mmcv ops (CUDA ops: %s), mmdet %s and ld import' % (c.cuda_ops_compiled(), mmdet.__version__))"
 	touch $@
 
+# Chromium, the one system package the tests use (tests/test_plots_offline.py opens `dvc plots show`'s page
+# headless, offline; skipped without it): Debian's, ~20 s and 113 MB, where apt-get can install it.
+browser:
+	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || { \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; echo "== apt-get install chromium (~20 s, 113 MB)"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null || \
+	  echo "== chromium could not be installed: tests/test_plots_offline.py's browser checks will be skipped"; }
+
 # The main job: the whole pipeline on params.yaml's profile (default: smoke), then its models and data pushed
 # to the DVC remote (.dvc/config: a folder beside the clone, unless .dvc/config.local says otherwise), so
 # another clone gets them with `dvc pull` instead of training.
@@ -38,7 +47,7 @@ run: install
 # Two workers (pytest-xdist), a test file each at a time: the smoke `dvc repro` of tests/test_pipeline.py on
 # one, the rest beside it; a test's results do not depend on what runs beside it (same torch threads). Four
 # OpenMP threads on two cores: waiting threads sleep instead of spinning (else small-op loops run 3.5x slower).
-test: install
+test: install browser
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The quick tests: everything but the end-to-end runs marked slow (minutes each: dvc repro, DDP, resume).
