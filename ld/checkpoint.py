@@ -215,14 +215,32 @@ def missing_model(path: str | os.PathLike, what: str = "model") -> MissingFileEr
                             "holds DIR/config.py and DIR/model.pth)")
 
 
-def require_files(*paths: str | os.PathLike | None, what: str = "model") -> None:
-    """A :func:`missing_model` error for the first of ``paths`` (None: not needed) that is not a file."""
+def require_files(*paths: str | os.PathLike | None, what: str | None = None) -> None:
+    """A :func:`missing_model` error for the first of ``paths`` (None: not needed) that is not a file, naming
+    it ``what`` (default: ``config`` for a ``.py`` file, else ``model``)."""
     for path in paths:
         if path is not None and not Path(path).is_file():
-            raise missing_model(path, what)
+            raise missing_model(path, what or ("config" if Path(path).suffix == ".py" else "model"))
 
 
-def require_exported(run_dir: str | os.PathLike, what: str = "model") -> tuple[Path, Path]:
+def read_config(path: str | os.PathLike, what: str = "config", fix: str = "give an exported run's config.py"):
+    """The mmengine Config of ``path``, or a one-line :class:`BadFileError` naming it ``what`` and saying
+    ``fix`` where mmengine cannot read it (a syntax error, a ``_base_`` file that is not beside it, ...) or
+    it defines no ``model``."""
+    from mmengine.config import Config
+
+    try:
+        cfg = Config.fromfile(str(path))
+    except Exception as err:  # mmengine raises SyntaxError, OSError, KeyError, ... by what is wrong
+        detail = (str(err).strip().splitlines() or [""])[0]
+        raise BadFileError(f"{what} {path} cannot be read as an mmdet config ({type(err).__name__}: {detail}): "
+                           f"{fix}") from err
+    if "model" not in cfg:
+        raise BadFileError(f"{what} {path} defines no `model`: {fix}")
+    return cfg
+
+
+def require_exported(run_dir: str | os.PathLike, what: str | None = None) -> tuple[Path, Path]:
     """``(config.py, model.pth)`` of an exported run folder, or the :func:`missing_model` error of the first
     that is missing."""
     files = Path(run_dir) / "config.py", Path(run_dir) / "model.pth"

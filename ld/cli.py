@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from ld.errors import LDError
+from ld.errors import ConfigError, LDError
+from ld.params_check import SEED_MAX
 
 # ld.ops.voting_cluster_diou_nms.NMS_TYPES, spelled out: importing ld.ops imports torch, which `ld --help`
 # should not wait for (tests/test_cli.py checks the two are equal)
@@ -36,6 +37,8 @@ def _cmd_train(args) -> None:
     from ld.engine.train import build_train_config, train
     from ld.profiles import load_params
 
+    if args.seed is not None and not 0 <= args.seed <= SEED_MAX:  # before any work folder is made
+        raise ConfigError(f"--seed {args.seed}: give an integer from 0 to {SEED_MAX} (numpy's seeds)")
     params = load_params(args.params)
     if args.seed is not None:
         params["seed"] = args.seed
@@ -168,6 +171,11 @@ class _DictAction(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         from mmengine.config import DictAction
 
+        for value in values:
+            if "=" not in value or value.startswith("="):  # mmengine's would raise ValueError: a traceback
+                print(f"ld: error: {option_string} {value}: give KEY=VALUE (e.g. model.test_cfg.score_thr=0.05)",
+                      file=sys.stderr)
+                sys.exit(2)
         DictAction(self.option_strings, self.dest)(parser, namespace, values, option_string)
 
 

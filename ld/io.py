@@ -73,14 +73,46 @@ def check_export_dir(out_dir: str | os.PathLike, files: tuple[str, ...]) -> Path
             raise ConfigError(f"--out {out_dir} holds files that are not a run's export ({', '.join(others[:5])}"
                               f"{', ...' if len(others) > 5 else ''}); nothing was written. Give the run's own "
                               f"folder (e.g. {out_dir / 'gfl_r18_1x'}), a new or an empty one.")
-    existing = next(p for p in (out_dir, *out_dir.absolute().parents) if p.exists())
-    try:  # a file made and removed in the folder, or in its nearest existing parent (nothing is created)
+    _require_writable(out_dir, "--out", "a folder")
+    return out_dir
+
+
+def check_output_file(path: str | os.PathLike, flag: str) -> Path:
+    """Make sure the file ``path`` (given as ``flag``) can be written, before any work: not a folder, and its
+    folder writable, or creatable (nothing is created)."""
+    from ld.errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder: give the file to write (e.g. {path / 'metrics.json'})")
+    _require_writable(path.parent, f"{flag} {path}: its folder", "a file in a folder")
+    return path
+
+
+def check_output_folder(folder: str | os.PathLike, flag: str) -> Path:
+    """Make sure files can be written into ``folder`` (given as ``flag``), before any work: not a file, and
+    writable, or creatable (nothing is created)."""
+    from ld.errors import ConfigError
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{flag} {folder} is a file: give the folder to write into")
+    _require_writable(folder, flag, "a folder")
+    return folder
+
+
+def _require_writable(folder: Path, named: str, give: str) -> None:
+    """A file made and removed in ``folder``, or in its nearest existing parent (nothing is created); a
+    one-line ConfigError naming ``named`` if that fails (a parent that is a file, no permission)."""
+    from ld.errors import ConfigError
+
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    try:
         if not existing.is_dir():
             raise NotADirectoryError(20, f"{existing} is a file")
         probe = existing / f".write-check-{os.getpid()}.tmp"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise ConfigError(f"--out {out_dir} is not writable ({err.strerror}): give a folder you can write to "
+        raise ConfigError(f"{named} {folder} is not writable ({err.strerror}): give {give} you can write to "
                           "(checked before any work, so none is lost)") from err
-    return out_dir

@@ -25,6 +25,8 @@ from typing import Any
 
 from ld.errors import ConfigError
 
+SEED_MAX = 2**32 - 1  # a run's seed seeds numpy (mmengine's set_random_seed), which takes 0 .. 2**32 - 1
+
 Problems = list[str]
 Check = Callable[[Any, str], tuple[Any, Problems]]
 
@@ -376,7 +378,7 @@ def schema() -> Rule:
     })
     return record({
         "profile": required(string("the name of a profile of `profiles`")),
-        "seed": optional(integer(0)),  # ld.engine.train (cfg.randomness), ld.engine.seeds
+        "seed": optional(integer(0, SEED_MAX)),  # ld.engine.train (cfg.randomness), ld.engine.seeds
         "num_gpus": optional(integer(1)),  # ld.engine.train, ld.profiles.scaled_lr
         "ld": optional(nullable(ld)),
         "profiles": required(mapping_of(profile, what="profile name", min_len=1)),
@@ -387,7 +389,7 @@ def schema() -> Rule:
             "baselines": optional(nullable(list_of(run, unique=True))),
             "students": optional(nullable(mapping_of(record({"teacher": required(run)}), what="run"))),
             # study_seeds iterates seeds[profile]: a list (null there would crash), the whole mapping may be null
-            "seeds": optional(nullable(mapping_of(list_of(integer(0)), what="profile name"))),
+            "seeds": optional(nullable(mapping_of(list_of(integer(0, SEED_MAX)), what="profile name"))),
         }))),
         # ld.results.paper.TABLES; dvc.yaml paper_table
         "paper_tables": optional(list_of(choice(PAPER_TABLES), unique=True)),

@@ -54,6 +54,7 @@ def test_a_missing_model_is_one_line_naming_its_stage(argv, tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert "models/smoke/gfl_r50_2x/config.py not found: get it with `dvc pull models/smoke/gfl_r50_2x`" in err
+    assert f"{'teacher' if argv[0] == 'train' else 'config'} models/smoke/gfl_r50_2x/config.py not found" in err
     assert "`dvc repro train@gfl_r50_2x`" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["image.jpg", "params.yaml"]  # nothing written
 

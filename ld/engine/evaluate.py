@@ -19,7 +19,7 @@ from ld.engine import merge_options, unformatted
 from ld.errors import ConfigError
 from ld.evaluation.coco import evaluate_coco, load_results
 from ld.evaluation.voc import evaluate_voc, voc_inputs, voc_table
-from ld.io import atomic_write_json
+from ld.io import atomic_write_json, check_output_file, check_output_folder
 from ld.models.distiller import student_only
 from ld.ops.voting_cluster_diou_nms import NMS_TYPES
 from ld.results.tables import percent, write_frame
@@ -107,6 +107,11 @@ def evaluate_checkpoint(config: str | Path, checkpoint: str | Path | None, out_j
     from mmengine.config import Config
 
     require_files(config, checkpoint)
+    check_output_file(out_json, "--out")  # before the inference pass, so none is lost
+    if results_out is not None:
+        check_output_file(results_out, "--results-out")
+    if tables_dir is not None:
+        check_output_folder(tables_dir, "--tables")
     cfg = Config.fromfile(str(config))
     set_nms(cfg, nms)
     merge_options(cfg, cfg_options, config)

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ld import cpu_pinning
-from ld.checkpoint import file_digest, load_checkpoint, require_exported, save_weights
+from ld.checkpoint import file_digest, load_checkpoint, read_config, require_exported, save_weights
 from ld.engine import determinism, live, merge_options, nonfinite, unformatted  # noqa: F401  (register what a run adds)
 from ld.engine.convert import student_state_dict
 from ld.errors import BadFileError, ConfigError, LDError, MissingFileError
@@ -105,7 +105,10 @@ def build_train_config(
         if teacher_dir is None:
             raise ConfigError(f"{config} distils from a teacher: pass --teacher <exported teacher folder>")
         teacher_dir = Path(teacher_dir)
-        require_exported(teacher_dir, what="teacher")
+        read_config(require_exported(teacher_dir, what="teacher")[0], what="teacher config",
+                    fix="a teacher folder holds the whole config.py that `ld train` or `ld teacher import` writes; "
+                        "for a checkpoint from a model zoo, make the folder with `ld teacher import CHECKPOINT "
+                        "--run <its row>`")
         if cfg.get("teacher") and teacher_dir.name != cfg.teacher:
             raise ConfigError(f"{config} distils from '{cfg.teacher}', but --teacher is {teacher_dir}: "
                               "fix params.yaml's distill entry or the config's `teacher`")

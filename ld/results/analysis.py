@@ -42,7 +42,7 @@ def load_model(run_dir: str | Path, params_file: str | Path = "params.yaml") -> 
     from ld.checkpoint import require_exported
     from ld.models.distiller import build_student
 
-    return build_student(*require_exported(run_dir, params_file))
+    return build_student(*require_exported(run_dir))
 
 
 def class_names(cfg: Config | str | Path, checkpoint: str | Path | None = None,

@@ -24,22 +24,12 @@ def load_exported(config: str | Path, checkpoint: str | Path) -> nn.Module:
     :class:`MissingFileError` naming the stage that makes it (:func:`ld.checkpoint.require_files`); a
     config that mmengine cannot read, or whose head predicts no edge distributions, a :class:`BadFileError`.
     """
-    from mmengine.config import Config
-
-    from ld.checkpoint import require_files
+    from ld.checkpoint import read_config, require_files
     from ld.models.distiller import build_student
 
     config, checkpoint = Path(config), Path(checkpoint)
     require_files(config, checkpoint)
-    try:
-        cfg = Config.fromfile(str(config))
-    except Exception as err:  # mmengine raises SyntaxError, OSError, KeyError, ... by what is wrong
-        detail = (str(err).strip().splitlines() or [""])[0]
-        raise BadFileError(f"config {config} cannot be read as an mmdet config ({type(err).__name__}: {detail}): "
-                           "give an exported run's config.py") from err
-    if "model" not in cfg:
-        raise BadFileError(f"config {config} defines no `model`: give an exported run's config.py")
-    model = build_student(cfg, checkpoint)
+    model = build_student(read_config(config), checkpoint)
     if not hasattr(model.bbox_head, "reg_max"):
         raise BadFileError(f"config {config}: its head {type(model.bbox_head).__name__} predicts no edge "
                            "distributions; show works on the heads of ld.models (GFocal, GFocalV2, the "
