@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from ld.errors import ConfigError, LDError
-from ld.params_check import SEED_MAX
 
 # ld.ops.voting_cluster_diou_nms.NMS_TYPES, spelled out: importing ld.ops imports torch, which `ld --help`
 # should not wait for (tests/test_cli.py checks the two are equal)
@@ -35,6 +34,7 @@ def _cmd_data_check(args) -> None:
 
 def _cmd_train(args) -> None:
     from ld.engine.train import build_train_config, train
+    from ld.params_check import SEED_MAX
     from ld.profiles import load_params
 
     if args.seed is not None and not 0 <= args.seed <= SEED_MAX:  # before any work folder is made
@@ -150,10 +150,11 @@ def _cmd_report(args) -> None:
 
     params = load_params(args.params)
     profile = args.profile or params["profile"]
-    get_profile(params, profile)  # an unknown profile is refused before anything is written
+    settings = get_profile(params, profile)  # an unknown profile is refused before anything is written
     parameters = {key: yaml.safe_load(value) for key, value in args.param}
     print(build_reports(profile, args.out, parameters, timeout=args.timeout,
-                        paper_tables=params.get("paper_tables") or [], only=args.only))
+                        paper_tables=params.get("paper_tables") or [], only=args.only,
+                        caveat=settings.get("caveat")))
 
 
 def _cmd_compare(args) -> int:

@@ -360,6 +360,8 @@ def schema() -> Rule:
         "multiscale": optional(boolean()),
         "pretrained": optional(boolean()),
         "deterministic": optional(boolean()),  # ld.cpu_pinning: the CPU kernels pinned, the same bits anywhere
+        # ld.results.report (a banner atop every page) and notebooks/claims.ipynb (no verdict colours)
+        "caveat": optional(nullable(string("a sentence saying why the profile's numbers are not to be read"))),
     })
     # ld.engine.train.apply_ld_params and build_train_config
     ld = record({

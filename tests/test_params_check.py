@@ -52,10 +52,11 @@ def test_the_repos_params_yaml_validates_and_comes_back_equal():
 
 BAD = [
     # (id, change, what the message must say)
-    ("seed-bool", [("seed", True)], "seed must be an integer >= 0, got True"),
-    ("seed-fraction", [("seed", 0.5)], "seed must be an integer >= 0, got 0.5"),
-    ("seed-string", [("seed", "abc")], "seed must be an integer >= 0, got 'abc'"),
-    ("seed-negative", [("seed", -1)], "seed must be an integer >= 0, got -1"),
+    ("seed-bool", [("seed", True)], "seed must be an integer in [0, 4294967295], got True"),
+    ("seed-fraction", [("seed", 0.5)], "seed must be an integer in [0, 4294967295], got 0.5"),
+    ("seed-string", [("seed", "abc")], "seed must be an integer in [0, 4294967295], got 'abc'"),
+    ("seed-negative", [("seed", -1)], "seed must be an integer in [0, 4294967295], got -1"),
+    ("seed-beyond-numpy", [("seed", 2**32)], "seed must be an integer in [0, 4294967295], got 4294967296"),
     ("num_gpus-0", [("num_gpus", 0)], "num_gpus must be an integer >= 1, got 0"),
     ("profile-unknown", [("profile", "smok")], "profile: unknown profile 'smok' (did you mean 'smoke'?)"),
     ("profile-not-str", [("profile", 3)], "profile must be the name of a profile of `profiles`, got 3"),
@@ -177,10 +178,10 @@ BAD = [
      "'gflv2_r50_2x' (they must agree)"),
     ("study-student-key-misspelt", [("study.students.selfld_r18_1x", {"teachr": "gfl_r18_1x"})],
      "study.students.selfld_r18_1x.teachr: unknown key 'teachr' (did you mean 'teacher'?)"),
-    ("study-seed-negative", [("study.seeds.smoke", [0, -1])], "study.seeds.smoke[1] must be an integer >= 0, got -1"),
-    ("study-seed-fraction", [("study.seeds.mini", [0.5])], "study.seeds.mini[0] must be an integer >= 0, got 0.5"),
+    ("study-seed-negative", [("study.seeds.smoke", [0, -1])], "study.seeds.smoke[1] must be an integer in [0, 4294967295], got -1"),
+    ("study-seed-fraction", [("study.seeds.mini", [0.5])], "study.seeds.mini[0] must be an integer in [0, 4294967295], got 0.5"),
     ("study-seeds-null", [("study.seeds.smoke", None)],
-     "study.seeds.smoke must be a list, each item an integer >= 0, got None"),
+     "study.seeds.smoke must be a list, each item an integer in [0, 4294967295], got None"),
     ("study-seeds-unknown-profile", [("study.seeds.minii", [0])],
      "study.seeds.minii: unknown profile 'minii' (did you mean 'mini'?)"),
 ]

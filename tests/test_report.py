@@ -24,12 +24,20 @@ def _notebook(path, *sources, tagged_parameters=True):
     nbformat.write(nb, path)
 
 
+def _executed(path, printed):
+    """A notebook as its stage left it: a cell that printed ``printed`` (the page renders outputs only)."""
+    _notebook(path, f"print({printed!r})")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"{printed}\n")]
+    nbformat.write(nb, path)
+
+
 def _project(tmp_path, monkeypatch, ambiguity="x = 1"):
     """A profile `t` whose table, claims and ambiguity stages ran, and the two analysis notebooks."""
     monkeypatch.chdir(tmp_path)
     results = tmp_path / "results" / "t"
     for name in ("runs_table", "seeds_table", "claims", "ambiguity"):
-        _notebook(results / "notebooks" / f"{name}.ipynb", f"print('{name} shown')")
+        _executed(results / "notebooks" / f"{name}.ipynb", f"{name} shown")
     (results / "tables").mkdir(parents=True)
     (results / "tables" / "runs.csv").write_text("run,AP (%)\ngfl_r18_1x,40.1\nld_r18_gfl_r50_1x,41.3\n")
     (results / "tables" / "claims.csv").write_text("claim,difference,verdict\nLD helps,+1.0 ± 0.2,holds\n")
@@ -113,7 +121,7 @@ def test_the_index_opens_with_the_headline_table_the_claims_and_the_seed_figure(
 
 def test_paper_tables_are_pages_too(tmp_path, monkeypatch):
     results = _project(tmp_path, monkeypatch)
-    _notebook(results / "notebooks" / "paper_voc.ipynb", "print('the VOC table')")
+    _executed(results / "notebooks" / "paper_voc.ipynb", "the VOC table")
     build_reports("t", paper_tables=["voc"], only=["paper_voc"], timeout=120)
     assert "the VOC table" in (results / "reports" / "paper_voc.html").read_text()
     with pytest.raises(ReportError, match=r"unknown report page\(s\) \['paper_coco'\]"):
@@ -148,3 +156,22 @@ def test_executed_notebooks_are_byte_stable(tmp_path, monkeypatch):
     second = execute_notebook(tmp_path / "n.ipynb", tmp_path / "b.ipynb", {"profile": "p"}, progress=False)
     assert first.read_bytes() == second.read_bytes()
     assert "result p" in first.read_text() and '"name": "stderr"' not in first.read_text()
+
+
+def test_pages_show_outputs_only_and_the_caveat_atop_every_page(tmp_path, monkeypatch):
+    """No code cell and no injected parameters in the HTML; a profile's caveat is the first thing on every
+    page and on the index; without one, no banner."""
+    _project(tmp_path, monkeypatch)
+    caveat = "Smoke profile: its numbers mean nothing & prove the machinery"
+    index = build_reports("t", tmp_path / "warned", only=["runs_table", "compare_runs"], timeout=120, caveat=caveat)
+    for page in (index, index.parent / "runs_table.html", index.parent / "compare_runs.html"):
+        text = page.read_text()
+        body = text[text.index("<body"):]
+        assert "Smoke profile: its numbers mean nothing &amp; prove the machinery" in body
+        first = min(body.index(m) for m in ("<h1", "<table", "shown", "profile is") if m in body)
+        assert body.index("ld-caveat") < first, page
+    compare = (index.parent / "compare_runs.html").read_text()
+    assert "profile is t" in compare  # outputs kept
+    assert 'profile = "t"' not in compare and "plt.plot" not in compare and "print(" not in compare  # no inputs
+    plain = build_reports("t", tmp_path / "plain", only=["runs_table"], timeout=120)
+    assert "ld-caveat'>" not in plain.read_text() and "ld-caveat'>" not in (plain.parent / "runs_table.html").read_text()

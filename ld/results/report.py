@@ -61,12 +61,29 @@ class ReportError(LDError):
     """One or more notebooks failed; the others' reports were written."""
 
 
-def render_html(notebook: str | Path) -> str:
-    """An executed notebook as one HTML page, images embedded as data URIs."""
+# Every page: long table cells wrap (no ellipsis, no page wider than the window), the caveat stands out
+PAGE_STYLE = ("table{max-width:100%}td,th{white-space:normal!important;overflow-wrap:break-word;"
+              "max-width:40em;text-align:left}pre{white-space:pre-wrap}.ld-caveat{background:#fff3cd;"
+              "border:1px solid #e0b000;padding:0.6em 1em;margin:0.5em 0 1em;font-family:sans-serif}")
+
+
+def caveat_banner(caveat: str | None) -> str:
+    """The profile's caveat (``params.yaml: profiles.<profile>.caveat``) as a banner, '' without one."""
+    return f"<div class='ld-caveat'><b>Not to be read:</b> {html.escape(caveat)}</div>" if caveat else ""
+
+
+def render_html(notebook: str | Path, caveat: str | None = None) -> str:
+    """An executed notebook as one HTML page, images embedded as data URIs: its outputs only (no code, no
+    injected parameters), long cells wrapped, the profile's ``caveat`` as a banner at its top."""
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(notebook, as_version=4))
-    return body
+    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    head, sep, rest = body.partition("<body")
+    rest_head, close, content = rest.partition(">")
+    return (head.replace("</head>", f"<style>{PAGE_STYLE}</style>\n</head>", 1) + sep + rest_head + close
+            + "\n" + caveat_banner(caveat) + content)
 
 
 def _failure(err: Exception) -> str:
@@ -87,11 +104,12 @@ def _html_table(csv: Path) -> str:
     return pd.read_csv(csv, dtype=str, keep_default_na=False).to_html(index=False, border=0)
 
 
-def index_page(profile: str, results: Path, pages: list[tuple[Report, bool, str | None]]) -> str:
-    """``index.html``: the headline table (``tables/runs.csv``), the claims table, the seed study's figure
-    and table, then
-    each page with its status (``pages``: report, whether its page was written, its failure or None)."""
-    parts = [f"<h1>ld-workspace, profile <code>{html.escape(profile)}</code></h1>"]
+def index_page(profile: str, results: Path, pages: list[tuple[Report, bool, str | None]],
+               caveat: str | None = None) -> str:
+    """``index.html``: the profile's ``caveat``, the headline table (``tables/runs.csv``), the claims table,
+    the seed study's figure and table, then each page with its status (``pages``: report, whether its page
+    was written, its failure or None)."""
+    parts = [caveat_banner(caveat), f"<h1>ld-workspace, profile <code>{html.escape(profile)}</code></h1>"]
     headline, claims, seeds_fig, seeds = (results / "tables" / "runs.csv", results / "tables" / "claims.csv",
                                           results / "figures" / "seeds_ap.png", results / "tables" / "seeds.csv")
     if headline.is_file():
@@ -111,16 +129,18 @@ def index_page(profile: str, results: Path, pages: list[tuple[Report, bool, str 
         items.append(f"<li>{link}" + (f" <b>(failed: {html.escape(failed)})</b>" if failed else "") + "</li>")
     parts += ["<h2>Reports</h2>", "<ul>", *items, "</ul>"]
     style = "body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}" \
-            "td,th{padding:2px 8px;text-align:right}tr:nth-child(even){background:#f3f3f3}img{max-width:100%}"
+            "td,th{padding:2px 8px;text-align:right}tr:nth-child(even){background:#f3f3f3}img{max-width:100%}" \
+            + PAGE_STYLE
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>ld-workspace: {html.escape(profile)}</title>"
             f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
 
 
 def build_reports(profile: str, out: str | Path | None = None, parameters: dict[str, Any] | None = None,
                   notebooks_dir: str | Path = "notebooks", timeout: int = 1800, paper_tables: list[str] = (),
-                  only: list[str] | None = None) -> Path:
+                  only: list[str] | None = None, caveat: str | None = None) -> Path:
     """Execute and render the profile's reports under ``out`` (see the module's docstring); returns
-    ``out/reports/index.html``. ``only``: these pages alone (names of :data:`REPORTS` / ``paper_<table>``).
+    ``out/reports/index.html``. ``only``: these pages alone (names of :data:`REPORTS` / ``paper_<table>``);
+    ``caveat``: the profile's, a banner atop every page (:func:`caveat_banner`).
 
     A failing notebook does not stop the others; it never replaces an executed notebook (its partial
     run is rendered instead); after all of them a :class:`ReportError` names each failed page and cell.
@@ -149,9 +169,9 @@ def build_reports(profile: str, out: str | Path | None = None, parameters: dict[
                 failed[report.name] = f"{notebook} does not exist: run the `{report.stage}` stage first (dvc repro)"
         written = notebook is not None and notebook.is_file()
         if written:  # a failed notebook is rendered up to its failing cell
-            atomic_write_text(out / "reports" / f"{report.name}.html", render_html(notebook))
+            atomic_write_text(out / "reports" / f"{report.name}.html", render_html(notebook, caveat))
         pages.append((report, written, failed.get(report.name)))
-    index = atomic_write_text(out / "reports" / "index.html", index_page(profile, results, pages))
+    index = atomic_write_text(out / "reports" / "index.html", index_page(profile, results, pages, caveat))
     if failed:
         raise ReportError("notebooks failed: " + "; ".join(f"{n} ({m})" for n, m in failed.items()) +
                           f". The other reports are in {out / 'reports'}.")
