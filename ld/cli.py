@@ -166,6 +166,12 @@ def _cmd_compare(args) -> int:
     return 0 if all(row.ok for row in rows) else 1
 
 
+def _cmd_diff(args) -> None:
+    from ld.results.side_by_side import side_by_side
+
+    print(side_by_side(args.a, args.b, every_run=args.all))
+
+
 class _DictAction(argparse.Action):
     """mmengine's ``DictAction`` (``KEY=VALUE`` pairs, dotted keys, lists), imported when the flag is used."""
 
@@ -317,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--curve-rtol", type=float, default=0.1,
                     help="loss curves: largest relative difference at any step (default 0.1)")
     cp.set_defaults(func=_cmd_compare)
+
+    df = sub.add_parser("diff", help="two revisions or experiments side by side: the params that differ and each "
+                                     "run's AP, AP50, AP75, VOC AP in %% (A, B, B-A), in under 160 columns")
+    df.add_argument("a", nargs="?", default="HEAD", help="a git revision or DVC experiment name (default HEAD)")
+    df.add_argument("b", nargs="?", default="workspace", help="another, or 'workspace' (default)")
+    df.add_argument("--all", action="store_true", help="every run, not only those whose metrics differ")
+    df.set_defaults(func=_cmd_diff)
     return parser
 
 
