@@ -337,3 +337,23 @@ def test_the_schema_mirrors_the_code():
     _, problems = check_params(edited(("profiles.smoke.data", {name: 1 for name in synth_fields})))
     assert not any("unknown key" in p for p in problems), problems  # every SynthSpec field is a known data key
     assert isinstance(schema(), type(record({})))
+
+
+@pytest.mark.parametrize("overrides", [["seed=1"], ["ld.loss_weight=0.5", "profile=mini"],
+                                       ["profiles.smoke.base_lr=0.01"], ["study.seeds.smoke=[0,1,2]"]])
+def test_dvc_exp_run_set_param_keeps_every_explanation(overrides, tmp_path):
+    """``dvc exp run -S`` rewrites params.yaml (DVC's apply_overrides, ruamel round trip): a comment after a
+    block list's items would go with the list; every comment line of params.yaml must survive."""
+    import re
+
+    from dvc.utils.hydra import apply_overrides
+
+    def comments(text):
+        return [m.group(0).strip() for m in (re.search(r"#.*$", line) for line in text.splitlines()) if m]
+
+    before = (REPO / "params.yaml").read_text()
+    (tmp_path / "params.yaml").write_text(before)
+    apply_overrides(tmp_path / "params.yaml", overrides)
+    after = comments((tmp_path / "params.yaml").read_text())
+    assert [c for c in comments(before) if c not in after] == []
+    assert len(comments(before)) > 50
