@@ -1,24 +1,31 @@
 """The paper's figure of one object's edge distributions (ld.results.ambiguity_figure) and `ld show`
 (ld.results.show): pixel positions of the bins, matching, the crop, the legend, class names, end to end."""
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from matplotlib.colors import to_rgb
 from matplotlib.lines import Line2D
 
 from ld.errors import BadFileError, ConfigError, MissingFileError
-from ld.ops.ambiguity import edge_probabilities, expected_offset
+from ld.ops.ambiguity import EDGES, edge_probabilities, expected_offset
 from ld.ops.box_ops import distances_to_boxes
+from ld.results import tables
 from ld.results.ambiguity_figure import (
     EDGE_COLORS,
+    REFERENCE_COLOR,
+    ROLE_COLORS,
     BoxDistributions,
     MatchedObject,
     box_distributions,
+    by_role,
     draw_object_distributions,
     match_detection,
     matched_objects,
     object_view,
     pick_examples,
+    role_colors,
+    role_labels,
 )
 from ld.results.analysis import class_names, edge_bin_positions
 
@@ -136,7 +143,7 @@ def _crops(fig):
 def test_figure_draws_each_model_on_the_same_neighbourhood_of_the_object():
     fig, gt, panels = _figure()
     crops = _crops(fig)
-    assert len(crops) == 3 and len(fig.axes) == 9
+    assert len(crops) == 3 and len(fig.axes) == 3 * 5  # a crop and a strip per edge
     boxes = np.stack([gt, *(d.box for d in panels.values())])
     for ax in crops:
         (x0, x1), (y1, y0) = ax.get_xlim(), ax.get_ylim()  # y points down, as in the image
@@ -164,6 +171,38 @@ def _rgb(color):
     return to_rgb(color)
 
 
+def _strips(fig, crop):
+    """edge -> the strip of ``crop`` that draws its distribution: the one holding bars of that edge's colour."""
+    shares = [ax for ax in fig.axes if ax is not crop and (ax.get_shared_x_axes().joined(ax, crop) or
+                                                           ax.get_shared_y_axes().joined(ax, crop))]
+    return {edge: [ax for ax in shares if any(p.get_facecolor()[:3] == pytest.approx(_rgb(color))
+                                              for p in ax.patches)] for edge, color in EDGE_COLORS.items()}
+
+
+def test_each_edge_has_a_strip_of_its_own_beside_the_crop_no_two_overlapping():
+    fig, gt, panels = _figure()
+    renderer = fig.canvas.get_renderer()
+    for crop, dist in zip(_crops(fig), panels.values()):
+        strips = _strips(fig, crop)
+        assert all(len(axes) == 1 for axes in strips.values()), "one strip per edge, its bars alone"
+        strips = {edge: axes[0] for edge, axes in strips.items()}
+        assert len(set(strips.values())) == 4
+        for edge in ("left", "right"):  # above the crop, on its x axis
+            assert strips[edge].get_shared_x_axes().joined(strips[edge], crop)
+            assert strips[edge].get_position().y0 > crop.get_position().y1
+            assert strips[edge].get_ylabel() == f"p({edge})"
+        for edge in ("top", "bottom"):  # right of the crop, on its y axis
+            assert strips[edge].get_shared_y_axes().joined(strips[edge], crop)
+            assert strips[edge].get_position().x0 > crop.get_position().x1
+            assert strips[edge].get_xlabel() == f"p({edge})"
+        boxes = [ax.get_window_extent(renderer) for ax in (crop, *strips.values())]
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+        for e, edge in enumerate(EDGES):  # the model's edge and the ground truth's, drawn across its own strip
+            lines = strips[edge].lines
+            at = {round(float(line.get_xdata()[0] if e in (0, 2) else line.get_ydata()[0]), 3) for line in lines}
+            assert at == {round(float(dist.box[e]), 3), round(float(gt[e]), 3)}
+
+
 @pytest.mark.parametrize("reference", [True, False])
 def test_the_legend_lies_outside_every_axes_and_names_every_line_style(reference):
     fig, _, _ = _figure(reference)
@@ -178,6 +217,43 @@ def test_the_legend_lies_outside_every_axes_and_names_every_line_style(reference
     drawn |= {(_rgb(p.get_edgecolor()), dash[p.get_linestyle()]) for ax in fig.axes for p in ax.patches if not p.fill}
     assert drawn <= styles and len(drawn) == (6 if reference else 5)  # (reference,) anchor, four edges
     assert len(legend.texts) == (6 if reference else 5)
+
+
+def test_the_ground_truth_is_drawn_as_the_legend_shows_it_black_with_a_thin_outline():
+    fig, _, _ = _figure()
+    (legend,) = fig.legends
+    handle = legend.legend_handles[[t.get_text() for t in legend.texts].index("ground truth")]
+    for crop in _crops(fig):
+        (box,) = [p for p in crop.patches if not p.fill]
+        assert _rgb(box.get_edgecolor()) == _rgb(handle.get_color()) == _rgb(REFERENCE_COLOR) == (0, 0, 0)
+        assert box.get_linewidth() == handle.get_linewidth()
+        (stroke,) = box.get_path_effects()
+        assert [type(e) for e in handle.get_path_effects()] == [type(stroke)]
+        outline = stroke._gc["linewidth"]  # withStroke's own line: the white outline, under the black line
+        assert outline == handle.get_path_effects()[0]._gc["linewidth"]
+        assert (outline - box.get_linewidth()) / 2 < 0.5 * box.get_linewidth(), \
+            "the white outline is thinner than the black line: the box reads black, not white"
+
+
+# --- the models' names and colours ---------------------------------------------------------------------
+
+ROLES = {"teacher": "gfl_r50_2x", "baseline": "gfl_r18_1x", "student": "ld_r18_gfl_r50_1x"}
+
+
+def test_the_models_are_named_by_role_and_run_teacher_first():
+    assert role_labels(ROLES) == {"gfl_r50_2x": "teacher (gfl_r50_2x)", "gfl_r18_1x": "baseline (gfl_r18_1x)",
+                                  "ld_r18_gfl_r50_1x": "LD student (ld_r18_gfl_r50_1x)"}
+    assert role_labels({**ROLES, "teacher": "gfl_r18_1x"}) == {  # Self-LD: the baseline teaches
+        "gfl_r18_1x": "teacher = baseline (gfl_r18_1x)", "ld_r18_gfl_r50_1x": "LD student (ld_r18_gfl_r50_1x)"}
+    assert role_colors(ROLES) == {"gfl_r50_2x": ROLE_COLORS["teacher"], "gfl_r18_1x": ROLE_COLORS["baseline"],
+                                  "ld_r18_gfl_r50_1x": ROLE_COLORS["student"]}
+
+
+def test_a_per_model_frame_is_ordered_and_named_by_role():
+    frame = pd.DataFrame({"ld_r18_gfl_r50_1x": [0.1], "gfl_r18_1x": [0.2]}, index=["left"])  # no teacher column
+    shown, colors = by_role(frame, ROLES)
+    assert list(shown.columns) == ["baseline (gfl_r18_1x)", "LD student (ld_r18_gfl_r50_1x)"]
+    assert shown.iloc[0].tolist() == [0.2, 0.1] and colors == [ROLE_COLORS["baseline"], ROLE_COLORS["student"]]
 
 
 # --- class names ---------------------------------------------------------------------------------------
@@ -267,7 +343,7 @@ def test_show_names_the_missing_or_bad_file(tiny_run, tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
     with pytest.raises(BadFileError, match="notes.png cannot be decoded as an image"):
         show_image(model / "config.py", model / "model.pth", tmp_path / "notes.png", tmp_path / "fig.png")
-    with pytest.raises(MissingFileError, match="model .*elsewhere.config.py not found"):
+    with pytest.raises(MissingFileError, match="config .*elsewhere.config.py not found"):
         show_image(tmp_path / "elsewhere" / "config.py", tmp_path / "elsewhere" / "model.pth",
                    _png(tmp_path / "a.png"), tmp_path / "fig.png")
     with pytest.raises(ConfigError, match="x2 > x1"):

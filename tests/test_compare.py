@@ -7,8 +7,16 @@ import sys
 
 import pytest
 
-from ld.results.compare import (Tree, compare_curve, compare_metrics, compare_trees, flat_numbers, read_curve,
-                                seed_spread, summary)
+from ld.results.compare import (
+    Tree,
+    compare_curve,
+    compare_metrics,
+    compare_trees,
+    flat_numbers,
+    read_curve,
+    seed_spread,
+    summary,
+)
 from tests.conftest import REPO
 
 SEEDS_CSV = ("model,method,run,teacher,n,AP mean (%),AP std (%),AP min (%),AP max (%)\n"

@@ -10,7 +10,7 @@ from mmengine.config import Config
 
 from ld.engine.train import is_distiller
 from ld.errors import ConfigError
-from ld.results.paper import TABLES, paper_shown, paper_table, runs_for
+from ld.results.paper import TABLES, draw_paper_table, paper_shown, paper_table, row_labels, runs_for
 from ld.results.tables import describe_config, write_frame
 
 ROWS = [(name, row) for name, spec in TABLES.items() for row in spec["rows"]]
@@ -136,3 +136,26 @@ def test_an_imported_teachers_published_ap_is_shown_beside_ours(tmp_path):
     shown = paper_shown(frame.reset_index()).set_index("run")
     assert shown.loc["gfl_r101_2x", "published AP (%)"] == "44.7"  # in % already: not 4470.0
     assert "published_AP" not in paper_table("voc", tmp_path)  # no imported teacher there
+
+
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_the_figure_names_each_row_once_and_its_whole_title_fits(table, tmp_path):
+    frame = paper_table(table, tmp_path)  # nothing run: every row 'not run in this profile'
+    labels = row_labels(frame)
+    assert len(set(labels)) == len(labels), "two rows of the figure read the same"
+    fig = draw_paper_table(frame, TABLES[table]["title"], "smoke")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == labels
+    title, page = fig._suptitle, fig.bbox
+    box = title.get_window_extent(renderer)
+    assert title.get_text().replace("\n", " ") == TABLES[table]["title"]
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and box.y1 <= page.y1, "the title is clipped"
+    assert not ax.get_legend().get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+
+
+def test_rows_that_read_alike_name_their_runs():
+    labels = row_labels(paper_table("detectors_coco", "nowhere"))
+    assert labels[:2] == ["R-50 (retina_r50_1x)", "R-101 -> R-50 (ld_retina_r50_retina_r101_1x)"]
+    assert row_labels(paper_table("gflv1_coco", "nowhere"))[:2] == ["R-18", "R-101 -> R-18"]  # unique: short

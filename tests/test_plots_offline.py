@@ -2,7 +2,8 @@
 .dvc/plots/offline.html (made by pipelines/plots/vendor_vega.py), with Vega, Vega-Lite and vega-embed inlined
 where DVC's own page loads them from a CDN. The page is opened in headless Chromium with the network blocked,
 and every chart must have drawn (vega-embed puts an <svg> or <canvas> of class ``marks`` in its div).
-Chromium: ``apt-get install -y --no-install-recommends chromium`` (`make test` does it where it is missing: its `browser` target)."""
+Chromium: ``apt-get install -y --no-install-recommends chromium`` (``make test`` installs it where it is
+missing: its ``browser`` target)."""
 import re
 import runpy
 import shutil
@@ -17,7 +18,7 @@ from tests.conftest import REPO
 PINS = runpy.run_path(str(REPO / "pipelines" / "plots" / "vendor_vega.py"))["PINS"]
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium on PATH (apt-get install -y --no-install-recommends chromium; `make browser` does)")
+    CHROMIUM is None, reason="no chromium on PATH (`make browser`: apt-get install chromium)")
 # No network: every host name fails to resolve, and anything that still tries goes to a closed proxy port.
 OFFLINE = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
            "--disable-background-networking", "--disable-component-update", "--disable-extensions",

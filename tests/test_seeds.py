@@ -10,8 +10,8 @@ import pytest
 from ld.engine import seeds as seeds_module
 from ld.engine.seeds import VOTING_NMS, run_seed_study, seed_metrics, study_runs, study_seeds
 from ld.errors import ConfigError, LDError
-from ld.results.study import seed_runs, seed_runs_shown, seed_summary, write_seed_summary
-from ld.results.tables import write_frame
+from ld.results.study import draw_seed_study, seed_runs, seed_runs_shown, seed_summary, write_seed_summary
+from ld.results.tables import ROLE_COLORS, write_frame
 
 PARAMS = {
     "profile": "smoke", "seed": 0, "profiles": {"smoke": {}, "mini": {}},
@@ -142,3 +142,30 @@ def test_the_voting_nms_rows_are_the_extra_seeds_models(study_files):
     voting = seed_runs(main, extra, ROWS, [0, 2, 1], nms=VOTING_NMS)
     assert set(voting.seed) == {2, 1} and "t" not in set(voting.run)  # no main seed, teachers have none
     assert voting.set_index(["run", "seed"]).AP[("ld", 2)] == pytest.approx(0.472)
+
+
+def test_the_figure_colours_each_run_by_its_role_teachers_alone_grey(study_files):
+    from matplotlib.collections import PathCollection
+    from matplotlib.colors import to_rgb
+
+    main, extra = study_files
+    many = ROWS + [{**ROWS[-1], "run": f"s{i}"} for i in range(12)]  # 20 runs: a student at every colour cycle slot
+    for i in range(12):
+        _metrics(main / f"s{i}.json", 0.3)
+        _metrics(seed_metrics(extra / f"s{i}", 2), 0.31)
+    per_seed = seed_runs(main, extra, many, [0, 2, 1])
+    summary = seed_summary(per_seed)
+    fig = draw_seed_study(per_seed, summary, "smoke")
+    ax = fig.axes[0]
+    done = per_seed[per_seed.status == "ok"]
+    dots = [c for c in ax.collections if isinstance(c, PathCollection) and len(c.get_offsets())]
+    assert len(dots) == summary.n.gt(0).sum() and sum(len(c.get_offsets()) for c in dots) == len(done)
+    ran = summary[summary.n > 0]
+    for collection, role in zip(dots, ran.role):
+        assert to_rgb(collection.get_facecolor()[0][:3]) == to_rgb(ROLE_COLORS[role]), role
+    grey = {i for i, c in enumerate(dots) if to_rgb(c.get_facecolor()[0][:3]) == to_rgb(ROLE_COLORS["teacher"])}
+    assert grey == {i for i, role in enumerate(ran.role) if role == "teacher"}
+    legend = [t.get_text() for t in ax.get_legend().texts]
+    assert legend == ["teacher (trained once: one seed)", "baseline (no teacher)", "distilled student",
+                      "mean over the seeds"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(summary.run)

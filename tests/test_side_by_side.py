@@ -74,7 +74,8 @@ def test_an_unknown_side_is_named(repo):
 
 
 def test_changed_params_are_dotted_keys_of_either_file():
-    assert changed_params({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": [1]}) == [("a.c", 2, 3), ("d", None, [1])]
+    changes = changed_params({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": [1]})
+    assert changes == [("a.c", 2, 3), ("d", None, [1])]
 
 
 def test_dvc_metrics_diff_shows_what_the_readme_says(repo):

@@ -3,8 +3,21 @@ import re
 
 import pandas as pd
 import pytest
+from matplotlib.colors import to_rgb
 
-from ld.results.tables import ap_points, format_ap, metrics_table, percent, runs_from_params, runs_shown, write_frame
+from ld.results.tables import (
+    ROLE_COLORS,
+    ap_points,
+    distinct_colors,
+    format_ap,
+    metrics_table,
+    percent,
+    run_role,
+    runs_from_params,
+    runs_shown,
+    wrap_title,
+    write_frame,
+)
 
 PARAMS = {"train": ["gfl_r50_2x", "gfl_r18_1x"], "distill": {"ld_r18_gfl_r50_1x": {"teacher": "gfl_r50_2x"}}}
 
@@ -96,3 +109,41 @@ def test_size_range_without_ground_truth_reads_n_a(tmp_path):
         row = next(line for line in text.splitlines() if "gfl_r18_1x" in line)
         cells = [cell.strip() for cell in re.split("[|,]", row)]
         assert "n/a" in cells and not {"-1", "-1.0", "-100.0"} & set(cells)
+
+
+# --- figures -------------------------------------------------------------------------------------------
+
+def _is_grey(color):
+    r, g, b = to_rgb(color)
+    return max(r, g, b) - min(r, g, b) < 0.05  # black, greys and white alike
+
+
+@pytest.mark.parametrize("n", [1, 2, 9, 10, 12, 18, 19, 20, 40])
+def test_n_runs_get_n_distinct_colours_none_grey(n):
+    colors = distinct_colors(n)
+    assert len(colors) == n and len({to_rgb(c) for c in colors}) == n
+    assert not [c for c in colors if _is_grey(c)]  # grey is a teacher's, black a baseline's
+    closest = min(sum((a - b) ** 2 for a, b in zip(to_rgb(c1), to_rgb(c2))) ** 0.5
+                  for i, c1 in enumerate(colors) for c2 in colors[i + 1:]) if n > 1 else 1
+    assert closest > (0.1 if n <= 20 else 0), "two colours a reader cannot tell apart"
+
+
+def test_a_runs_role_follows_its_method_and_teachers_alone_are_grey():
+    assert [run_role(m) for m in ("teacher", "imported teacher", "baseline", "Main LD", "Self-LD (Main LD)")] == [
+        "teacher", "teacher", "baseline", "student", "student"]
+    assert [r for r, c in ROLE_COLORS.items() if _is_grey(c)] == ["teacher"]
+
+
+def test_a_long_title_is_wrapped_to_the_figure_width():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    title = "LD for other dense detectors on COCO (val2017): RetinaNet, FCOS and ATSS with general-distribution " * 2
+    assert wrap_title("short", 8) == "short"
+    fig = Figure(figsize=(8, 3), layout="constrained")
+    FigureCanvasAgg(fig)
+    fig.add_subplot()
+    text = fig.suptitle(wrap_title(title, 8, 9), fontsize=9)
+    fig.canvas.draw()
+    box, page = text.get_window_extent(), fig.bbox
+    assert text.get_text().count("\n") >= 1 and box.x0 >= page.x0 and box.x1 <= page.x1

@@ -3,14 +3,16 @@
 A GFocal head predicts each box edge as a distribution over the positions it can take. For one object the
 figure shows, model beside model, a crop of the image around it with the reference box (the ground truth,
 solid black) and the model's box (dashed, one colour per edge), and every edge's distribution drawn in the
-image's own pixel coordinates: the left and right edges (positions along x) in a strip above the crop
-that shares its x axis, the top and bottom edges (positions along y) in a strip right of it that shares
-its y axis. A peak therefore lies in line with the edge it predicts, and the reference's edges, drawn
-across the strips, show where the mass should be.
+image's own pixel coordinates, each in a strip of its own: the left and the right edge (positions along x)
+in two strips above the crop that share its x axis, the top and the bottom edge (positions along y) in two
+strips right of it that share its y axis. A peak therefore lies in line with the edge it predicts, and the
+reference's edge, drawn across its strip, shows where the mass should be.
 
 :func:`matched_objects` finds, for each ground-truth object, every model's detection matched to it
 (:func:`match_detection`), or its box that best covers the object where it has no detection;
 :func:`pick_examples` chooses which objects to draw; :func:`draw_object_distributions` draws one object.
+:func:`role_labels`, :func:`role_colors` and :func:`by_role` name and colour the analysis' three models
+(teacher, baseline, LD student) alike in every figure of the ambiguity notebook.
 """
 from __future__ import annotations
 
@@ -29,16 +31,23 @@ from ld.io import atomic_write_bytes
 from ld.ops.ambiguity import EDGES, edge_probabilities, normalized_entropy
 from ld.ops.box_ops import box_iou
 from ld.results.analysis import edge_bin_positions, ground_truth_by_image, predict_with_distributions, val_batches
+from ld.results.tables import ROLE_COLORS, ROLES
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 EDGE_COLORS = {"left": "#0072B2", "top": "#CC79A7", "right": "#D55E00", "bottom": "#E69F00"}  # Okabe-Ito
 REFERENCE_COLOR = "black"
-_LEGEND_TITLE = "dashed: the model's edge; bars: its distribution over the edge's position"
+_REFERENCE_WIDTH = 2.0  # the reference box: a black line with a thin white outline (it stays black on any image)
+_EDGE_WIDTH = 1.6
+_LEGEND_TITLE = "dashed: the model's edge; bars: its distribution over the edge's position, one strip per edge"
 
-# Layout, in inches: the crop's longer side, the strips' depth and the margins around a panel.
-_SIDE, _STRIP, _GAP = 2.6, 0.8, 0.06
+# The analysis' models by role (params.yaml: analysis), in this order in every plot, coloured as every
+# figure colours runs by role (ld.results.tables.ROLE_COLORS: the teacher grey), named as the paper does.
+ROLE_NAMES = {"teacher": "teacher", "baseline": "baseline", "student": "LD student"}
+
+# Layout, in inches: the crop's longer side, each strip's depth and the margins around a panel.
+_SIDE, _STRIP, _GAP = 2.6, 0.55, 0.06
 _LEFT, _RIGHT, _BOTTOM, _TOP, _SUPTITLE = 0.6, 0.3, 0.5, 0.62, 0.32
 _LEGEND_ENTRY_WIDTH, _LEGEND_ROW = 1.6, 0.24
 
@@ -155,28 +164,73 @@ def object_view(boxes: np.ndarray, margin: float = 0.35, min_margin: float = 4.0
     return float(x0 - grow_x), float(y0 - grow_y), float(x1 + grow_x), float(y1 + grow_y)
 
 
-def _outlined(width: float, outline: str = "white") -> list:
+def role_labels(roles: Mapping[str, str]) -> dict[str, str]:
+    """run -> how every figure names it, 'teacher (gfl_r50_2x)', 'baseline (gfl_r18_1x)', 'LD student
+    (ld_r18_gfl_r50_1x)', in the order teacher, baseline, student; ``roles``: role -> run (params.yaml:
+    analysis). A run in two roles is named by both: 'teacher = baseline (gfl_r18_1x)' (Self-LD)."""
+    names: dict[str, list[str]] = {}
+    for role in ROLES:
+        names.setdefault(roles[role], []).append(ROLE_NAMES[role])
+    return {run: f"{' = '.join(named)} ({run})" for run, named in names.items()}
+
+
+def role_colors(roles: Mapping[str, str]) -> dict[str, str]:
+    """run -> its colour in every figure, by its (first) role: :data:`ROLE_COLORS`."""
+    colors: dict[str, str] = {}
+    for role in ROLES:
+        colors.setdefault(roles[role], ROLE_COLORS[role])
+    return colors
+
+
+def by_role(frame, roles: Mapping[str, str]):
+    """``frame`` (a DataFrame with a column per run, e.g. a groupby's ``unstack()``) with its columns in the
+    order teacher, baseline, student and named by :func:`role_labels`; the colours to plot them with,
+    in that order. Runs of ``roles`` missing from ``frame`` are left out."""
+    labels, colors = role_labels(roles), role_colors(roles)
+    runs = [run for run in labels if run in frame.columns]
+    return frame[runs].rename(columns=labels), [colors[run] for run in runs]
+
+
+def _outlined(width: float, outline: str = "white", pad: float = 2.2) -> list:
     from matplotlib import patheffects
 
-    return [patheffects.withStroke(linewidth=width + 2.2, foreground=outline)]
+    return [patheffects.withStroke(linewidth=width + pad, foreground=outline)]
 
 
 def _anchor_style() -> dict[str, Any]:
     return dict(color="white", ls="none", marker="+", ms=9, mew=1.8, path_effects=_outlined(1.8, "black"))
 
 
+def _reference_style() -> dict[str, Any]:
+    """The reference box in the crop and in the legend alike: black, a thin white outline, not a white line."""
+    return dict(color=REFERENCE_COLOR, lw=_REFERENCE_WIDTH, path_effects=_outlined(_REFERENCE_WIDTH, pad=1.2))
+
+
+def _edge_style(edge: str) -> dict[str, Any]:
+    """A model's edge in the crop and in the legend alike."""
+    return dict(color=EDGE_COLORS[edge], ls="--", lw=_EDGE_WIDTH, path_effects=_outlined(_EDGE_WIDTH, pad=1.6))
+
+
 def _draw_panel(fig, rect_in: tuple[float, float, float, float], fig_size: tuple[float, float], image: np.ndarray,
                 view: tuple[float, float, float, float], dist: BoxDistributions, reference: np.ndarray | None,
                 p_max: float, title: str) -> None:
-    """One model's crop and its two strips at ``rect_in`` (left, bottom, width, height of the crop, inches)."""
+    """One model's crop and its four strips at ``rect_in`` (left, bottom, width, height of the crop, inches):
+    above it the left edge's strip (outer) and the right edge's, right of it the top edge's (inner) and the
+    bottom edge's."""
     from matplotlib.patches import Rectangle
     from matplotlib.ticker import MaxNLocator
 
     left, bottom, width, height = rect_in
     fw, fh = fig_size
     ax = fig.add_axes((left / fw, bottom / fh, width / fw, height / fh))
-    ax_x = fig.add_axes((left / fw, (bottom + height + _GAP) / fh, width / fw, _STRIP / fh), sharex=ax)
-    ax_y = fig.add_axes(((left + width + _GAP) / fw, bottom / fh, _STRIP / fw, height / fh), sharey=ax)
+    strips = {  # edge -> its strip; the x strips share the crop's x axis, the y strips its y axis
+        "right": fig.add_axes((left / fw, (bottom + height + _GAP) / fh, width / fw, _STRIP / fh), sharex=ax),
+        "left": fig.add_axes((left / fw, (bottom + height + 2 * _GAP + _STRIP) / fh, width / fw, _STRIP / fh),
+                             sharex=ax),
+        "top": fig.add_axes(((left + width + _GAP) / fw, bottom / fh, _STRIP / fw, height / fh), sharey=ax),
+        "bottom": fig.add_axes(((left + width + 2 * _GAP + _STRIP) / fw, bottom / fh, _STRIP / fw, height / fh),
+                               sharey=ax),
+    }
     h, w = image.shape[:2]
     ax.set_facecolor("0.85")  # outside the image
     ax.imshow(image, extent=(0, w, h, 0), interpolation="nearest")  # pixel i spans [i, i + 1], as boxes count
@@ -186,37 +240,34 @@ def _draw_panel(fig, rect_in: tuple[float, float, float, float], fig_size: tuple
     ax.set_ylim(y1, y0)
     box = dist.box
     for e, edge in enumerate(EDGES):
-        color, vertical = EDGE_COLORS[edge], e in (0, 2)
+        color, vertical, strip = EDGE_COLORS[edge], e in (0, 2), strips[edge]
         xs, ys = ([box[e], box[e]], [box[1], box[3]]) if vertical else ([box[0], box[2]], [box[e], box[e]])
-        ax.plot(xs, ys, color=color, ls="--", lw=1.6, path_effects=_outlined(1.6))
-        strip = ax_x if vertical else ax_y
+        ax.plot(xs, ys, **_edge_style(edge))
         spacing = abs(float(dist.positions[e, 1] - dist.positions[e, 0]))
+        line = strip.axvline if vertical else strip.axhline
         if vertical:
             strip.bar(dist.positions[e], dist.probs[e], width=0.8 * spacing, color=color, alpha=0.6)
-            strip.axvline(box[e], color=color, ls="--", lw=1.2)
+            strip.set_ylim(0, p_max)
+            strip.tick_params(labelbottom=False, labelsize=7)
+            strip.yaxis.set_major_locator(MaxNLocator(2, prune="lower"))  # no 0 beside the crop's tick labels
+            strip.set_ylabel(f"p({edge})", fontsize=7, color=color)
         else:
             strip.barh(dist.positions[e], dist.probs[e], height=0.8 * spacing, color=color, alpha=0.6)
-            strip.axhline(box[e], color=color, ls="--", lw=1.2)
+            strip.set_xlim(0, p_max)
+            strip.tick_params(labelleft=False, labelsize=7)
+            strip.xaxis.set_major_locator(MaxNLocator(2, prune="lower"))
+            strip.set_xlabel(f"p({edge})", fontsize=7, color=color)
+        line(box[e], color=color, ls="--", lw=1.2)
+        if reference is not None:
+            line(reference[e], color=REFERENCE_COLOR, lw=1.0)
     ax.plot(dist.positions[0, 0], dist.positions[1, 0], **_anchor_style())  # bin 0 of every edge
     if reference is not None:
         ax.add_patch(Rectangle(reference[:2], reference[2] - reference[0], reference[3] - reference[1], fill=False,
-                               color=REFERENCE_COLOR, lw=1.4, path_effects=_outlined(1.4)))
-        for e in (0, 2):
-            ax_x.axvline(reference[e], color=REFERENCE_COLOR, lw=1.0)
-        for e in (1, 3):
-            ax_y.axhline(reference[e], color=REFERENCE_COLOR, lw=1.0)
-    ax_x.set_ylim(0, p_max)
-    ax_y.set_xlim(0, p_max)
-    ax_x.tick_params(labelbottom=False, labelsize=7)
-    ax_y.tick_params(labelleft=False, labelsize=7)
+                               **_reference_style()))
     ax.tick_params(labelsize=7)
-    ax_x.yaxis.set_major_locator(MaxNLocator(2, prune="lower"))  # no 0 beside the crop's own tick labels
-    ax_y.xaxis.set_major_locator(MaxNLocator(2, prune="lower"))
-    ax_x.set_ylabel("p(x)", fontsize=7)
-    ax_y.set_xlabel("p(y)", fontsize=7)
     ax.set_xlabel("x (px)", fontsize=7)
     ax.set_ylabel("y (px)", fontsize=7)
-    ax_x.set_title(title, fontsize=8)
+    strips["left"].set_title(title, fontsize=8)
 
 
 def _legend_handles(reference_label: str | None) -> tuple[list, list[str], Any]:
@@ -224,13 +275,13 @@ def _legend_handles(reference_label: str | None) -> tuple[list, list[str], Any]:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = [Line2D([], [], color=REFERENCE_COLOR, lw=1.4)] if reference_label else []
+    handles = [Line2D([], [], **_reference_style())] if reference_label else []
     labels = [reference_label] if reference_label else []
     handles.append(Line2D([], [], **_anchor_style()))
     labels.append("anchor point (bin 0)")
     for edge in EDGES:
         color = EDGE_COLORS[edge]
-        handles.append((Line2D([], [], color=color, ls="--", lw=1.6), Patch(color=color, alpha=0.6)))
+        handles.append((Line2D([], [], **_edge_style(edge)), Patch(color=color, alpha=0.6)))
         labels.append(f"{edge} edge")
     return handles, labels, HandlerTuple(ndivide=None, pad=0.6)
 
@@ -264,12 +315,12 @@ def draw_object_distributions(image: np.ndarray, panels: Mapping[str, BoxDistrib
     views = ([object_view(np.stack([ref, *boxes]))] * len(boxes) if ref is not None else
              [object_view(box[None]) for box in boxes])
     sizes = [_crop_inches(view) for view in views]
-    panel_widths = [_LEFT + w + _GAP + _STRIP + _RIGHT for w, _ in sizes]
+    panel_widths = [_LEFT + w + 2 * (_GAP + _STRIP) + _RIGHT for w, _ in sizes]
     fig_w = sum(panel_widths)
     handles, labels, handler = _legend_handles(reference_label if ref is not None else None)
     ncol = max(1, min(len(labels), int(fig_w // _LEGEND_ENTRY_WIDTH)))
     legend_h = (math.ceil(len(labels) / ncol) + 1) * _LEGEND_ROW + 0.1  # + 1: its title
-    fig_h = legend_h + _BOTTOM + max(h for _, h in sizes) + _GAP + _STRIP + _TOP + _SUPTITLE
+    fig_h = legend_h + _BOTTOM + max(h for _, h in sizes) + 2 * (_GAP + _STRIP) + _TOP + _SUPTITLE
     fig = Figure(figsize=(fig_w, fig_h))
     FigureCanvasAgg(fig)
     p_max = 1.08 * max(float(d.probs.max()) for d in panels.values())

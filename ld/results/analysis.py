@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ld.errors import ConfigError
 from ld.ops.ambiguity import (
     EDGES,
     edge_probabilities,
@@ -27,7 +28,6 @@ from ld.ops.ambiguity import (
     normalized_entropy,
     top_gap,
 )
-from ld.errors import ConfigError
 from ld.ops.box_ops import box_iou, distances_to_boxes, prior_centers
 from ld.ops.distillation import flatten_levels
 

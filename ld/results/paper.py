@@ -5,18 +5,22 @@ README reports (HikariTJU/LD; COCO val or test-dev, VOC07 test with COCO-style A
 
 A table here is what its notebook compares against: ``paper_table`` joins the paper's numbers with a
 profile's metrics (``results/<profile>/metrics/<run>.json``) and marks the rows that profile did not
-run; ``runs_for`` gives the ``train`` / ``distill`` lists that run a table's rows (``ld paper run``).
+run; ``runs_for`` gives the ``train`` / ``distill`` lists that run a table's rows (``ld paper run``);
+``draw_paper_table`` draws the paper's AP beside ours, row by row.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
 from ld.errors import ConfigError
-from ld.results.tables import ap_points, percent, read_metrics
+from ld.results.tables import ap_points, percent, read_metrics, wrap_title
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class Row(NamedTuple):
@@ -248,3 +252,39 @@ def paper_shown(frame: pd.DataFrame) -> pd.DataFrame:
     values = [c for c in shown if c.startswith(("paper_", "ours_")) or c == "published_AP"]
     diffs = [c for c in shown if c.startswith("diff_")]
     return percent(percent(shown, values, fraction=False), diffs, fraction=False, delta=True)
+
+
+def row_labels(frame: pd.DataFrame) -> list[str]:
+    """A label per row of a :func:`paper_table` as the paper names it: 'R-101 -> R-18' (teacher -> student),
+    the student alone for a baseline ('R-18'); where two rows of the table would read the same (the
+    detectors' table: an R-50 baseline of each detector), every such label names its run too:
+    'R-50 (retina_r50_1x)'."""
+    short = [f"{t} -> {s}" if t != "--" else s for t, s in zip(frame.teacher, frame.student)]
+    repeated = {label for label in short if short.count(label) > 1}
+    return [f"{label} ({run})" if label in repeated else label for label, run in zip(short, frame.run)]
+
+
+def draw_paper_table(frame: pd.DataFrame, title: str, profile: str) -> Figure:
+    """The paper's AP beside ours for each row of a :func:`paper_table` (a pair of bars per row, labelled by
+    :func:`row_labels`; a row this profile did not run says so), the title wrapped to the figure's width
+    (:func:`~ld.results.tables.wrap_title`), the legend beside the axes, over no bar. Returns a Figure on an
+    Agg canvas (not registered with pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    width = 9.0
+    fig = Figure(figsize=(width, 0.45 * len(frame) + 1.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    y = range(len(frame))
+    ax.barh([i - 0.2 for i in y], frame.paper_AP, height=0.4, color="C7", label="paper")
+    ax.barh([i + 0.2 for i in y], frame.ours_AP.fillna(0), height=0.4, color="C2", label=f"ours ({profile})")
+    for i, status in enumerate(frame.status):
+        if status != "ok":
+            ax.text(0.5, i + 0.2, "not run in this profile", va="center", fontsize=7)
+    ax.set_yticks(list(y), row_labels(frame), fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("AP (%)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    fig.suptitle(wrap_title(title, width - 0.3, 9), fontsize=9)
+    return fig

@@ -1,15 +1,30 @@
 """The seed study's tables: each study run's AP per seed, their mean and spread, and the difference of
 each student to the baseline of its model (ld.engine.seeds trains the runs; notebooks/seeds_table.ipynb
-and the claims table read them)."""
+and the claims table read them), and the study's figure (:func:`draw_seed_study`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ld.engine.seeds import seed_metrics, study_runs
-from ld.results.tables import PERCENT, eval_stage, format_ap, percent, read_metrics, runs_from_params, write_frame
+from ld.results.tables import (
+    PERCENT,
+    ROLE_COLORS,
+    ROLES,
+    ap_points,
+    eval_stage,
+    format_ap,
+    percent,
+    read_metrics,
+    role_legend,
+    runs_from_params,
+    write_frame,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SEED_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75")
 
@@ -109,3 +124,42 @@ def write_seed_summary(summary: pd.DataFrame, stem: str | Path) -> tuple[Path, P
     table = percent(percent(summary.drop(columns=["role"]), ["AP_mean", "AP_std", "AP_min", "AP_max", "delta_se"]),
                     ["delta_vs_baseline"], delta=True)
     return write_frame(table, stem, shown)
+
+
+SEED_ROLE_LABELS = {"teacher": "teacher (trained once: one seed)", "baseline": "baseline (no teacher)",
+                    "student": "distilled student"}
+
+
+def draw_seed_study(per_seed: pd.DataFrame, summary: pd.DataFrame, profile: str = "") -> Figure:
+    """The seed study's figure: per run of ``summary`` (:func:`seed_summary`, in its order) its AP per seed
+    (dots, side by side in seed order) and their mean (a black bar), coloured by the run's role
+    (:data:`~ld.results.tables.ROLE_COLORS`: teachers grey, baselines blue, distilled students green) with
+    a legend saying so, beside the axes; a thin line between two roles. ``per_seed``: :func:`seed_runs`.
+    Returns a Figure on an Agg canvas (not registered with pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    done = per_seed[per_seed.status == "ok"]
+    fig = Figure(figsize=(max(6.0, 0.42 * len(summary) + 3.0), 4.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for i, row in enumerate(summary.itertuples()):
+        ap = done.AP[done.run == row.run].map(ap_points).tolist()
+        offsets = [0.09 * (k - (len(ap) - 1) / 2) for k in range(len(ap))]
+        ax.scatter([i + o for o in offsets], ap, color=ROLE_COLORS[row.role], alpha=0.85, s=26, zorder=5)
+        if row.n:
+            ax.hlines(ap_points(row.AP_mean), i - 0.3, i + 0.3, color="k", lw=2, zorder=4)
+        if i and row.role != summary.role.iloc[i - 1]:
+            ax.axvline(i - 0.5, color="0.7", lw=0.8)
+    ax.set_xticks(range(len(summary)), summary.run, rotation=35, ha="right", fontsize=8)
+    ax.set_xlim(-0.6, len(summary) - 0.4)
+    ax.set_ylabel("COCO AP (%)")
+    ax.set_title(f"AP per seed (dots) and its mean (bar){f', profile {profile}' if profile else ''}", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    roles = [r for r in ROLES if r in set(summary.role)]
+    handles, labels = role_legend(roles, SEED_ROLE_LABELS)
+    handles.append(Line2D([], [], color="k", lw=2))
+    labels.append("mean over the seeds")
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    return fig

@@ -2,11 +2,14 @@
 
 The metrics JSON keeps COCO's fractions (0.40123); every table a person reads (Markdown, CSV, a
 notebook's table) shows AP in percent with one decimal as the paper prints it (40.1), the unit in the
-column header ('AP (%)'), through :func:`percent` / :func:`format_ap`; figures plot :func:`ap_points`.
+column header ('AP (%)'), through :func:`percent` / :func:`format_ap`; figures plot :func:`ap_points`,
+colour a run by its role (:data:`ROLE_COLORS`, :func:`run_role`), tell many runs apart with
+:func:`distinct_colors` and wrap long titles to the figure's width (:func:`wrap_title`).
 """
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +195,50 @@ def write_frame(table: pd.DataFrame, stem: str | Path, markdown: pd.DataFrame | 
     md = atomic_write_text(stem.with_suffix(".md"), markdown_table(table if markdown is None else markdown) + "\n")
     csv = atomic_write_text(stem.with_suffix(".csv"), table.to_csv(index=False))
     return md, csv
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# figures
+# ---------------------------------------------------------------------------------------------------------------
+
+# One colour per role of a run, the same in every figure that colours runs by role (runs_ap, compare/ap,
+# seeds_ap; ld.results.ambiguity_figure.ROLE_COLORS repeats it for the ambiguity notebook): teachers grey.
+ROLES: tuple[str, ...] = ("teacher", "baseline", "student")
+ROLE_COLORS: dict[str, str] = {"teacher": "#7f7f7f", "baseline": "#1f77b4", "student": "#2ca02c"}
+ROLE_LABELS: dict[str, str] = {"teacher": "teacher", "baseline": "baseline (no teacher)",
+                               "student": "distilled student"}
+
+
+def run_role(method: str) -> str:
+    """The role of a run from its ``method`` (:func:`runs_from_params`): 'teacher' (an imported one too),
+    'baseline', else 'student' (a distilled run, Self-LD included)."""
+    return "teacher" if method in ("teacher", "imported teacher") else "baseline" if method == "baseline" else "student"
+
+
+def role_legend(roles=ROLES, labels: dict[str, str] | None = None) -> tuple[list, list[str]]:
+    """Legend ``(handles, labels)`` of :data:`ROLE_COLORS` for ``roles``: a filled square per role, named by
+    ``labels`` (default :data:`ROLE_LABELS`)."""
+    from matplotlib.patches import Patch
+
+    labels = {**ROLE_LABELS, **(labels or {})}
+    return [Patch(color=ROLE_COLORS[r]) for r in roles], [labels[r] for r in roles]
+
+
+def distinct_colors(n: int) -> list[str]:
+    """``n`` colours a reader tells apart, as hex strings, none of them grey or black (a teacher's colour in
+    :data:`ROLE_COLORS`, a baseline's or a reference's in a curves figure): matplotlib's ten less its grey
+    for up to 9, else ``n`` evenly spaced hues of a perceptual rainbow (turbo; up to 20 no two closer than
+    tab20's two light blues)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    if n <= 9:
+        return [to_hex(c) for i, c in enumerate(colormaps["tab10"].colors) if i != 7][:n]
+    return [to_hex(colormaps["turbo"](0.05 + 0.9 * i / (n - 1))) for i in range(n)]
+
+
+def wrap_title(text: str, width_in: float, fontsize: float = 9) -> str:
+    """``text`` broken into lines that fit ``width_in`` inches at ``fontsize`` points (a character is taken
+    as 0.62 of the font size wide, DejaVu Sans' widest average): a figure's title is never clipped."""
+    chars = max(20, int(width_in * 72 / (0.62 * fontsize)))
+    return "\n".join(textwrap.wrap(text, chars)) if len(text) > chars else text
