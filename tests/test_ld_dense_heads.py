@@ -7,7 +7,7 @@ import ld.models  # noqa: F401  (registers the modules)
 from ld.errors import ConfigError
 from ld.ops.distillation import class_kd, flatten_levels, main_region_ld, vlr_ld
 from ld.ops.imitation import points_inside_boxes
-from tests.test_ld_family import _batch, _distiller, _export_untrained, _resolved
+from tests.test_ld_family import _batch, _distiller, _export_untrained, _mixed_batch, _resolved, restated_vlr
 
 BASELINES = ["atss_r18_1x", "fcos_r18_1x", "retina_r18_1x"]
 STUDENTS = {  # row -> the losses it logs beyond its head's own
@@ -165,6 +165,49 @@ def test_retina_gets_the_gfocal_teachers_location_for_each_of_its_nine_anchors(p
     vlr = head.vlr_weight(torch.cat(anchors, dim=1), [a.shape[1] for a in anchors], pos, s_cls,
                           [s.gt_instances for s in batch["data_samples"]])
     assert (vlr > 0).any() and not (vlr[pos] > 0).any()
+
+
+@pytest.mark.parametrize("row", ["ld_atss_r18_gfl_r50_1x", "ld_retina_r18_gfl_r50_1x"])
+def test_the_anchor_heads_vlr_of_a_mixed_size_batch_is_upstreams_on_each_images_inside_anchors(row, params, tmp_path):
+    """ATSS and RetinaNet select their VLR as GFocal does, on each image's inside anchors (upstream ld_atss.py and
+    ld_retina.py _get_target_single: get_vlr_region(flat_anchors[inside_flags], ...)); RetinaNet drops the
+    positives. loss_ld_vlr of a batch of images of different sizes is upstream's rule restated."""
+    model = _distiller(row, params, tmp_path)
+    batch = _mixed_batch(model)
+    head, inputs, samples = model.bbox_head, batch["inputs"], batch["data_samples"]
+    kept = {}
+    original = head.vlr_weight
+
+    def keep(priors, num_level_priors, pos, s_cls, gts, inside=None):
+        kept["pos"], kept["inside"] = pos, inside
+        kept["weight"] = original(priors, num_level_priors, pos, s_cls, gts, inside)
+        return kept["weight"]
+
+    head.vlr_weight = keep
+    losses = model(**batch, mode="loss")
+    outs = head(model.extract_feat(inputs))
+    featmap_sizes = [tuple(c.shape[-2:]) for c in outs[0]]
+    metas, gts = [s.metainfo for s in samples], [s.gt_instances for s in samples]
+    expected = restated_vlr(head, featmap_sizes, metas, gts, head.ld_vlr.overlap)
+    if row.startswith("ld_retina"):
+        expected = expected.masked_fill(kept["pos"], 0)
+    assert not kept["inside"].all() and (expected > 0).any()
+    assert torch.equal(kept["weight"], expected)
+    s_cls, s_reg = head._flat_outputs(outs[0], outs[1])
+    _, t_reg = head._teacher_rows(_teacher(model, inputs), torch.ones(s_cls.shape[:2], dtype=torch.bool), False)
+    torch.testing.assert_close(losses["loss_ld_vlr"], head.ld_vlr.loss_weight * vlr_ld(
+        s_reg, t_reg, expected, head.ld_vlr.T, divisor=head.vlr_divisor), rtol=1e-5, atol=1e-7)
+
+
+def test_fcos_vlr_considers_every_point_as_upstream_does(params, tmp_path):
+    """Upstream's FCOS targets (ld_fcos_head.py _get_target_single) have no inside flags, nor have mmdet's: the
+    points of the padding are considered, and lie in no ground truth of a smaller image."""
+    model = _distiller("ld_fcos_r18_gfl_r50_1x", params, tmp_path)
+    batch = _mixed_batch(model)
+    head = model.bbox_head
+    outs = head(model.extract_feat(batch["inputs"]))
+    assert head.prior_inside(outs[0], [s.metainfo for s in batch["data_samples"]]) is None
+    assert torch.isfinite(model(**batch, mode="loss")["loss_ld_vlr"])
 
 
 def test_a_teacher_measuring_from_other_points_is_refused(params, tmp_path):

@@ -257,6 +257,84 @@ def test_the_heads_distillation_losses_are_the_pure_terms_on_the_assigners_regio
         torch.testing.assert_close(losses[name], value, rtol=1e-5, atol=1e-7, msg=name)
 
 
+MIXED_SHAPES = [(3, 128, 128), (3, 64, 96), (3, 100, 70)]  # the issue's pair, and an image padded to (128, 96)
+
+
+def _mixed_batch(model, num_items=(3, 2, 2)):
+    """Images of different sizes, padded by the data preprocessor to the largest (128 x 128); each image's
+    ``pad_shape`` is its own size padded to the preprocessor's divisor (32)."""
+    from mmdet.testing import demo_mm_inputs
+
+    data = demo_mm_inputs(batch_size=len(num_items), image_shapes=MIXED_SHAPES[:len(num_items)],
+                          num_items=list(num_items), num_classes=3, use_box_type=False)
+    return model.data_preprocessor(data, True)
+
+
+def restated_inside(head, featmap_sizes, metas, grid) -> torch.Tensor:
+    """``(B, A)`` upstream's inside anchors (tests/test_vlr_batched.py restates mmdet's valid and inside flags)."""
+    from tests.test_vlr_batched import upstream_inside_flags, upstream_valid_flags
+
+    strides = [s[0] for s in head.prior_generator.strides]
+    return torch.stack([upstream_inside_flags(grid, upstream_valid_flags(featmap_sizes, strides, m["pad_shape"],
+                                                                          head.num_base_priors),
+                                              m["img_shape"], head.train_cfg["allowed_border"]) for m in metas])
+
+
+def restated_vlr(head, featmap_sizes, metas, gts, overlap) -> torch.Tensor:
+    """``(B, A)`` upstream's VLR weights of a batch: get_vlr_region on each image's inside anchors, unmapped."""
+    from tests.test_vlr_batched import upstream_vlr
+
+    grid = torch.cat(head.prior_generator.grid_priors(featmap_sizes, device="cpu"))
+    sizes = [h * w * head.num_base_priors for h, w in featmap_sizes]
+    inside = restated_inside(head, featmap_sizes, metas, grid)
+    return torch.stack([upstream_vlr(grid, sizes, gt.bboxes, inside[i], alpha=head.ld_vlr.alpha, topk=9,
+                                     overlap=overlap)[0] for i, gt in enumerate(gts)])
+
+
+@pytest.mark.parametrize("overlap", ["upstream", "diou"])
+def test_the_vlr_of_a_mixed_size_batch_is_upstreams_rule_on_each_images_inside_anchors(overlap, params, tmp_path):
+    """COCO batches mix sizes: upstream assigns each image on its inside anchors only (ld_head.py
+    _get_target_single), so the anchors of the batch padding beyond a smaller image are no VLR candidates, do not
+    enter the ATSS threshold and get no weight. loss_ld_vlr is upstream's rule restated, not the rule over all the
+    batch's anchors; main LD is unchanged."""
+    from ld.models.distiller import teacher_dtype, teacher_forward
+    from ld.ops.distillation import flatten_levels, main_region_ld, vlr_ld
+    from ld.ops.vlr import pad_gt, vlr_region_batched
+
+    model = _distiller("ld_vlr_r18_gfl_r50_1x", params, tmp_path,
+                       ld_vlr=dict(enabled=True, loss_weight=0.25, T=10, alpha=0.25, overlap=overlap))
+    batch = _mixed_batch(model)
+    losses = model(**batch, mode="loss")
+    head, inputs, samples = model.bbox_head, batch["inputs"], batch["data_samples"]
+    metas, gts = [s.metainfo for s in samples], [s.gt_instances for s in samples]
+    assert [m["img_shape"] for m in metas] == [(128, 128), (64, 96), (100, 70)]
+    assert [m["pad_shape"] for m in metas] == [(128, 128), (64, 96), (128, 96)] and inputs.shape[-2:] == (128, 128)
+    cls_scores, bbox_preds = head(model.extract_feat(inputs))
+    featmap_sizes = [tuple(c.shape[-2:]) for c in cls_scores]
+    s_cls, s_reg = flatten_levels(cls_scores), flatten_levels(bbox_preds)
+    _, t_reg = teacher_forward(model.teacher, inputs, dtype=teacher_dtype(model.teacher_precision, "cpu"))
+    expected = restated_vlr(head, featmap_sizes, metas, gts, overlap)
+    grid = torch.cat(head.prior_generator.grid_priors(featmap_sizes, device="cpu"))
+    inside = restated_inside(head, featmap_sizes, metas, grid)
+    assert torch.equal(head.prior_inside(cls_scores, metas), inside) and not inside[1:].all(1).any()
+    # the rule over every anchor of the padded batch selects other anchors: the case exercises the padding
+    sizes = [h * w for h, w in featmap_sizes]
+    everywhere = vlr_region_batched(grid[None].expand(3, -1, -1), sizes, *pad_gt([g.bboxes for g in gts]),
+                                    alpha=0.25, overlap=overlap)[0]
+    assert not torch.equal(everywhere > 0, expected > 0)
+    assert torch.equal(everywhere[0], expected[0])  # the largest image has no padding: the same
+    torch.testing.assert_close(losses["loss_ld_vlr"], 0.25 * vlr_ld(s_reg, t_reg, expected, 10.0), rtol=1e-5, atol=1e-7)
+    anchors, valid = head.get_anchors(featmap_sizes, metas, device="cpu")
+    labels = torch.cat(head.get_targets(anchors, valid, gts, metas)[1], dim=1)
+    pos = (labels >= 0) & (labels < head.num_classes)
+    torch.testing.assert_close(losses["loss_ld"], 0.25 * main_region_ld(s_reg, t_reg, s_cls, pos, 10.0),
+                               rtol=1e-5, atol=1e-7)
+    # with a border (allowed_border >= 0), anchors crossing the image's own edges are outside too, as in mmdet
+    head.train_cfg["allowed_border"] = 0
+    assert torch.equal(head.prior_inside(cls_scores, metas), restated_inside(head, featmap_sizes, metas, grid))
+    assert not torch.equal(restated_inside(head, featmap_sizes, metas, grid), inside)
+
+
 @pytest.mark.parametrize("teacher", ["gfl_r50_2x", "gflv2_r50_2x"])
 def test_the_teachers_box_tower_alone_gives_its_box_logits_bitwise(teacher, params, tmp_path):
     """Without KD no term reads the teacher's class logits: its box tower alone gives the same bits."""

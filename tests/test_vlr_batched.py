@@ -271,3 +271,204 @@ def test_batched_vlr_checks_its_arguments():
         vlr_region_batched(anchors, [4], gts, valid, overlap="giou")
     with pytest.raises(ValueError, match="alpha must lie"):
         vlr_region_batched(anchors, [4], gts, valid, alpha=1.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Image padding: upstream's VLR considers each image's inside anchors only
+# ---------------------------------------------------------------------------------------------------------------
+# Upstream (HikariTJU/LD mmdet/models/dense_heads/ld_head.py _get_target_single, likewise ld_atss.py, ld_gflv2.py,
+# ld_retina.py) assigns an image on flat_anchors[inside_flags] only, inside_flags = anchor_inside_flags(flat_anchors,
+# valid_flags, img_shape, allowed_border) (mmdet/core/anchor/utils.py), valid_flags from the image's own pad_shape
+# (mmdet/core/anchor/anchor_generator.py: a level's valid locations are the first ceil(pad / stride) rows and
+# columns); get_vlr_region (mmdet/core/bbox/assigners/atss_assigner.py) runs on those anchors and unmap puts 0
+# elsewhere. Restated below in plain torch, from upstream's code, sharing nothing with ld.ops.
+
+def upstream_valid_flags(featmap_sizes, strides, pad_shape, num_base):
+    """``(N,)`` bool: mmdet's ``AnchorGenerator.valid_flags``, levels concatenated, ``num_base`` anchors a location."""
+    flags = []
+    for (fh, fw), s in zip(featmap_sizes, strides):
+        vh, vw = min(-(-int(pad_shape[0]) // s), fh), min(-(-int(pad_shape[1]) // s), fw)
+        vy, vx = torch.arange(fh) < vh, torch.arange(fw) < vw
+        flags.append((vy[:, None] & vx[None, :]).reshape(-1).repeat_interleave(num_base))
+    return torch.cat(flags)
+
+
+def upstream_inside_flags(flat_anchors, valid, img_shape, allowed_border):
+    """mmdet's ``anchor_inside_flags``."""
+    if allowed_border < 0:
+        return valid
+    h, w = img_shape[:2]
+    return (valid & (flat_anchors[:, 0] >= -allowed_border) & (flat_anchors[:, 1] >= -allowed_border)
+            & (flat_anchors[:, 2] < w + allowed_border) & (flat_anchors[:, 3] < h + allowed_border))
+
+
+def _upstream_overlaps(b1, b2, mode):
+    """iou2d_calculator.py ``bbox_overlaps`` (not aligned): ``'iou'``; ``'upstream'``: its ``mode='diou'``, the
+    intersection over ``b1``'s area minus rho^2 / c^2; ``'diou'``: the textbook DIoU (over the union)."""
+    area1 = (b1[:, 2] - b1[:, 0]) * (b1[:, 3] - b1[:, 1])
+    area2 = (b2[:, 2] - b2[:, 0]) * (b2[:, 3] - b2[:, 1])
+    wh = (torch.min(b1[:, None, 2:], b2[None, :, 2:]) - torch.max(b1[:, None, :2], b2[None, :, :2])).clamp(min=0)
+    overlap = wh[..., 0] * wh[..., 1]
+    union = area1[:, None] if mode == "upstream" else area1[:, None] + area2[None, :] - overlap
+    ious = overlap / torch.max(union, union.new_tensor([1e-7]))
+    if mode == "iou":
+        return ious
+    rho2 = (((b2[None, :, 0] + b2[None, :, 2]) - (b1[:, None, 0] + b1[:, None, 2])) ** 2 / 4
+            + ((b2[None, :, 1] + b2[None, :, 3]) - (b1[:, None, 1] + b1[:, None, 3])) ** 2 / 4)
+    enclose = (torch.max(b1[:, None, 2:], b2[None, :, 2:]) - torch.min(b1[:, None, :2], b2[None, :, :2])).clamp(min=0)
+    return ious - rho2 / torch.max(enclose[..., 0] ** 2 + enclose[..., 1] ** 2, ious.new_tensor([1e-7]))
+
+
+def upstream_get_vlr_region(bboxes, num_level_bboxes, gt_bboxes, alpha, topk, overlap):
+    """atss_assigner.py ``get_vlr_region`` (alpha, topk and the overlap as arguments): ``(weights, gt_index)``."""
+    n, g = bboxes.shape[0], gt_bboxes.shape[0]
+    weights, gt_index = bboxes.new_zeros(n), torch.full((n,), -1, dtype=torch.long, device=bboxes.device)
+    if n == 0 or g == 0:
+        return weights, gt_index
+    ious = _upstream_overlaps(bboxes, gt_bboxes, "iou")
+    band_overlap = _upstream_overlaps(bboxes, gt_bboxes, overlap)
+    centre = lambda b: torch.stack(((b[:, 0] + b[:, 2]) / 2.0, (b[:, 1] + b[:, 3]) / 2.0), dim=1)  # noqa: E731
+    distances = (centre(bboxes)[:, None, :] - centre(gt_bboxes)[None, :, :]).pow(2).sum(-1).sqrt()
+    candidates, start = [], 0
+    for count in num_level_bboxes:
+        candidates.append(distances[start:start + count].topk(min(topk, count), dim=0, largest=False).indices + start)
+        start += count
+    candidate_overlaps = ious[torch.cat(candidates), torch.arange(g, device=bboxes.device)]
+    thr = candidate_overlaps.mean(0) + candidate_overlaps.std(0)
+    band = (band_overlap < thr[None, :]) & (band_overlap >= alpha * thr[None, :])  # every anchor is a candidate
+    max_overlaps, argmax = torch.where(band, ious, torch.full_like(ious, -100000000)).max(dim=1)
+    chosen = max_overlaps != -100000000
+    weights[chosen], gt_index[chosen] = max_overlaps[chosen], argmax[chosen]
+    return weights, gt_index
+
+
+def upstream_vlr(flat_anchors, num_level_anchors, gt_bboxes, inside, alpha=0.25, topk=9, overlap="upstream"):
+    """_get_target_single: the VLR of ``flat_anchors[inside]``, unmapped (weight 0, index -1 elsewhere)."""
+    inside = inside.to(flat_anchors.device)
+    counts = [int(f.sum()) for f in inside.split(num_level_anchors)]
+    w, i = upstream_get_vlr_region(flat_anchors[inside], counts, gt_bboxes, alpha, topk, overlap)
+    weights, gt_index = flat_anchors.new_zeros(flat_anchors.shape[0]), torch.full_like(inside, -1, dtype=torch.long)
+    weights[inside], gt_index[inside] = w, i
+    return weights, gt_index
+
+
+def padded_case(seed):
+    """A batch of images of different sizes padded to the largest: mmdet-ordered grid anchors ``(B, N, 4)`` of
+    the padded batch (``k`` a location), anchors per level, per-image gts, each image's inside flags ``(B, N)``
+    (valid flags from its own pad shape, ``anchor_inside_flags`` with a random ``allowed_border``) and settings."""
+    rng = random.Random(seed)
+    dtype = rng.choice([torch.float32, torch.float64])
+    b = rng.randint(2, 4)
+    divisor = rng.choice([1, 8, 32])
+    img_shapes = [(rng.randint(16, 160), rng.randint(16, 160)) for _ in range(b)]
+    if rng.random() < 0.3:
+        img_shapes[rng.randrange(b)] = (160, 160)
+    pad_shapes = [(-(-h // divisor) * divisor, -(-w // divisor) * divisor) for h, w in img_shapes]
+    height, width = max(p[0] for p in pad_shapes), max(p[1] for p in pad_shapes)
+    strides = [8, 16, 32, 64, 128][:rng.randint(2, 5)]
+    scales = [rng.choice([1.0, 2.0, 4.0, 8.0]) for _ in range(rng.choice([1, 1, 3]))]  # k anchors a location
+    levels, featmap_sizes = [], []
+    for s in strides:
+        fh, fw = -(-height // s), -(-width // s)
+        ys, xs = torch.meshgrid(torch.arange(fh).double() * s, torch.arange(fw).double() * s, indexing="ij")
+        cx, cy = xs.reshape(-1, 1), ys.reshape(-1, 1)
+        half = torch.tensor(scales, dtype=torch.float64)[None] * s / 2  # (1, k)
+        levels.append(torch.stack([cx - half, cy - half, cx + half, cy + half], -1).reshape(-1, 4))
+        featmap_sizes.append((fh, fw))
+    flat = torch.cat(levels).to(dtype)
+    sizes = [level.shape[0] for level in levels]
+    allowed_border = rng.choice([-1, -1, 0, 16])
+    inside = torch.stack([upstream_inside_flags(flat, upstream_valid_flags(featmap_sizes, strides, pad, len(scales)),
+                                                img, allowed_border) for img, pad in zip(img_shapes, pad_shapes)])
+    gts = []
+    for h, w in img_shapes:
+        g = rng.choices([0, 1, 2, 3, 5, 8, 20], [5, 30, 15, 15, 15, 10, 5])[0]
+        boxes = _boxes(rng, g, h, w, rng.randint(0, 2))
+        lo, hi = torch.zeros(4, dtype=torch.float64), torch.tensor([w, h, w, h], dtype=torch.float64)
+        if rng.random() < 0.8:  # clipped to the image, as mmdet's transforms clip them
+            boxes = torch.max(torch.min(boxes, hi), lo)
+            boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
+        gts.append(boxes.to(dtype))
+    settings = dict(alpha=rng.choice([0.0, 0.25, 0.25, 0.5]), topk=rng.choice([1, 3, 9, 9, 20]),
+                    overlap=rng.choice(["diou", "upstream"]))
+    return flat[None].repeat(b, 1, 1), sizes, gts, inside, settings
+
+
+N_PADDED = 400
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_vlr_of_a_padded_mixed_size_batch_is_upstreams_rule_on_each_images_inside_anchors(device):
+    seen = dict(changed=0, vlr_anchors=0, upstream=0, diou=0, float64=0, border=0, few_inside=0)
+    for seed in range(N_PADDED):
+        anchors, sizes, gts, inside, kw = padded_case(seed)
+        anchors, gts, inside = anchors.to(device), [g.to(device) for g in gts], inside.to(device)
+        padded, valid = pad_gt(gts)
+        w, i = vlr_region_batched(anchors, sizes, padded, valid, **kw, inside=inside)
+        ref = [upstream_vlr(anchors[k], sizes, g, inside[k], **kw) for k, g in enumerate(gts)]
+        ref_w, ref_i = torch.stack([r[0] for r in ref]), torch.stack([r[1] for r in ref])
+        msg = f"seed {seed}: {kw}, gts {[g.shape[0] for g in gts]}, inside {inside.sum(1).tolist()} of {sizes}"
+        chosen = ref_w > 0  # upstream also "selects" IoU-0 anchors of the band (degenerate boxes): weight 0 either way
+        assert torch.equal(i >= 0, chosen) and torch.equal(i[chosen], ref_i[chosen]), msg
+        torch.testing.assert_close(w, ref_w, rtol=0, atol=0, msg=msg)
+        assert not (w[~inside] != 0).any() and (i[~inside] == -1).all(), msg
+        # bitwise the one-image VLR of the inside anchors alone, unmapped
+        for k, g in enumerate(gts):
+            counts = [int(f.sum()) for f in inside[k].split(sizes)]
+            one_w, one_i = vlr_region(anchors[k][inside[k]], counts, g, **kw)
+            assert torch.equal(w[k][inside[k]], one_w) and torch.equal(i[k][inside[k]], one_i), msg
+            assert torch.equal(vlr_region(anchors[k], sizes, g, **kw, inside=inside[k])[0], w[k]), msg
+        seen["changed"] += not torch.equal(vlr_region_batched(anchors, sizes, padded, valid, **kw)[0], w)
+        seen["vlr_anchors"] += int(chosen.sum())
+        seen[kw["overlap"]] += 1
+        seen["float64"] += anchors.dtype == torch.float64
+        seen["border"] += not torch.equal(inside, inside.any(0, keepdim=True).expand_as(inside))
+        seen["few_inside"] += any(min(int(f.sum()) for f in row.split(sizes)) < kw["topk"] for row in inside)
+    assert min(seen.values()) > 0 and seen["changed"] > N_PADDED // 4 and seen["vlr_anchors"] > 5000, seen
+
+
+def test_a_batch_without_padding_is_unchanged_by_the_inside_flags():
+    """Same-size images: every anchor is inside, and the VLR is bitwise the one without ``inside``."""
+    for seed in range(200):
+        anchors, sizes, gts, kw = random_case(seed)
+        padded, valid = pad_gt(gts)
+        ref_w, ref_i = vlr_region_batched(anchors, sizes, padded, valid, **kw)
+        every = torch.ones(anchors.shape[:2], dtype=torch.bool)
+        w, i = vlr_region_batched(anchors, sizes, padded, valid, **kw, inside=every)
+        assert torch.equal(w, ref_w) and torch.equal(i, ref_i), seed
+    # the inside flags of same-size images (the batch's own pad shape) are all True
+    strides, shape = [8, 16, 32], (96, 64)
+    featmap_sizes = [(-(-shape[0] // s), -(-shape[1] // s)) for s in strides]
+    assert upstream_valid_flags(featmap_sizes, strides, shape, 9).all()
+
+
+def test_an_outside_anchor_is_no_candidate_of_the_atss_threshold():
+    """One level, the gt the first anchor: with all four anchors t = 0.805 and anchor 1 (DIoU 0.256, IoU 1/3) is
+    the VLR (test_ld_family); with anchor 3 outside, t is over anchors 0-2 only, a higher threshold; with anchors
+    1-3 outside, nothing remains but the gt's own anchor, which is above its threshold."""
+    every = torch.ones(4, dtype=torch.bool)
+    assert vlr_region(ANCHORS, [4], GT, inside=every)[1].tolist() == [-1, 0, -1, -1]
+    three = torch.tensor([True, True, True, False])
+    ious = box_iou(ANCHORS[:3], GT)[:, 0]
+    thr = float(ious.mean() + ious.std())
+    assert thr > 0.805
+    w, i = vlr_region(ANCHORS, [4], GT, inside=three, topk=9)
+    assert i.tolist() == upstream_vlr(ANCHORS, [4], GT, three, topk=9, overlap="diou")[1].tolist()
+    assert i[3] == -1 and w[3] == 0
+    w, i = vlr_region(ANCHORS, [4], GT, inside=torch.tensor([True, False, False, False]))
+    assert i.tolist() == [-1, -1, -1, -1] and (w == 0).all()
+    # no inside anchor at all: nothing, in a batch beside an image with all
+    w, i = vlr_region_batched(ANCHORS[None].repeat(2, 1, 1), [4], *pad_gt([GT, GT]),
+                              inside=torch.tensor([[False] * 4, [True] * 4]))
+    assert i.tolist() == [[-1, -1, -1, -1], [-1, 0, -1, -1]] and (w[0] == 0).all()
+
+
+def test_inside_flags_are_checked():
+    anchors = ANCHORS[None].repeat(2, 1, 1)
+    gts, valid = pad_gt([GT, GT])
+    with pytest.raises(ValueError, match="inside must be a bool"):
+        vlr_region_batched(anchors, [4], gts, valid, inside=torch.ones(2, 4))
+    with pytest.raises(ValueError, match="inside must be a bool"):
+        vlr_region_batched(anchors, [4], gts, valid, inside=torch.ones(2, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="inside must be a bool"):
+        vlr_region(ANCHORS, [4], GT, inside=torch.ones(2, 4, dtype=torch.bool))

@@ -9,6 +9,10 @@
 - FCOS: the points inside a ground-truth box that are not positive, weighted by the student's max class
   score; factor 0.25, divided by 4.
 
+ATSS and RetinaNet select their VLR among each image's inside anchors only, as upstream's
+``_get_target_single`` (``LDHeadMixin.prior_inside``); FCOS among all points of the padded grid, as
+upstream's (``ld_fcos_head.py`` ``_get_target_single`` has no inside flags, nor has mmdet's FCOS).
+
 The factor multiplies ``loss_ld``'s weight in upstream's code; here a config's ``ld_vlr.loss_weight``
 carries it (e.g. ATSS: 0.15 x 0.25) and the divisor is the head's :attr:`vlr_divisor`. Main LD (the
 positives, each edge weighted by the student's max score, / 4) and KD (the mean over each level's
@@ -51,9 +55,11 @@ class LDRetinaGFLHead(LDHeadMixin, RetinaGFLHead):
         """mmdet's anchor head returns labels first, without anchors: the anchors are the grid's."""
         return _grid_priors(self, cls_scores), list(targets[0])
 
-    def vlr_weight(self, priors, num_level_priors, pos, s_cls, batch_gt_instances):
-        """GFocal's VLR without the positives (upstream: ``vlr_weights[labels != num_classes] = 0``)."""
-        return super().vlr_weight(priors, num_level_priors, pos, s_cls, batch_gt_instances).masked_fill(pos, 0)
+    def vlr_weight(self, priors, num_level_priors, pos, s_cls, batch_gt_instances, inside=None):
+        """GFocal's VLR without the positives (upstream: ``vlr_weights[labels != num_classes] = 0``), on the
+        inside anchors (upstream ``ld_retina.py``: ``get_vlr_region(flat_anchors[inside_flags], ...)``)."""
+        return super().vlr_weight(priors, num_level_priors, pos, s_cls, batch_gt_instances,
+                                  inside).masked_fill(pos, 0)
 
 
 @MODELS.register_module()
@@ -72,6 +78,14 @@ class LDFCOSGFLHead(LDHeadMixin, FCOSGFLHead):
         B = cls_scores[0].shape[0]
         return _grid_priors(self, cls_scores), [labels.reshape(B, -1) for labels in targets[0]]
 
-    def vlr_weight(self, priors, num_level_priors, pos, s_cls, batch_gt_instances):
-        inside = torch.stack([points_inside_boxes(priors[i], gt.bboxes) for i, gt in enumerate(batch_gt_instances)])
-        return s_cls.detach().sigmoid().max(dim=-1).values * (inside & ~pos)
+    def prior_inside(self, cls_scores, batch_img_metas):
+        """``None``: every point of the padded grid, as upstream's FCOS targets (``ld_fcos_head.py``
+        ``_get_target_single``) and mmdet's, which have no inside flags. A point of the batch padding is in
+        no ground-truth box of a smaller image anyway where the boxes are clipped to it (mmdet's default)."""
+        return None
+
+    def vlr_weight(self, priors, num_level_priors, pos, s_cls, batch_gt_instances, inside=None):
+        in_box = torch.stack([points_inside_boxes(priors[i], gt.bboxes) for i, gt in enumerate(batch_gt_instances)])
+        if inside is not None:
+            in_box &= inside
+        return s_cls.detach().sigmoid().max(dim=-1).values * (in_box & ~pos)

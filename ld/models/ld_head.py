@@ -7,7 +7,8 @@ given the assigner's targets of the same step:
 - ``ld_main``: LD (:func:`ld.ops.ld_loss` on the four edge distributions) on the main distillation region,
   the ATSS positives, weighted by the student's detached max class score (as the DFL is);
 - ``ld_vlr``: LD on the valuable localization region (:func:`ld.ops.vlr_region`), weighted by the IoU of
-  each VLR anchor with its ground truth;
+  each VLR anchor with its ground truth, selected among each image's inside anchors as upstream
+  (:meth:`LDHeadMixin.prior_inside`: not the batch padding beyond a smaller image);
 - ``kd_main``: classification KD (the same softened KL over class logits) on the positives;
 - ``imitation`` (off unless configured): feature imitation, the student's FPN features pulled towards the
   teacher's on a region (:mod:`ld.ops.imitation`), through a 1x1 adapter where their widths differ.
@@ -33,6 +34,7 @@ from dataclasses import dataclass, fields
 
 import torch
 from mmdet.models.dense_heads import GFLHead
+from mmdet.models.task_modules.prior_generators import anchor_inside_flags
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
 from mmdet.utils import reduce_mean
@@ -187,7 +189,7 @@ class LDHeadMixin:
         priors_per_level, labels_per_level = self.distill_targets(self._step_targets, cls_scores)
         self._step_targets = None
         losses.update(self.distill_losses(cls_scores, bbox_preds, teacher, batch_gt_instances,
-                                          priors_per_level, labels_per_level))
+                                          priors_per_level, labels_per_level, batch_img_metas))
         if self.imitation.enabled:
             losses["loss_im"] = self.imitation.loss_weight * self.imitation_losses(
                 x, cls_scores, bbox_preds, teacher, batch_gt_instances, priors_per_level)
@@ -199,13 +201,32 @@ class LDHeadMixin:
         return targets[0], targets[1]
 
     def vlr_weight(self, priors: Tensor, num_level_priors: list[int], pos: Tensor, s_cls: Tensor,
-                   batch_gt_instances) -> Tensor:
+                   batch_gt_instances, inside: Tensor | None = None) -> Tensor:
         """``(B, A)`` the VLR weight of each prior, 0 outside the VLR: upstream's ATSS-threshold band
-        (:func:`ld.ops.vlr_region_batched`), weighted by each prior's IoU with its ground truth."""
+        (:func:`ld.ops.vlr_region_batched`), weighted by each prior's IoU with its ground truth, on the
+        priors ``inside`` ``(B, A)`` bool of each image (:meth:`prior_inside`; ``None``: all)."""
         gt_bboxes, gt_valid = pad_gt([gt.bboxes for gt in batch_gt_instances])  # (B, G_max, 4), (B, G_max)
         topk = (self.train_cfg or {}).get("assigner", {}).get("topk", 9)
         return vlr_region_batched(priors, num_level_priors, gt_bboxes, gt_valid, alpha=self.ld_vlr.alpha,
-                                  topk=topk, overlap=self.ld_vlr.overlap)[0]
+                                  topk=topk, overlap=self.ld_vlr.overlap, inside=inside)[0]
+
+    def prior_inside(self, cls_scores: list[Tensor], batch_img_metas: list[dict]) -> Tensor | None:
+        """``(B, A)`` bool: the priors mmdet's targets assign in each image, which upstream's VLR considers
+        (HikariTJU/LD ``mmdet/models/dense_heads/ld_head.py`` ``_get_target_single``: ``get_vlr_region`` on
+        ``flat_anchors[inside_flags]``). As mmdet's ``get_targets``: the anchor generator's ``valid_flags``
+        (locations within ``ceil(pad_shape / stride)``, the image's own padded size, not the batch's) and
+        ``anchor_inside_flags`` against ``img_shape`` with ``train_cfg.allowed_border`` (-1: the valid flags
+        alone). ``None`` for a head whose targets consider every prior.
+
+        Args:
+            cls_scores: the per-level outputs ``[(B, k * C, H_l, W_l)]`` (their sizes are the levels').
+            batch_img_metas: each image's meta information (``img_shape``, ``pad_shape``).
+        """
+        featmap_sizes = [c.shape[-2:] for c in cls_scores]
+        anchors, valid = self.get_anchors(featmap_sizes, batch_img_metas, device=cls_scores[0].device)
+        return torch.stack([anchor_inside_flags(torch.cat(a), torch.cat(v), meta["img_shape"][:2],
+                                                self.train_cfg["allowed_border"])
+                            for a, v, meta in zip(anchors, valid, batch_img_metas)])  # (B, A)
 
     def _normalizer(self, count: Tensor) -> float | None:
         """``per_positive``: the region's size averaged over GPUs, at least 1; ``upstream``: ``None``."""
@@ -230,7 +251,8 @@ class LDHeadMixin:
         return (None if t_cls is None else t_cls.repeat_interleave(k, dim=1)), t_reg.repeat_interleave(k, dim=1)
 
     def distill_losses(self, s_cls_scores: list[Tensor], s_bbox_preds: list[Tensor], teacher, batch_gt_instances,
-                       anchors_per_level: list[Tensor], labels_per_level: list[Tensor]) -> dict[str, Tensor]:
+                       anchors_per_level: list[Tensor], labels_per_level: list[Tensor],
+                       batch_img_metas: list[dict]) -> dict[str, Tensor]:
         """``loss_ld``, ``loss_ld_vlr`` and ``loss_kd`` for the enabled terms.
 
         Args:
@@ -242,6 +264,7 @@ class LDHeadMixin:
             anchors_per_level: ``[(B, A_l, 4)]`` the priors (anchors, or FCOS's ``(B, A_l, 2)`` points);
                 labels_per_level: ``[(B, A_l)]`` the labels (``num_classes`` for background), as
                 :meth:`distill_targets` gives them.
+            batch_img_metas: each image's meta information (the VLR's inside priors, :meth:`prior_inside`).
         """
         s_cls, s_reg = self._flat_outputs(s_cls_scores, s_bbox_preds)
         labels = torch.cat(labels_per_level, dim=1)  # (B, A)
@@ -249,7 +272,8 @@ class LDHeadMixin:
         if self.ld_vlr.enabled:
             priors = torch.cat(anchors_per_level, dim=1)  # (B, A, 4) or (B, A, 2)
             num_level_priors = [a.shape[1] for a in anchors_per_level]
-            vlr_weight = self.vlr_weight(priors, num_level_priors, pos, s_cls, batch_gt_instances)  # (B, A)
+            inside = self.prior_inside(s_cls_scores, batch_img_metas)  # (B, A) bool or None
+            vlr_weight = self.vlr_weight(priors, num_level_priors, pos, s_cls, batch_gt_instances, inside)  # (B, A)
             in_vlr = vlr_weight > 0
         needed = pos | in_vlr if self.ld_vlr.enabled else pos
         t_cls, t_reg = self._teacher_rows(teacher, needed, with_cls=self.kd_main.enabled)

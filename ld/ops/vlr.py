@@ -5,6 +5,15 @@ Pure torch. Follows the upstream LD assigner (``ATSSAssigner.get_vlr_region``): 
 level, no centre-in-box condition, positives not excluded; an anchor claimed by several ground truths
 goes to the one it has the largest IoU with, and that IoU is its weight.
 
+Upstream computes it on an image's *inside* anchors only (HikariTJU/LD ``mmdet/models/dense_heads/
+ld_head.py`` ``_get_target_single``: ``anchors = flat_anchors[inside_flags]`` with ``inside_flags =
+anchor_inside_flags(flat_anchors, valid_flags, img_meta['img_shape'], allowed_border)``, then
+``get_vlr_region(anchors, num_level_anchors_inside, ...)`` and ``unmap``; the same in ``ld_atss.py``,
+``ld_gflv2.py`` and ``ld_retina.py``): the anchors of the batch padding beyond the image's own
+``pad_shape`` (``AnchorGenerator.valid_flags``) are no candidates of the top-k by distance, do not enter
+the ATSS mean + std and get weight 0. ``inside`` (``(N,)`` or ``(B, N)`` bool) says which anchors are
+inside; ``None``: all of them (a batch without padding).
+
 :func:`vlr_region_batched` does a whole batch at once, the ground truth padded to the batch's largest
 count (:func:`pad_gt`); :func:`vlr_region` is its one-image case. Both give bitwise the results of the
 former image-by-image code: the IoU / DIoU matrices, the band and the arg-max are elementwise or per
@@ -91,36 +100,68 @@ def _iou_and_overlap(anchors: Tensor, gt_bboxes: Tensor, overlap: str) -> tuple[
 
 
 def _batch_thresholds(anchors: Tensor, num_level_anchors: list[int], gt_bboxes: Tensor,
-                      real: list[slice | Tensor | None], topk: int, ious: Tensor) -> Tensor:
+                      real: list[slice | Tensor | None], topk: int, ious: Tensor,
+                      inside: list[tuple[Tensor, list[int]] | None] | None = None) -> Tensor:
     """ATSS thresholds ``(B, M)`` of ``(B, M, 4)`` ground truths, NaN where not real (see :func:`_vlr`).
 
     Image by image on its real ground truths only, with the operations of :func:`atss_thresholds`:
     ``torch.cdist`` (a BLAS matmul) and the mean over the candidates round differently with the number
     of columns (and the mean with a column's position), so padded columns would change the real ones.
+    ``inside[i]`` (``None``: all anchors) is ``(rows, per_level)``: image ``i``'s inside anchors ``(N_i,)``
+    (indices, ascending) and their count per level; the thresholds are those of these anchors alone, as
+    upstream computes them on ``flat_anchors[inside_flags]`` (NaN where an image has none).
     """
     thresholds = ious.new_full(gt_bboxes.shape[:2], float("nan"))  # (B, M)
     for i, cols in enumerate(real):
-        if cols is not None:
+        if cols is None:
+            continue
+        kept = None if inside is None else inside[i]
+        if kept is None:
             thresholds[i, cols] = _atss_thresholds(anchors[i], num_level_anchors, gt_bboxes[i, cols], topk,
                                                    ious[i][:, cols])
+        elif kept[0].numel():
+            rows, per_level = kept
+            thresholds[i, cols] = _atss_thresholds(anchors[i, rows], per_level, gt_bboxes[i, cols], topk,
+                                                   ious[i, rows][:, cols])
     return thresholds
 
 
+def _inside_rows(inside: Tensor, num_level_anchors: list[int],
+                 device: torch.device) -> list[tuple[Tensor, list[int]] | None]:
+    """Per image of ``inside`` ``(B, N)`` bool: ``None`` where all anchors are inside, else its inside
+    anchors' indices ``(N_i,)`` (ascending, on ``device``) and their count per level. Reads ``inside`` on
+    the host once."""
+    host = inside.detach().cpu()
+    per_level = torch.stack([part.sum(1) for part in host.split(num_level_anchors, dim=1)], 1)  # (B, L)
+    out: list[tuple[Tensor, list[int]] | None] = []
+    for row, counts in zip(host, per_level.tolist()):
+        out.append(None if bool(row.all()) else (row.nonzero().flatten().to(device), counts))
+    return out
+
+
 def _vlr(anchors: Tensor, num_level_anchors: list[int], gt_bboxes: Tensor, gt_valid: Tensor | None,
-         real: list[slice | Tensor | None], alpha: float, topk: int, overlap: str) -> tuple[Tensor, Tensor]:
+         real: list[slice | Tensor | None], alpha: float, topk: int, overlap: str,
+         inside: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """The VLR of ``(B, N, 4)`` anchors and ``(B, M, 4)`` ground truths; ``real[i]`` picks image ``i``'s
     real ground truths from its ``M`` (a slice or an index tensor; ``None``: none), in their order;
-    ``gt_valid`` ``(B, M)`` (or ``None``: all) is the same as a mask."""
+    ``gt_valid`` ``(B, M)`` (or ``None``: all) is the same as a mask; ``inside`` ``(B, N)`` bool (or
+    ``None``: all) the anchors each image's VLR considers."""
     b, n = anchors.shape[:2]
     weights = anchors.new_zeros(b, n)
     gt_index = torch.full((b, n), -1, dtype=torch.long, device=anchors.device)
     if n == 0 or gt_bboxes.shape[1] == 0 or all(r is None for r in real):
         return weights, gt_index
+    kept = None if inside is None else _inside_rows(inside, num_level_anchors, anchors.device)
+    if kept is not None and all(k is None for k in kept):
+        kept = inside = None  # no padding: the unrestricted code, bitwise
     ious, diou = _iou_and_overlap(anchors, gt_bboxes, overlap)  # (B, N, M) each
-    thresholds = _batch_thresholds(anchors, num_level_anchors, gt_bboxes, real, topk, ious)[:, None, :]  # (B, 1, M)
+    thresholds = _batch_thresholds(anchors, num_level_anchors, gt_bboxes, real, topk, ious,
+                                   kept)[:, None, :]  # (B, 1, M)
     in_band = (diou >= alpha * thresholds) & (diou < thresholds)  # (B, N, M)
     if gt_valid is not None:
         in_band &= gt_valid[:, None, :]
+    if inside is not None:
+        in_band &= inside.to(anchors.device)[:, :, None]
     best_iou, best_gt = ious.masked_fill(~in_band, -1.0).max(dim=2)  # (B, N): ties go to the first gt
     selected = best_iou > 0  # in the band of at least one ground truth (and overlapping it)
     weights = torch.where(selected, best_iou.to(weights.dtype), weights)
@@ -135,11 +176,12 @@ def vlr_region(
     alpha: float = 0.25,
     topk: int = 9,
     overlap: str = "diou",
+    inside: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The VLR of one image: anchors whose DIoU with a ground truth ``g`` lies in ``[alpha * t_g, t_g)``.
 
-    ``t_g`` is the ATSS threshold of ``g`` (:func:`atss_thresholds`). For a batch, use
-    :func:`vlr_region_batched` (the same results, image by image).
+    ``t_g`` is the ATSS threshold of ``g`` (:func:`atss_thresholds`) over the inside anchors. For a batch,
+    use :func:`vlr_region_batched` (the same results, image by image).
 
     Args:
         anchors: ``(N, 4)`` xyxy anchors, levels concatenated.
@@ -150,6 +192,8 @@ def vlr_region(
         overlap: ``'diou'`` (IoU minus the normalised centre distance, the paper's definition) or
             ``'upstream'`` (the upstream code's variant: intersection over the anchor's area minus the
             normalised centre distance).
+        inside: ``(N,)`` bool, the anchors inside the image (mmdet's ``anchor_inside_flags``); the others
+            are no candidates, do not enter ``t_g`` and get weight 0, as upstream. ``None``: all.
 
     Returns:
         ``weights`` ``(N,)`` float: the IoU of each VLR anchor with its ground truth, 0 elsewhere;
@@ -157,12 +201,18 @@ def vlr_region(
     """
     _check_band(alpha, overlap)
     n = anchors.shape[0]
+    _check_inside(inside, (n,))
     if gt_bboxes.numel() == 0 or n == 0:
         return anchors.new_zeros(n), torch.full((n,), -1, dtype=torch.long, device=anchors.device)
     _check_levels(num_level_anchors, n)
     weights, gt_index = _vlr(anchors[None], num_level_anchors, gt_bboxes[None], None, [slice(None)],
-                             alpha, topk, overlap)
+                             alpha, topk, overlap, None if inside is None else inside[None])
     return weights[0], gt_index[0]
+
+
+def _check_inside(inside: Tensor | None, shape: tuple[int, ...]) -> None:
+    if inside is not None and (inside.dtype != torch.bool or tuple(inside.shape) != shape):
+        raise ValueError(f"inside must be a bool {shape} tensor, got {inside.dtype} {tuple(inside.shape)}")
 
 
 def vlr_region_batched(
@@ -173,11 +223,13 @@ def vlr_region_batched(
     alpha: float = 0.25,
     topk: int = 9,
     overlap: str = "diou",
+    inside: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """:func:`vlr_region` of a batch at once, bitwise the same as stacking it image by image.
 
-    ``torch.stack([vlr_region(anchors[i], num_level_anchors, gts[i], ...)[k] for i ...])`` equals
-    ``vlr_region_batched(anchors, num_level_anchors, *pad_gt(gts), ...)[k]`` for ``k`` = 0 and 1.
+    ``torch.stack([vlr_region(anchors[i], num_level_anchors, gts[i], ..., inside=inside[i])[k] for i ...])``
+    equals ``vlr_region_batched(anchors, num_level_anchors, *pad_gt(gts), ..., inside=inside)[k]`` for
+    ``k`` = 0 and 1.
 
     Args:
         anchors: ``(B, N, 4)`` xyxy anchors of each image, levels concatenated.
@@ -187,13 +239,18 @@ def vlr_region_batched(
         gt_valid: ``(B, M)`` bool, True for the real ground truths; the others are ignored, whatever
             their boxes.
         alpha, topk, overlap: as in :func:`vlr_region`.
+        inside: ``(B, N)`` bool, each image's anchors inside its own image (mmdet's ``valid_flags`` from
+            its ``pad_shape`` and ``anchor_inside_flags``): the others, e.g. those of the batch padding
+            beyond a smaller image, are no candidates, do not enter the ATSS thresholds and get weight 0
+            (upstream's ``flat_anchors[inside_flags]``). ``None``: all anchors of every image.
 
     Returns:
         ``weights`` ``(B, N)`` (the dtype of ``anchors``): the IoU of each VLR anchor with its ground truth, 0
         elsewhere; ``gt_index`` ``(B, N)`` long: that ground truth's index along ``M``, -1 outside the VLR
         (with :func:`pad_gt`, the index in the image's own list).
 
-    Reads ``gt_valid`` on the host once (one device sync); the IoU / DIoU matrices are ``(B, N, M)``.
+    Reads ``gt_valid`` and ``inside`` on the host once (a device sync each); the IoU / DIoU matrices are
+    ``(B, N, M)``.
     """
     _check_band(alpha, overlap)
     if anchors.ndim != 3 or anchors.shape[-1] != 4:
@@ -204,6 +261,7 @@ def vlr_region_batched(
     if gt_valid.dtype != torch.bool or tuple(gt_valid.shape) != tuple(gt_bboxes.shape[:2]):
         raise ValueError(f"gt_valid must be a bool (B, M) = {tuple(gt_bboxes.shape[:2])} tensor, "
                          f"got {gt_valid.dtype} {tuple(gt_valid.shape)}")
+    _check_inside(inside, (b, n))
     _check_levels(num_level_anchors, n)
     real: list[slice | Tensor | None] = []
     for row in gt_valid.detach().cpu():
@@ -215,7 +273,8 @@ def vlr_region_batched(
             real.append(slice(0, count))  # the padding is at the end, as pad_gt makes it
         else:
             real.append(cols.to(gt_bboxes.device))
-    return _vlr(anchors, num_level_anchors, gt_bboxes, gt_valid.to(anchors.device), real, alpha, topk, overlap)
+    return _vlr(anchors, num_level_anchors, gt_bboxes, gt_valid.to(anchors.device), real, alpha, topk, overlap,
+                inside)
 
 
 def pad_gt(gt_bboxes: list[Tensor]) -> tuple[Tensor, Tensor]:
