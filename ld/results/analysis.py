@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from mmengine.config import Config
 
 
-def load_model(run_dir: str | Path, params_file: str | Path = "params.yaml") -> nn.Module:
+def load_model(run_dir: str | Path) -> nn.Module:
     """The detector of an exported run (its student alone), in eval mode on the CPU, its config as ``model.cfg``
     (:func:`ld.models.distiller.build_student`). A missing ``config.py`` or ``model.pth`` is a one-line
     :class:`~ld.errors.MissingFileError` naming the stage that makes it (:func:`ld.checkpoint.require_exported`)."""
