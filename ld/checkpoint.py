@@ -223,10 +223,11 @@ def require_files(*paths: str | os.PathLike | None, what: str | None = None) -> 
             raise missing_model(path, what or ("config" if Path(path).suffix == ".py" else "model"))
 
 
-def read_config(path: str | os.PathLike, what: str = "config", fix: str = "give an exported run's config.py"):
+def read_config(path: str | os.PathLike, what: str = "config", fix: str = "give an exported run's config.py",
+                need_model: bool = True):
     """The mmengine Config of ``path``, or a one-line :class:`BadFileError` naming it ``what`` and saying
-    ``fix`` where mmengine cannot read it (a syntax error, a ``_base_`` file that is not beside it, ...) or
-    it defines no ``model``."""
+    ``fix`` where mmengine cannot read it (a syntax error, a ``_base_`` file that is not beside it, ...) or,
+    with ``need_model``, it defines no ``model``."""
     from mmengine.config import Config
 
     try:
@@ -235,7 +236,7 @@ def read_config(path: str | os.PathLike, what: str = "config", fix: str = "give 
         detail = (str(err).strip().splitlines() or [""])[0]
         raise BadFileError(f"{what} {path} cannot be read as an mmdet config ({type(err).__name__}: {detail}): "
                            f"{fix}") from err
-    if "model" not in cfg:
+    if need_model and "model" not in cfg:
         raise BadFileError(f"{what} {path} defines no `model`: {fix}")
     return cfg
 

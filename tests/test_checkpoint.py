@@ -92,7 +92,7 @@ def test_a_missing_model_names_the_stage_that_makes_it(tmp_path, monkeypatch):
     with pytest.raises(MissingFileError) as err:
         require_exported("models/smoke/gfl_r18_1x")
     message = str(err.value)
-    assert message == ("model models/smoke/gfl_r18_1x/config.py not found: get it with `dvc pull "
+    assert message == ("config models/smoke/gfl_r18_1x/config.py not found: get it with `dvc pull "
                        "models/smoke/gfl_r18_1x` (from the DVC remote) or `dvc repro train@gfl_r18_1x`")
     run = tmp_path / "models" / "smoke" / "gfl_r18_1x"
     run.mkdir(parents=True)
@@ -102,5 +102,5 @@ def test_a_missing_model_names_the_stage_that_makes_it(tmp_path, monkeypatch):
     (run / "model.pth").write_bytes(b"")
     assert require_exported("models/smoke/gfl_r18_1x") == (Path("models/smoke/gfl_r18_1x/config.py"),
                                                           Path("models/smoke/gfl_r18_1x/model.pth"))
-    with pytest.raises(MissingFileError, match=r"model /nowhere/config.py not found: give an existing file"):
+    with pytest.raises(MissingFileError, match=r"config /nowhere/config.py not found: give an existing file"):
         require_exported("/nowhere")

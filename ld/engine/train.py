@@ -108,7 +108,7 @@ def build_train_config(
         read_config(require_exported(teacher_dir, what="teacher")[0], what="teacher config",
                     fix="a teacher folder holds the whole config.py that `ld train` or `ld teacher import` writes; "
                         "for a checkpoint from a model zoo, make the folder with `ld teacher import CHECKPOINT "
-                        "--run <its row>`")
+                        "--run <its row>`", need_model=False)  # read when the distiller is built
         if cfg.get("teacher") and teacher_dir.name != cfg.teacher:
             raise ConfigError(f"{config} distils from '{cfg.teacher}', but --teacher is {teacher_dir}: "
                               "fix params.yaml's distill entry or the config's `teacher`")
