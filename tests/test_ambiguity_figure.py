@@ -219,6 +219,23 @@ def test_the_legend_lies_outside_every_axes_and_names_every_line_style(reference
     assert len(legend.texts) == (6 if reference else 5)
 
 
+@pytest.mark.parametrize("models", [1, 3])
+def test_the_legend_and_its_title_lie_inside_the_figure(models):
+    """One panel (``ld show``'s figure) is narrower than the legend's title on one line: it wraps."""
+    fig, _, panels = _figure()
+    if models == 1:
+        image = np.zeros((240, 320, 3), dtype=np.uint8)
+        fig = draw_object_distributions(image, dict(list(panels.items())[:1]), subtitle="a.png")
+        fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (legend,) = fig.legends
+    inside = fig.bbox
+    for box in (legend.get_window_extent(renderer), legend.get_title().get_window_extent(renderer)):
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
+    for ax in fig.axes:
+        assert not legend.get_window_extent(renderer).overlaps(ax.get_tightbbox(renderer))
+
+
 def test_the_ground_truth_is_drawn_as_the_legend_shows_it_black_with_a_thin_outline():
     fig, _, _ = _figure()
     (legend,) = fig.legends

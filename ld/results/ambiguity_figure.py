@@ -31,7 +31,7 @@ from ld.io import atomic_write_bytes
 from ld.ops.ambiguity import EDGES, edge_probabilities, normalized_entropy
 from ld.ops.box_ops import box_iou
 from ld.results.analysis import edge_bin_positions, ground_truth_by_image, predict_with_distributions, val_batches
-from ld.results.tables import ROLE_COLORS, ROLES
+from ld.results.tables import ROLE_COLORS, ROLES, wrap_title
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -319,7 +319,8 @@ def draw_object_distributions(image: np.ndarray, panels: Mapping[str, BoxDistrib
     fig_w = sum(panel_widths)
     handles, labels, handler = _legend_handles(reference_label if ref is not None else None)
     ncol = max(1, min(len(labels), int(fig_w // _LEGEND_ENTRY_WIDTH)))
-    legend_h = (math.ceil(len(labels) / ncol) + 1) * _LEGEND_ROW + 0.1  # + 1: its title
+    legend_title = wrap_title(_LEGEND_TITLE, fig_w, 8)  # a one-panel figure (ld show) is narrower than the line
+    legend_h = (math.ceil(len(labels) / ncol) + legend_title.count("\n") + 1) * _LEGEND_ROW + 0.1  # + its title
     fig_h = legend_h + _BOTTOM + max(h for _, h in sizes) + 2 * (_GAP + _STRIP) + _TOP + _SUPTITLE
     fig = Figure(figsize=(fig_w, fig_h))
     FigureCanvasAgg(fig)
@@ -339,7 +340,7 @@ def draw_object_distributions(image: np.ndarray, panels: Mapping[str, BoxDistrib
         heading.append(subtitle)
     fig.suptitle(", ".join(heading), fontsize=10, y=1 - 0.08 / fig_h, va="top")
     fig.legend(handles, labels, handler_map={tuple: handler}, loc="lower center", bbox_to_anchor=(0.5, 0.04 / fig_h),
-               ncol=ncol, fontsize=8, frameon=False, handlelength=3.0, title=_LEGEND_TITLE, title_fontsize=8)
+               ncol=ncol, fontsize=8, frameon=False, handlelength=3.0, title=legend_title, title_fontsize=8)
     return fig
 
 
