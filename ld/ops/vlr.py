@@ -115,14 +115,11 @@ def _batch_thresholds(anchors: Tensor, num_level_anchors: list[int], gt_bboxes: 
     for i, cols in enumerate(real):
         if cols is None:
             continue
-        kept = None if inside is None else inside[i]
-        if kept is None:
-            thresholds[i, cols] = _atss_thresholds(anchors[i], num_level_anchors, gt_bboxes[i, cols], topk,
-                                                   ious[i][:, cols])
-        elif kept[0].numel():
-            rows, per_level = kept
-            thresholds[i, cols] = _atss_thresholds(anchors[i, rows], per_level, gt_bboxes[i, cols], topk,
-                                                   ious[i, rows][:, cols])
+        rows, per_level = (slice(None), num_level_anchors) if inside is None or inside[i] is None else inside[i]
+        if isinstance(rows, Tensor) and not rows.numel():
+            continue
+        thresholds[i, cols] = _atss_thresholds(anchors[i, rows], per_level, gt_bboxes[i, cols], topk,
+                                               ious[i, rows][:, cols])
     return thresholds
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ld.errors import BadFileError, ConfigError, MissingFileError
+from ld.results.side_by_side import flat
 
 METRIC_FILES = ("metrics/*.json", "seeds/*/*.json")
 CURVE_FILES = ("live/*/plots/metrics/train/*.tsv",)
@@ -93,14 +94,8 @@ class Tree:
 
 def flat_numbers(obj, prefix: str = "") -> dict[str, float]:
     """The numeric leaves of a JSON object, by dotted key: ``{"coco": {"AP": 0.1}} -> {"coco.AP": 0.1}``."""
-    if isinstance(obj, dict):
-        out = {}
-        for key, value in obj.items():
-            out.update(flat_numbers(value, f"{prefix}{key}."))
-        return out
-    if isinstance(obj, (int, float)) and not isinstance(obj, bool):
-        return {prefix[:-1]: float(obj)}
-    return {}
+    return {key: float(value) for key, value in flat(obj, prefix).items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
 def read_curve(text: str) -> dict[int, float]:
