@@ -85,7 +85,6 @@ class LDFCOSGFLHead(LDHeadMixin, FCOSGFLHead):
         return None
 
     def vlr_weight(self, priors, num_level_priors, pos, s_cls, batch_gt_instances, inside=None):
+        """``inside`` is :meth:`prior_inside`'s None: every point."""
         in_box = torch.stack([points_inside_boxes(priors[i], gt.bboxes) for i, gt in enumerate(batch_gt_instances)])
-        if inside is not None:
-            in_box &= inside
         return s_cls.detach().sigmoid().max(dim=-1).values * (in_box & ~pos)
