@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -172,6 +173,27 @@ def _cmd_diff(args) -> None:
     print(side_by_side(args.a, args.b, every_run=args.all))
 
 
+def _cmd_stage_times(args) -> int:
+    from ld.io import atomic_write_json
+    from ld.results.stage_profile import format_profile, profile_document, profile_repro, read_times, stage_rows
+
+    if args.source:
+        code, wall, times = 0, None, Path(args.source)
+        if not times.is_file():
+            raise ConfigError(f"--from {times}: no such file (a file of LD_STAGE_TIMES lines, e.g. --times's)")
+    else:
+        code, wall, times = profile_repro(args.repro_args, times=args.times)
+    try:
+        rows = stage_rows(read_times(times))
+    finally:
+        if not (args.source or args.times):
+            times.unlink(missing_ok=True)
+    print(format_profile(rows, wall))
+    if args.save:
+        atomic_write_json(args.save, profile_document(rows, wall, [] if args.source else args.repro_args))
+    return code
+
+
 class _DictAction(argparse.Action):
     """mmengine's ``DictAction`` (``KEY=VALUE`` pairs, dotted keys, lists), imported when the flag is used."""
 
@@ -324,6 +346,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="loss curves: largest relative difference at any step (default 0.1)")
     cp.set_defaults(func=_cmd_compare)
 
+    st = sub.add_parser("stage-times", allow_abbrev=False, help="run `dvc repro` and print where its time went: per stage (and per kind of "
+                                            "stage) the wall, import and work seconds of its `ld` processes")
+    st.add_argument("repro_args", nargs=argparse.REMAINDER, metavar="DVC_REPRO_ARGS",
+                    help="passed to `dvc repro` as they are (e.g. -f, a stage name)")
+    st.set_defaults(repro_args=[])
+    st.add_argument("--times", default=None, help="also keep the raw lines in this file (appended to)")
+    st.add_argument("--from", dest="source", default=None, help="print the table of a file of such lines "
+                                                                 "(--times's, or LD_STAGE_TIMES's) instead of running")
+    st.add_argument("--save", default=None, help="write the table as JSON here too")
+    st.set_defaults(func=_cmd_stage_times)
+
     df = sub.add_parser("diff", help="two revisions or experiments side by side: the params that differ and each "
                                      "run's AP, AP50, AP75, VOC AP in %% (A, B, B-A), in under 160 columns")
     df.add_argument("a", nargs="?", default="HEAD", help="a git revision or DVC experiment name (default HEAD)")
@@ -333,13 +366,97 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# `ld profile` (ld.results.stage_profile) sets this to a file: each `ld` process then appends one JSON line
+# of its times to it (the stage is DVC's DVC_STAGE), the time spent importing measured apart from the work.
+STAGE_TIMES_ENV = "LD_STAGE_TIMES"
+
+
+def _seconds_since_start() -> float:
+    """How long ago this process started (Linux: its start time in /proc against the uptime, 10 ms ticks),
+    so the interpreter's start-up counts as import time too; 0 where /proc is missing."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        return max(0.0, float(Path("/proc/uptime").read_text().split()[0]) - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _clock_imports() -> dict:
+    """Count the seconds spent in imports from now on (the outermost import of a nest only; the
+    ``__import__`` statement hook and ``importlib.import_module``, which mmengine's registries use)."""
+    import builtins
+    import importlib
+    import time
+
+    clock = {"imports": 0.0, "depth": 0, "restore": (builtins.__import__, importlib.import_module)}
+
+    def timed(load):
+        def wrapper(*args, **kwargs):
+            if clock["depth"]:
+                return load(*args, **kwargs)
+            clock["depth"], start = 1, time.perf_counter()
+            try:
+                return load(*args, **kwargs)
+            finally:
+                clock["imports"] += time.perf_counter() - start
+                clock["depth"] = 0
+        return wrapper
+
+    builtins.__import__ = timed(builtins.__import__)
+    importlib.import_module = timed(importlib.import_module)
+    return clock
+
+
+def _record_times(path: str, argv: list[str], started: float, clock: dict, code: int) -> None:
+    """Append this process's line to ``path``: its stage, command, start and end (epoch seconds), import
+    seconds (start-up included), CPU seconds and exit code (one ``write`` of a short line: atomic)."""
+    import time
+
+    cpu = os.times()
+    line = json.dumps({"stage": os.environ.get("DVC_STAGE", ""), "pid": os.getpid(), "ppid": os.getppid(),
+                       "command": " ".join(["ld", *argv]), "start": round(started, 3), "end": round(time.time(), 3),
+                       "imports": round(clock["imports"], 3), "cpu": round(cpu.user + cpu.system, 3), "exit": code})
+    with open(path, "a", encoding="utf-8") as times:
+        times.write(line + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
+    times_file = os.environ.get(STAGE_TIMES_ENV)
+    if not times_file:
+        return _main(argv)
+    import time
+
+    startup = _seconds_since_start() if argv is None else 0.0  # called by a test: no start-up of its own
+    started, clock = time.time() - startup, _clock_imports()
+    clock["imports"] += startup
+    argv = sys.argv[1:] if argv is None else argv
+    code = 1
+    try:
+        code = _main(argv)
+        return code
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+        raise
+    finally:
+        import builtins
+        import importlib
+
+        builtins.__import__, importlib.import_module = clock["restore"]
+        _record_times(times_file, argv, started, clock, code)
+
+
+def _main(argv: list[str] | None) -> int:
     import warnings
 
     # mmengine imports pkg_resources, which setuptools 80 deprecates on every run (the library itself does
     # not touch the process's warning filters: this is the command's console)
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API", category=UserWarning)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "stage-times":  # its arguments are dvc repro's, options included
+        args.repro_args = [*unknown, *args.repro_args]
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     from ld.cpu_pinning import pin_process, wants_pinning
 
     # the profile's deterministic mode, set before torch starts: in an `ld` process (not in a process that
