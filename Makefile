@@ -37,18 +37,20 @@ browser:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null || \
 	  echo "== chromium could not be installed: tests/test_plots_offline.py's browser checks will be skipped"; }
 
-# The main job: the whole pipeline on params.yaml's profile (default: smoke), then its models and data pushed
-# to the DVC remote (.dvc/config: a folder beside the clone, unless .dvc/config.local says otherwise), so
-# another clone gets them with `dvc pull` instead of training.
+# The main job: the whole pipeline on params.yaml's profile (default: smoke; `ld stage-times` is `dvc repro`
+# followed by where its time went, per stage), then its models and data pushed to the DVC remote
+# (.dvc/config: a folder beside the clone, unless .dvc/config.local says otherwise), so another clone gets
+# them with `dvc pull` instead of training.
 run: install
-	time dvc repro
+	ld stage-times
 	dvc push
 
-# Two workers (pytest-xdist), a test file each at a time: the smoke `dvc repro` of tests/test_pipeline.py on
-# one, the rest beside it; a test's results do not depend on what runs beside it (same torch threads). Four
-# OpenMP threads on two cores: waiting threads sleep instead of spinning (else small-op loops run 3.5x slower).
+# Two workers (pytest-xdist), a test file each at a time, in tests/conftest.py's order (the longest first, not
+# xdist's by number of tests): the smoke `dvc repro` of tests/test_pipeline.py starts at once on one, the rest
+# runs beside it; a test's results do not depend on what runs beside it (same torch threads). Four OpenMP
+# threads on two cores: waiting threads sleep instead of spinning (else small-op loops run 3.5x slower).
 test: install browser
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -n 2 --dist loadfile
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # The quick tests: everything but the end-to-end runs marked slow (minutes each: dvc repro, DDP, resume).
 test-fast: install

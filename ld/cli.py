@@ -50,15 +50,15 @@ def _cmd_train(args) -> None:
 
 
 def _cmd_seeds(args) -> None:
-    from ld.engine.seeds import run_seed_study
+    from ld.engine.seed_study import run_seed_study
     from ld.profiles import load_params
 
     params = load_params(args.params)
     profile = args.profile or params["profile"]
-    written = run_seed_study(params, profile, args.run, params_file=args.params,
-                             out=args.out or f"results/{profile}/seeds/{args.run}",
+    written = run_seed_study(params, profile, args.run, out=args.out or f"results/{profile}/seeds/{args.run}",
                              models=args.models or f"models/{profile}/seeds/{args.run}", work_root=args.work_root)
-    print(f"ld seeds: {args.run}: {len(written)} evaluations written")
+    print(f"ld seeds: {args.run}: {len(written)} evaluations written" + ("" if written else
+          f" (profile {profile} trains no other seed of it: params.yaml study.seeds / study.seeded)"))
 
 
 def _cmd_paper_run(args) -> None:
@@ -171,6 +171,17 @@ def _cmd_diff(args) -> None:
     from ld.results.side_by_side import side_by_side
 
     print(side_by_side(args.a, args.b, every_run=args.all))
+
+
+def _cmd_code_deps(args) -> None:
+    from ld.code_deps import fingerprint
+    from ld.io import atomic_write_json
+
+    if not args.command_argv:
+        raise ConfigError("give the command whose code to fingerprint, e.g. `ld code-deps out.json train x.py --out x`")
+    document = fingerprint(args.command_argv)
+    atomic_write_json(args.out, document)
+    print(f"{args.out}: {len(document['files'])} files of `{document['command']}`")
 
 
 def _cmd_stage_times(args) -> int:
@@ -345,6 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--curve-rtol", type=float, default=0.1,
                     help="loss curves: largest relative difference at any step (default 0.1)")
     cp.set_defaults(func=_cmd_compare)
+
+    cd = sub.add_parser("code-deps", help="the ld/ files a command runs (its import closure, read from the code) "
+                                          "with their SHA-256, as JSON: dvc.yaml's code stages")
+    cd.add_argument("out", help="the JSON file to write")
+    cd.add_argument("command_argv", nargs=argparse.REMAINDER, metavar="LD_ARGS",
+                    help="the command, as `ld` takes it (e.g. train x.py --out x)")
+    cd.set_defaults(func=_cmd_code_deps)
 
     st = sub.add_parser("stage-times", allow_abbrev=False, help="run `dvc repro` and print where its time went: per stage (and per kind of "
                                             "stage) the wall, import and work seconds of its `ld` processes")

@@ -392,6 +392,8 @@ def schema() -> Rule:
             "students": optional(nullable(mapping_of(record({"teacher": required(run)}), what="run"))),
             # study_seeds iterates seeds[profile]: a list (null there would crash), the whole mapping may be null
             "seeds": optional(nullable(mapping_of(list_of(integer(0, SEED_MAX)), what="profile name"))),
+            # the runs a profile's other seeds train (study_seeds(run=)); a profile without an entry: all
+            "seeded": optional(nullable(mapping_of(list_of(run, unique=True), what="profile name"))),
         }))),
         # ld.results.paper.TABLES; dvc.yaml paper_table
         "paper_tables": optional(list_of(choice(PAPER_TABLES), unique=True)),
@@ -416,16 +418,17 @@ def _names(value: Any) -> list[str]:
 
 
 def check_profile_choice(params: dict[str, Any]) -> Problems:
-    """``profile`` names one of ``profiles`` (ld.profiles.get_profile); ``study.seeds`` lists profiles."""
+    """``profile`` names one of ``profiles`` (ld.profiles.get_profile); ``study.seeds`` and
+    ``study.seeded`` list profiles."""
     profiles = _mapping(params, "profiles")
     problems = []
     name = params.get("profile")
     if isinstance(name, str) and name and profiles and name not in profiles:
         problems.append(unknown("profile", name, profiles, what="profile"))
-    seeds = _mapping(_mapping(params, "study"), "seeds")
-    for name in seeds:
-        if profiles and name not in profiles:
-            problems.append(unknown(f"study.seeds.{name}", name, profiles, what="profile"))
+    for key in ("seeds", "seeded"):
+        for name in _mapping(_mapping(params, "study"), key):
+            if profiles and name not in profiles:
+                problems.append(unknown(f"study.{key}.{name}", name, profiles, what="profile"))
     return problems
 
 
@@ -497,6 +500,12 @@ def _check_study(study: dict[str, Any], trained: list[str], distill: dict[str, s
         elif isinstance(teacher, str) and distill[run] != teacher:
             problems.append(f"study.students.{run}.teacher: {teacher!r}, but distill.{run}.teacher is "
                             f"{distill[run]!r} (they must agree)")
+    studied = [*_names(study.get("baselines")), *_mapping(study, "students")]
+    for profile, runs in _mapping(study, "seeded").items():
+        for i, run in enumerate(_names(runs)):
+            if run not in studied:
+                problems.append(_not_a_run(f"study.seeded.{profile}[{i}]", run, studied,
+                                           "a run of study.baselines or study.students"))
     return problems
 
 

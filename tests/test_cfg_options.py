@@ -10,7 +10,7 @@ from ld.errors import ConfigError
 
 def test_options_win_over_the_profile(params, tmp_path):
     plain = build_train_config("pipelines/configs/gfl_r18_1x.py", params, profile="smoke", work_root=tmp_path)
-    assert plain.optim_wrapper.optimizer.lr == pytest.approx(0.01) and plain.train_dataloader.batch_size == 8
+    assert plain.optim_wrapper.optimizer.lr == pytest.approx(0.0125) and plain.train_dataloader.batch_size == 4
     cfg = build_train_config("pipelines/configs/gfl_r18_1x.py", params, profile="smoke", work_root=tmp_path,
                              cfg_options={"optim_wrapper.optimizer.lr": 0.001, "train_dataloader.batch_size": 2,
                                           "model.bbox_head.loss_dfl.loss_weight": 0.5, "randomness.seed": 3})

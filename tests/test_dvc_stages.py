@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ld import code_deps
 from tests.conftest import REPO
 
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
@@ -48,119 +49,12 @@ def test_the_rule_covers_every_evaluation_stage():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the ld/ modules a stage's command imports, from the code
+# the ld/ modules a stage's command runs: its kind's fingerprint (dvc.yaml's `code` stages, ld/code_deps.py)
 # ---------------------------------------------------------------------------------------------------------------
 
-# `ld` subcommands whose handler builds models from configs (a row config, or an exported run's config.py):
-# mmengine's Config.fromfile imports the configs' `custom_imports` (the report: the ambiguity notebook's models)
-BUILDS_MODELS = {"_cmd_train", "_cmd_eval", "_cmd_seeds", "_cmd_teacher_import", "_cmd_bench_fps", "_cmd_report"}
-# handlers that run other `ld` subcommands as subprocesses (`python -m ld.cli <subcommand> ...`)
-RUNS_SUBCOMMANDS = {"_cmd_seeds": (("ld/engine/seeds.py", ["train", "x.py", "--out", "x"]),
-                                   ("ld/engine/seeds.py", ["eval", "x.py", "--out", "x"]))}
-
-
-def _file(module: str) -> Path | None:
-    """The file of a module or package ``ld.x.y`` (``ld/x/y.py`` or ``ld/x/y/__init__.py``), or None."""
-    path = REPO.joinpath(*module.split("."))
-    for candidate in (path / "__init__.py", path.with_suffix(".py")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _files_of(module: str) -> set[Path]:
-    """What ``import module`` runs of ld/: each package's ``__init__.py`` on the way, then the module."""
-    parts, files = module.split("."), set()
-    for i in range(1, len(parts) + 1):
-        file = _file(".".join(parts[:i]))
-        assert file is not None, f"`import {module}`: no file for {'.'.join(parts[:i])}"
-        files.add(file)
-    return files
-
-
-def _package(file: Path) -> str:
-    parts = file.relative_to(REPO).with_suffix("").parts
-    return ".".join(parts if file.name == "__init__.py" else parts[:-1]).removesuffix(".__init__")
-
-
-def _imports(nodes, package: str = "") -> set[str]:
-    """The ``ld`` modules that ``import`` / ``from ... import`` statements anywhere in ``nodes`` import
-    (in functions too: a lazy import runs when the stage calls the function)."""
-    modules = set()
-    for node in (n for top in nodes for n in ast.walk(top)):
-        if isinstance(node, ast.Import):
-            modules |= {a.name for a in node.names if a.name.split(".")[0] == "ld"}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative: from the file's package
-                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, *([base] if base else [])])
-            if base.split(".")[0] != "ld":
-                continue
-            modules.add(base)
-            modules |= {f"{base}.{a.name}" for a in node.names if _file(f"{base}.{a.name}")}  # submodules
-    return modules
-
-
-@cache
-def _tree(file: Path) -> ast.Module:
-    return ast.parse(file.read_text(), str(file))
-
-
-def _closure(modules: set[str]) -> set[Path]:
-    """Every ld/ file that importing ``modules`` runs, transitively."""
-    todo = [f for m in modules for f in _files_of(m)]
-    seen: set[Path] = set()
-    while todo:
-        file = todo.pop()
-        if file in seen:
-            continue
-        seen.add(file)
-        todo += [f for m in _imports([_tree(file)], _package(file)) for f in _files_of(m)]
-    return seen
-
-
-def _option_types(tree: ast.Module) -> dict[str, set[str]]:
-    """``{function: its option strings}`` for the functions build_parser gives as an option's ``type=``:
-    argparse calls them only for an option given on the command line."""
-    types: dict[str, set[str]] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument":
-            for kw in node.keywords:
-                if kw.arg == "type" and isinstance(kw.value, ast.Name):
-                    types.setdefault(kw.value.id, set()).update(
-                        a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str))
-    return types
-
-
-def _cli_imports(argv: list[str]) -> set[str]:
-    """``ld.cli`` as the ``ld`` script runs it for one command: its module-level statements, ``main`` and
-    ``build_parser``, the subcommand's handler, and any other function of it that those call (an option's
-    ``type=`` function only where the command gives that option); the other handlers' lazy imports do not
-    run. ``ld/cli.py`` itself is added by :func:`imported_files` (its every import is not followed)."""
-    tree, handler = _tree(REPO / "ld/cli.py"), _handler(argv)
-    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    types = _option_types(tree)
-    nodes = [n for n in tree.body if not isinstance(n, ast.FunctionDef)]
-    todo, reached = ["main", "build_parser", handler], set()
-    while todo:
-        name = todo.pop()
-        if name in reached:
-            continue
-        reached.add(name)
-        nodes.append(functions[name])
-        for node in ast.walk(functions[name]):
-            if isinstance(node, ast.Name) and node.id in functions and not node.id.startswith("_cmd_"):
-                if node.id in types and not (types[node.id] & set(argv)):
-                    continue  # an option's type=, for an option this command does not give
-                todo.append(node.id)
-    return _imports(nodes, "ld") | {"ld"}
-
-
-def _handler(argv: list[str]) -> str:
-    from ld.cli import build_parser
-
-    return build_parser().parse_args(argv).func.__name__
+CODE = _body(STAGES["code"])
+KINDS = STAGES["code"]["foreach"]  # kind -> a command of that kind (`ld` arguments)
+FINGERPRINT = re.compile(r"^pipelines/code/(\w+)\.json$")
 
 
 def _argv(cmd: str) -> list[str]:
@@ -170,32 +64,21 @@ def _argv(cmd: str) -> list[str]:
     return words[1:]
 
 
-def _notebook_imports(notebook: str | Path) -> set[str]:
-    """The ld modules a notebook's code cells import (IPython magics and shell lines dropped)."""
-    nb = json.loads((REPO / notebook).read_text())
-    cells = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-             for c in nb["cells"] if c["cell_type"] == "code"]
-    code = "\n".join(line for cell in cells for line in cell.splitlines() if not line.lstrip().startswith(("%", "!")))
-    return _imports([ast.parse(code)])
+def _kind(name: str) -> str:
+    kinds = [m.group(1) for d in _deps(STAGES[name]) if (m := FINGERPRINT.match(d))]
+    assert len(kinds) == 1, f"dvc.yaml: stage {name} names {len(kinds)} code fingerprints: {kinds}"
+    return kinds[0]
 
 
-@cache
-def _custom_imports() -> frozenset[str]:
-    """The modules the configs' ``custom_imports`` name (every config of pipelines/configs; an exported
-    run's config.py carries its row's)."""
-    modules = set()
-    for config in sorted((REPO / "pipelines/configs").rglob("*.py")):
-        for node in ast.walk(_tree(config)):
-            if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "custom_imports"
-                                                     for t in node.targets)):
-                value = node.value
-                if isinstance(value, ast.Call):  # dict(imports=[...], ...)
-                    imports = next(k.value for k in value.keywords if k.arg == "imports")
-                else:  # {'imports': [...], ...}
-                    imports = next(v for k, v in zip(value.keys, value.values) if ast.literal_eval(k) == "imports")
-                modules |= set(ast.literal_eval(imports))
-    assert modules, "no config has custom_imports"
-    return frozenset(modules)
+def imported_files(stage) -> set[str]:
+    """The ld/ files (repo-relative) that a stage's command runs: for an ``ld`` command, ld.code_deps'
+    closure; for a script (the benchmark's), its imports and the configs' custom_imports (it builds models)."""
+    cmd = _body(stage)["cmd"]
+    words = shlex.split(re.sub(r"\$\{[^}]*\}", "0", cmd))
+    if words[0] != "python":
+        return set(code_deps.command_files(_argv(cmd)))
+    modules = code_deps.imports([code_deps.tree(f) for f in _scripts(REPO / words[1])]) | set(code_deps.custom_imports())
+    return {str(f.relative_to(REPO)) for f in code_deps.closure(modules)}
 
 
 def _scripts(script: Path) -> set[Path]:
@@ -206,95 +89,99 @@ def _scripts(script: Path) -> set[Path]:
         if file in files:
             continue
         files.add(file)
-        for node in ast.walk(_tree(file)):
+        for node in ast.walk(code_deps.tree(file)):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                      [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
             todo += [file.parent / f"{n}.py" for n in names if (file.parent / f"{n}.py").is_file()]
     return files
 
 
-def _report_notebooks() -> list[str]:
-    from ld.results.report import REPORTS
-
-    results = Path("results/smoke")  # the report stage's own output folder: its pages with a stage are rendered
-    return [f"notebooks/{report.name}.ipynb" for report in REPORTS if report.executed(results, results)]
-
-
-def imported_files(stage) -> set[str]:
-    """The ld/ files (repo-relative) that a stage's command runs: for an ``ld`` command, ``ld/__init__.py``,
-    ``ld/cli.py`` and its handler's imports, the subcommands it runs as subprocesses, the configs'
-    ``custom_imports`` where it builds models, the notebooks it executes; for a script, its imports."""
-    cmd = _body(stage)["cmd"]
-    words = shlex.split(re.sub(r"\$\{[^}]*\}", "0", cmd))
-    if words[0] == "python":
-        script = REPO / words[1]
-        modules = _imports([_tree(f) for f in _scripts(script)]) | set(_custom_imports())  # it builds models
-    else:
-        argv = _argv(cmd)
-        handler = _handler(argv)
-        modules = _cli_imports(argv)
-        for source, sub in RUNS_SUBCOMMANDS.get(handler, ()):
-            assert {"ld.cli", sub[0]} <= {n.value for n in ast.walk(_tree(REPO / source))
-                                          if isinstance(n, ast.Constant)}, (source, sub[0])
-            modules |= _cli_imports(sub)
-        if handler in BUILDS_MODELS:
-            modules |= set(_custom_imports())
-        if handler == "_cmd_notebook":
-            from ld.cli import build_parser
-
-            modules |= _notebook_imports(build_parser().parse_args(argv).src)
-        if handler == "_cmd_report":
-            modules |= {m for nb in _report_notebooks() for m in _notebook_imports(nb)}
-    files = _closure(modules) | ({REPO / "ld/cli.py"} if words[0] == "ld" else set())
-    return {str(f.relative_to(REPO)) for f in files}
-
-
 def listed_files(stage) -> set[str]:
     return {d for d in _deps(stage) if d == "ld" or d.startswith("ld/")}
 
 
-@pytest.mark.parametrize("name", sorted(ALL))
-def test_a_stage_lists_the_ld_modules_its_command_imports_and_no_other(name):
-    stage, where = ALL[name]
+COMMANDS = [name for name, stage in STAGES.items() if name != "code" and _body(stage)["cmd"].startswith("ld ")]
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_stage_depends_on_the_fingerprint_of_a_command_that_runs_its_files(name):
+    """The stage's own command and the one its fingerprint was made of run the same ld/ files (train and
+    distill share one, the three evaluations another), and it lists no ld/ file or folder of its own."""
+    stage = STAGES[name]
+    assert not listed_files(stage), f"dvc.yaml: stage {name} lists ld/ paths: depend on a fingerprint instead"
+    kind = _kind(name)
+    assert imported_files(stage) == set(code_deps.command_files(shlex.split(KINDS[kind]))), (name, kind)
+
+
+def test_every_fingerprint_has_its_code_stage_and_is_the_codes():
+    """Each kind a stage names has a `code` stage; each committed fingerprint is what the code gives today
+    (a stale one means `dvc repro code` was not run after an edit of ld/)."""
+    assert {_kind(name) for name in COMMANDS} == set(KINDS)
+    assert CODE["cmd"] == "ld code-deps pipelines/code/${key}.json ${item}"
+    assert set(CODE["deps"]) >= {"ld", "notebooks", code_deps.CONFIG_PARTS}
+    for kind, command in KINDS.items():
+        committed = json.loads((REPO / "pipelines" / "code" / f"{kind}.json").read_text())
+        assert committed == code_deps.fingerprint(shlex.split(command)), f"pipelines/code/{kind}.json is stale"
+
+
+def test_an_edit_of_one_module_changes_the_fingerprints_of_the_commands_that_run_it_alone():
+    """A one-file edit reruns only the stages whose commands import the file: the file is in exactly the
+    fingerprints whose closure reaches it (its hash moves there, nowhere else)."""
+    prints = {kind: code_deps.fingerprint(shlex.split(command))["files"] for kind, command in KINDS.items()}
+    assert {k for k, files in prints.items() if "ld/results/claims.py" in files} == {"claims"}
+    assert {k for k, files in prints.items() if "ld/engine/train.py" in files} == {"train", "seeds"}
+    assert {k for k, files in prints.items() if "ld/engine/evaluate.py" in files} == {"eval", "seeds"}
+    assert all("ld/cli.py" in files for files in prints.values())
+    assert "ld/models/ld_head.py" in prints["train"] and "ld/models/ld_head.py" not in prints["runs_table"]
+
+
+@pytest.mark.parametrize("name", sorted(BENCH))
+def test_a_bench_stage_lists_the_ld_modules_its_command_imports_and_no_other(name):
+    """The benchmark's pipeline (pipelines/bench/dvc.yaml) keeps its lists (its script is not an `ld` command)."""
+    stage = BENCH[name]
     listed, imported = listed_files(stage), imported_files(stage)
-    assert not [d for d in listed if not d.endswith(".py")], f"{where}: {name}: list ld/ modules, not folders"
-    assert listed == imported, (f"{where}: stage {name}: listed but not imported: {sorted(listed - imported)}; "
+    assert listed == imported, (f"bench: stage {name}: listed but not imported: {sorted(listed - imported)}; "
                                 f"imported but not listed: {sorted(imported - listed)}")
 
 
-def test_the_import_walk_sees_lazy_imports_packages_and_subprocesses():
-    """The walk itself: a handler's lazy imports, package __init__ files, the seed study's subprocesses,
-    the configs' custom_imports and a notebook's imports are all followed."""
+def test_the_import_walk_sees_lazy_imports_packages_and_custom_imports():
+    """The walk itself: a handler's lazy imports (the seed study's training and evaluation, imported in a
+    loop), package __init__ files, the configs' custom_imports and a notebook's imports are all followed."""
     train = imported_files(STAGES["train"])
     assert {"ld/__init__.py", "ld/cli.py", "ld/engine/__init__.py", "ld/engine/train.py", "ld/models/__init__.py",
             "ld/params_check.py", "ld/engine/live.py", "ld/engine/determinism.py"} <= train
     assert "ld/engine/evaluate.py" not in train and "ld/data/synth.py" not in imported_files(STAGES["eval"])
     assert {"ld/engine/train.py", "ld/engine/evaluate.py"} <= imported_files(STAGES["seeds_distill"])
+    assert "ld/engine/train.py" not in imported_files(STAGES["seeds_table"])  # the study's plan alone
     assert "ld/results/analysis.py" in imported_files(STAGES["ambiguity"])
     assert "ld/results/claims.py" in imported_files(STAGES["claims"])
     assert "ld/engine/seeds.py" in imported_files(STAGES["seeds_table"])  # notebooks/seeds_table.ipynb's import
     assert "ld/results/notebooks.py" in imported_files(STAGES["table"])
     # an option's type= function runs (and imports) only for a command that gives the option
-    cli = _tree(REPO / "ld/cli.py")
-    plain = _cli_imports(["eval", "c.py", "--out", "m.json"])
+    cli = code_deps.tree(REPO / "ld/cli.py")
+    plain = code_deps.cli_imports(["eval", "c.py", "--out", "m.json"])
     assert not {m for m in plain if m.startswith("ld.models")}
-    for function in [f for f, options in _option_types(cli).items() if "--nms" in options]:
-        lazy = _imports([next(n for n in cli.body if isinstance(n, ast.FunctionDef) and n.name == function)], "ld")
-        assert lazy <= _cli_imports(["eval", "c.py", "--out", "m.json", "--nms", "nms"]) and not lazy <= plain
+    for function in [f for f, options in code_deps.option_types(cli).items() if "--nms" in options]:
+        lazy = code_deps.imports([next(n for n in cli.body if isinstance(n, ast.FunctionDef) and n.name == function)],
+                                 "ld")
+        assert lazy <= code_deps.cli_imports(["eval", "c.py", "--out", "m.json", "--nms", "nms"])
+        assert not lazy <= plain
     assert "pipelines/bench/nms.py" in {str(p.relative_to(REPO)) for p in _scripts(REPO / "pipelines/bench/bench.py")}
 
 
 def test_the_executed_notebooks_and_scripts_are_deps():
     for name, (stage, where) in ALL.items():
+        if name == "code":
+            continue
         cmd, deps = _body(stage)["cmd"], _deps(stage)
         words = shlex.split(re.sub(r"\$\{[^}]*\}", "0", cmd))
         if words[0] == "python":
             scripts = {str(p.relative_to(REPO)) for p in _scripts(REPO / words[1])}
             assert scripts <= set(deps), f"{where}: {name}"
             continue
-        handler = _handler(_argv(cmd))
+        handler = code_deps.handler(_argv(cmd))
         notebooks = ([a for a in words if a.startswith("notebooks/")] if handler == "_cmd_notebook" else
-                     _report_notebooks() if handler == "_cmd_report" else [])
+                     code_deps.report_notebooks() if handler == "_cmd_report" else [])
         assert set(notebooks) <= set(deps), f"{where}: {name}"
 
 
@@ -302,14 +189,11 @@ def test_the_executed_notebooks_and_scripts_are_deps():
 # the copies that YAML cannot share
 # ---------------------------------------------------------------------------------------------------------------
 
-def _code(name: str) -> set[str]:
-    return listed_files(STAGES[name])
-
-
-def test_the_training_stages_share_their_code_deps():
-    assert _code("train") == _code("distill")
-    assert _code("seeds_train") == _code("seeds_distill")
-    assert _code("train") | _code("eval") <= _code("seeds_train")  # the seed study trains and evaluates
+def test_the_training_stages_share_their_code():
+    assert _kind("train") == _kind("distill") and _kind("seeds_train") == _kind("seeds_distill") == "seeds"
+    seeds = set(code_deps.command_files(shlex.split(KINDS["seeds"])))
+    assert {*code_deps.command_files(shlex.split(KINDS["train"])),
+            *code_deps.command_files(shlex.split(KINDS["eval"]))} <= seeds  # the seed study trains and evaluates
 
 
 def test_the_evaluation_stages_share_their_deps():
@@ -342,7 +226,7 @@ def test_a_training_stage_depends_on_its_row_configs_and_the_shared_parts_only(n
 def _bases(config: Path) -> list[Path]:
     """The files of this repository that a config's ``_base_`` names, resolved from its folder (a package's
     ``mmdet::...`` config comes with the installed mmdet)."""
-    for node in _tree(config).body:
+    for node in code_deps.tree(config).body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_base_" for t in node.targets):
             bases = ast.literal_eval(node.value)
             return [(config.parent / b).resolve() for b in ([bases] if isinstance(bases, str) else bases)
@@ -375,15 +259,16 @@ def test_the_seed_study_depends_on_each_run_and_its_teacher_alone():
     assert STAGES["seeds_train"]["foreach"] == "${study.baselines}"
     assert "models/${profile}/${item.teacher}" in _deps(STAGES["seeds_distill"])
     assert {p for p in _params(STAGES["seeds_distill"]) if p.startswith(("study", "distill"))} == {
-        "study.seeds", "study.students.${key}", "distill.${key}.teacher"}
-    assert {p for p in _params(STAGES["seeds_train"]) if p.startswith(("study", "distill"))} == {"study.seeds"}
+        "study.seeds", "study.seeded", "study.students.${key}", "distill.${key}.teacher"}
+    assert {p for p in _params(STAGES["seeds_train"]) if p.startswith(("study", "distill"))} == {
+        "study.seeds", "study.seeded"}
     assert "models/${profile}/seeds/${key}" in student["outs"]
 
 
 def test_the_bench_depends_on_the_configs_it_times_and_their_teachers():
     from mmengine.config import Config
 
-    tree = _tree(REPO / "pipelines/bench/bench.py")
+    tree = code_deps.tree(REPO / "pipelines/bench/bench.py")
     rows = {row for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
             and any(isinstance(t, ast.Name) and t.id.endswith("STEP_VARIANTS")
                     for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))
@@ -407,7 +292,7 @@ def _profile_keys_read() -> frozenset[str]:
     """The profile keys ld/profiles.py and ld/data/prepare.py read: ``profile["key"]``, ``profile.get("key")``."""
     keys = set()
     for file in ("ld/profiles.py", "ld/data/prepare.py"):
-        for node in ast.walk(_tree(REPO / file)):
+        for node in ast.walk(code_deps.tree(REPO / file)):
             if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "profile"
                     and isinstance(node.slice, ast.Constant)):
                 keys.add(node.slice.value)

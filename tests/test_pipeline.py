@@ -17,7 +17,7 @@ from ld.cpu_pinning import cpu_name
 from ld.results.claims import CLAIMS
 from tests.conftest import REPO
 
-# pytest-timeout: a full `dvc repro` of the smoke profile in the module fixture (about 15 min on a workstation)
+# pytest-timeout: a full `dvc repro` of the smoke profile in the module fixture (minutes; `ld stage-times`)
 # charged to the first test, then `dvc exp run`s
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(7200)]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -54,8 +54,9 @@ def clone(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def repro(clone):
+    """`dvc repro` as `ld stage-times` runs it: each `ld` process appends its times to LD_STAGE_TIMES."""
     root, env = clone
-    return _run(["dvc", "repro"], root, env)
+    return _run(["dvc", "repro"], root, {**env, "LD_STAGE_TIMES": str(root.parent / "stage_times.jsonl")})
 
 
 def test_smoke_repro_writes_metrics_for_every_run(clone, repro):
@@ -77,8 +78,8 @@ def test_smoke_repro_writes_metrics_for_every_run(clone, repro):
 
 def test_the_other_detectors_train_at_smoke_with_each_loss_logged(clone, repro):
     """ATSS, FCOS and RetinaNet (general-distribution boxes), LD from the GFocal teacher into each and full LD
-    + GI imitation: every logged point of every loss term in the run's DVCLive folder (24 iterations, logged
-    every 5 and at each epoch's end: 6 points), all finite."""
+    + GI imitation: every logged point of every loss term in the run's DVCLive folder (2 epochs of 12 iterations,
+    logged every 5 and at each epoch's end: 6 points), all finite."""
     from tests.test_ld_dense_heads import OWN_LOSSES, STUDENTS, _detector
 
     root, _ = clone
@@ -107,17 +108,18 @@ def test_the_headline_metrics_and_plots_are_what_dvc_shows(clone, repro):
 
 def test_smoke_repro_writes_the_seed_study_and_every_paper_table(clone, repro):
     root = clone[0] / "results" / "smoke"
-    seeds = PARAMS["study"]["seeds"]["smoke"]
+    seeds, seeded = PARAMS["study"]["seeds"]["smoke"], PARAMS["study"]["seeded"]["smoke"]
     study = [*PARAMS["study"]["baselines"], *PARAMS["study"]["students"]]
+    assert len(seeded) >= 2 and set(seeded) <= set(study) and set(seeded) & set(PARAMS["study"]["students"])
     summary = pd.read_csv(root / "tables" / "seeds.csv")
     assert list(summary.columns[:6]) == ["model", "method", "run", "teacher", "n", "AP mean (%)"]
-    assert summary.set_index("run").n[study].tolist() == [len(seeds)] * len(study)  # every run, every seed
+    # the runs smoke seeds (a baseline and a student) with every seed, the others with the main one
+    assert summary.set_index("run").n[study].tolist() == [len(seeds) if r in seeded else 1 for r in study]
     assert set(summary.run) - set(study) == {"gfl_r50_2x", "gflv2_r50_2x", "ld_r34_gfl_r50_1x"}  # the teachers, once
     assert "not run" not in (root / "tables" / "seeds_per_run.csv").read_text()
     for run in study:
-        for extra in seeds[1:]:
-            assert {p.name for p in (root / "seeds" / run).iterdir()} >= {
-                f"seed{extra}.json", f"seed{extra}.voting_cluster_diounms.json"}
+        extras = {f"seed{extra}{nms}.json" for extra in seeds[1:] for nms in ("", ".voting_cluster_diounms")}
+        assert {p.name for p in (root / "seeds" / run).iterdir()} == {"seeds.json", *(extras if run in seeded else ())}
     claims = pd.read_csv(root / "tables" / "claims.csv")
     assert len(claims) == len(CLAIMS) and set(claims.verdict) <= {"holds", "does not hold", "inconclusive"}
     assert not claims.status.str.startswith(("not run", "not finished", "not in the study")).any(), claims.status
@@ -153,6 +155,18 @@ def test_distilled_checkpoint_holds_the_student_only(clone, repro):
     baseline = torch.load(root / "models/smoke/gfl_r18_1x/model.pth")["state_dict"]
     assert not any(k.startswith("teacher") for k in student)
     assert set(student) == set(baseline)
+
+
+def test_every_stage_that_ran_has_its_times(clone, repro):
+    """`ld stage-times`'s records on the real pipeline: one per stage that ran (its one `ld` process, the seed
+    study's included), named as DVC names it, its imports a part of its wall time."""
+    from ld.results.stage_profile import format_profile, read_times, stage_rows
+
+    ran = [line.split("'")[1] for line in repro.splitlines() if line.startswith("Running stage")]
+    rows = stage_rows(read_times(clone[0].parent / "stage_times.jsonl"))
+    assert [row["stage"] for row in rows] == ran and all(row["processes"] == 1 for row in rows)
+    assert all(0 < row["imports"] < row["wall"] for row in rows if row["stage"].startswith(("train@", "distill@")))
+    print(format_profile(rows))
 
 
 def test_second_repro_runs_nothing(clone, repro):

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 
 import pytest
 
-from ld.engine import seeds as seeds_module
-from ld.engine.seeds import VOTING_NMS, run_seed_study, seed_metrics, study_runs, study_seeds
+from ld.engine.seed_study import run_seed_study
+from ld.engine.seeds import VOTING_NMS, seed_metrics, seeds_by_run, study_runs, study_seeds
 from ld.errors import ConfigError, LDError
 from ld.results.study import draw_seed_study, seed_runs, seed_runs_shown, seed_summary, write_seed_summary
 from ld.results.tables import ROLE_COLORS, write_frame
@@ -55,22 +54,48 @@ def test_study_seeds_put_the_main_seed_first_without_repeats():
         study_seeds(PARAMS, "coco")
 
 
-def test_one_study_run_trains_each_extra_seed_and_evaluates_it_with_both_nms(monkeypatch, tmp_path):
-    calls = []
-    monkeypatch.setattr(seeds_module.subprocess, "run",
-                        lambda cmd: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+@pytest.fixture
+def steps(monkeypatch):
+    """The study's steps recorded instead of run: ('train', config, seed, teacher, work_root, out) and
+    ('eval', config, checkpoint, out, nms); ``fail`` names a step kind to raise as a failed run would."""
+    import ld.engine.evaluate
+    import ld.engine.train
+    from ld.engine.nonfinite import NonFiniteLossError
+
+    calls, fail = [], set()
+
+    def build(config, params, *, profile, teacher_dir=None, work_root="work", **_):
+        return {"config": config, "seed": params["seed"], "profile": profile, "teacher": teacher_dir,
+                "work_root": work_root}
+
+    def train(cfg, out, **_):
+        calls.append(("train", cfg["config"], cfg["seed"], cfg["teacher"], cfg["work_root"], str(out)))
+        if "train" in fail:
+            raise NonFiniteLossError("loss_bbox is nan at iteration 3")
+
+    def evaluate(config, checkpoint, out, nms=None, **_):
+        calls.append(("eval", str(config), str(checkpoint), str(out), nms))
+
+    monkeypatch.setattr(ld.engine.train, "build_train_config", build)
+    monkeypatch.setattr(ld.engine.train, "train", train)
+    monkeypatch.setattr(ld.engine.evaluate, "evaluate_checkpoint", evaluate)
+    return calls, fail
+
+
+def test_one_study_run_trains_each_extra_seed_and_evaluates_it_with_both_nms(steps, tmp_path):
+    calls, _ = steps
     written = run_seed_study(PARAMS, "smoke", "self", out=tmp_path / "m", models=tmp_path / "models")
     assert written == [seed_metrics(tmp_path / "m", 2), tmp_path / "m" / f"seed2.{VOTING_NMS}.json",
                        tmp_path / "m" / "seed1.json", tmp_path / "m" / f"seed1.{VOTING_NMS}.json"]
-    train = [c[c.index("train"):] for c in calls if "train" in c]
-    assert train[0] == ["train", "pipelines/configs/self.py", "--out", str(tmp_path / "models" / "seed2"), "--seed",
-                        "2", "--work-root", "work", "--teacher", "models/smoke/b"]  # Self-LD's teacher
-    evals = [c[c.index("eval"):] for c in calls if "eval" in c]
-    assert evals[1][-2:] == ["--nms", VOTING_NMS] and "--nms" not in evals[0]
-    assert len(calls) == 6
+    model = tmp_path / "models" / "seed2"
+    assert calls[:3] == [
+        ("train", "pipelines/configs/self.py", 2, "models/smoke/b", "work", str(model)),  # Self-LD's teacher
+        ("eval", str(model / "config.py"), str(model / "model.pth"), str(tmp_path / "m" / "seed2.json"), None),
+        ("eval", str(model / "config.py"), str(model / "model.pth"), str(written[1]), VOTING_NMS)]
+    assert len(calls) == 6 and calls[3][2] == 1
     calls.clear()
     run_seed_study(PARAMS, "smoke", "b", out=tmp_path / "m", models=tmp_path / "models")
-    assert not any("--teacher" in c for c in calls)  # a baseline has no teacher
+    assert [c[3] for c in calls if c[0] == "train"] == [None, None]  # a baseline has no teacher
     calls.clear()
     assert run_seed_study(PARAMS, "mini", "ld", out=tmp_path / "none", models=tmp_path / "none_m") == []
     assert not calls and (tmp_path / "none").is_dir() and (tmp_path / "none_m").is_dir()  # the stage's outs exist
@@ -78,11 +103,29 @@ def test_one_study_run_trains_each_extra_seed_and_evaluates_it_with_both_nms(mon
         run_seed_study(PARAMS, "smoke", "t", out=tmp_path, models=tmp_path)
 
 
-def test_a_failed_step_of_the_study_is_one_error_naming_it(monkeypatch, tmp_path):
+def test_a_profile_trains_the_other_seeds_of_the_runs_it_names_only(steps, tmp_path):
+    """``study.seeded``: smoke's other seeds train the runs it lists; the others keep the main seed alone
+    (their stage makes its folders and trains nothing); a profile without an entry seeds every run."""
+    calls, _ = steps
+    params = {**PARAMS, "study": {**PARAMS["study"], "seeded": {"smoke": ["b", "vlr"]}}}
+    assert study_seeds(params, "smoke", "vlr") == [0, 2, 1] and study_seeds(params, "smoke", "ld") == [0]
+    assert study_seeds(params, "smoke") == [0, 2, 1]  # the profile's seeds, for the tables' titles
+    assert seeds_by_run(params, "smoke") == {"t": [0], "t2": [0], "b": [0, 2, 1], "b2": [0], "ld": [0],
+                                             "vlr": [0, 2, 1], "self": [0], "v2ld": [0]}
+    assert run_seed_study(params, "smoke", "ld", out=tmp_path / "ld", models=tmp_path / "ld_m") == []
+    assert not calls and (tmp_path / "ld_m").is_dir()
+    assert json.loads((tmp_path / "ld" / "seeds.json").read_text()) == {"run": "ld", "profile": "smoke", "seeds": []}
+    assert len(run_seed_study(params, "smoke", "vlr", out=tmp_path / "v", models=tmp_path / "v_m")) == 4
+    params["study"]["seeded"] = {"mini": ["b"]}  # no entry for smoke: every run
+    assert study_seeds(params, "smoke", "ld") == [0, 2, 1]
+
+
+def test_a_failed_step_of_the_study_is_one_error_naming_it(steps, tmp_path):
     """A training that stops (e.g. a non-finite loss, exit 2 with its own message) ends the study with one
-    line naming the run and seed, not a traceback of the subprocess."""
-    monkeypatch.setattr(seeds_module.subprocess, "run", lambda cmd: subprocess.CompletedProcess(cmd, 2))
-    with pytest.raises(LDError, match=r"training self with seed 2 failed \(exit 2.*again to resume"):
+    line naming the run and seed and the cause, not a traceback."""
+    _, fail = steps
+    fail.add("train")
+    with pytest.raises(LDError, match=r"training self with seed 2 failed: loss_bbox is nan.*again to resume"):
         run_seed_study(PARAMS, "smoke", "self", out=tmp_path / "m", models=tmp_path / "models")
 
 

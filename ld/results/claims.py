@@ -127,7 +127,7 @@ def _row(claim: Claim, ours: str, difference: str, result: str, status: str) -> 
             "status": status, "run": claim.run, "control": claim.control, "source": claim.source}
 
 
-def _ap_row(claim: Claim, summary: pd.DataFrame, n_seeds: int) -> dict[str, str]:
+def _ap_row(claim: Claim, summary: pd.DataFrame, n_seeds: int | dict[str, int]) -> dict[str, str]:
     by_run = summary.set_index("run")
     missing = [r for r in (claim.run, claim.control) if r not in by_run.index]
     if missing:
@@ -138,6 +138,8 @@ def _ap_row(claim: Claim, summary: pd.DataFrame, n_seeds: int) -> dict[str, str]
     delta = run.AP_mean - control.AP_mean
     se = welch_se(run.AP_std, run.n, control.AP_std, control.n) if run.n > 1 and control.n > 1 else None
     least = int(min(run.n, control.n))
+    if isinstance(n_seeds, dict):  # each run's seeds at this profile (study.seeded)
+        n_seeds = min(n_seeds.get(claim.run, 1), n_seeds.get(claim.control, 1))
     ours = (f"{pm(run.AP_mean, run.AP_std)} vs {pm(control.AP_mean, control.AP_std)} "
             f"(n = {int(run.n)}, {int(control.n)})")
     status = "finished" if least >= n_seeds else f"not finished: {least} of {n_seeds} seeds"
@@ -192,12 +194,14 @@ def _kl_row(claim: Claim, kl: pd.DataFrame | None, baseline: str, student: str) 
     return _row(claim, f"KL (nats) {ours}", difference, result, "finished (seed 0 models)")
 
 
-def claims_table(summary: pd.DataFrame, n_seeds: int, voting: pd.DataFrame, plain: pd.DataFrame,
+def claims_table(summary: pd.DataFrame, n_seeds: int | dict[str, int], voting: pd.DataFrame, plain: pd.DataFrame,
                  bench: str | Path, kl: pd.DataFrame | None, analysis: dict[str, str],
                  claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
     """One row per claim (columns claim, paper, ours, difference, verdict, status, run, control, source).
 
-    ``summary``: :func:`ld.results.study.seed_summary`; ``n_seeds``: the profile's seeds; ``voting`` and
+    ``summary``: :func:`ld.results.study.seed_summary`; ``n_seeds``: the profile's seeds, or each run's
+    (:func:`ld.engine.seeds.seeds_by_run`: the main seed alone for a run that ``study.seeded`` leaves out of
+    the profile's other seeds); ``voting`` and
     ``plain``: :func:`ld.results.study.seed_runs` rows of the study runs' extra seeds (no teacher) with
     voting NMS and with the config's (every row of ``plain`` is a model the NMS row expects);
     ``bench``: the benchmark's JSON; ``kl``: the ambiguity analysis's KL table or None; ``analysis``:

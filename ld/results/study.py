@@ -43,17 +43,19 @@ def study_rows(params: dict[str, Any], configs_dir: str | Path = "pipelines/conf
              "method": labels.get(row["run"], {}).get("method", "")} for row in rows]
 
 
-def seed_runs(metrics_dir: str | Path, seeds_dir: str | Path, rows: list[dict[str, str]], seeds: list[int],
-              nms: str | None = None) -> pd.DataFrame:
-    """One row per (run, seed) of the seed study (``rows``: :func:`study_rows`): ``seeds[0]`` (the main
-    seed) is read from the main pipeline's ``metrics_dir/<run>.json``, the others from
-    ``seeds_dir/<run>/seed<k>.json``; a teacher has the main seed alone. ``nms``: the extra seeds'
-    evaluation with that NMS (``seed<k>.<nms>.json``; the main seed has none). Missing files are rows
-    marked 'not run'; a malformed file is a :class:`BadFileError` naming the stage that writes it."""
+def seed_runs(metrics_dir: str | Path, seeds_dir: str | Path, rows: list[dict[str, str]],
+              seeds: list[int] | dict[str, list[int]], nms: str | None = None) -> pd.DataFrame:
+    """One row per (run, seed) of the seed study (``rows``: :func:`study_rows`): ``seeds`` (one list for
+    every run, or each run's: :func:`ld.engine.seeds.seeds_by_run`) begin with the main seed, read from the
+    main pipeline's ``metrics_dir/<run>.json``, the others from ``seeds_dir/<run>/seed<k>.json``; a teacher
+    has the main seed alone. ``nms``: the extra seeds' evaluation with that NMS (``seed<k>.<nms>.json``; the
+    main seed has none). Missing files are rows marked 'not run'; a malformed file is a
+    :class:`BadFileError` naming the stage that writes it."""
     metrics_dir, seeds_dir = Path(metrics_dir), Path(seeds_dir)
     records = []
     for row in rows:
-        for i, seed in enumerate(seeds[:1] if row["role"] == "teacher" else seeds):
+        run_seeds = seeds[row["run"]] if isinstance(seeds, dict) else seeds
+        for i, seed in enumerate(run_seeds[:1] if row["role"] == "teacher" else run_seeds):
             if i == 0 and nms is not None:
                 continue
             run = row["run"]

@@ -1,0 +1,61 @@
+"""One run of the seed study (the ``seeds_train@<run>`` / ``seeds_distill@<run>`` stages, ``ld seeds``):
+each of the profile's other seeds trained and evaluated twice, with the config's NMS and with voting
+Cluster-DIoU-NMS (:mod:`ld.engine.seeds` says which runs and seeds). All in the stage's one process, as
+``ld train`` and ``ld eval`` would do them: a killed study resumes its training from the work dir (keyed
+by config, teacher and data, so a finished seed only exports again)."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ld.engine.seeds import VOTING_NMS, seed_metrics, study_runs, study_seeds
+from ld.errors import ConfigError, LDError
+from ld.io import atomic_write_json
+
+
+def run_seed_study(params: dict[str, Any], profile: str, run: str, *, out: str | Path, models: str | Path,
+                   work_root: str | Path = "work") -> list[Path]:
+    """Train and evaluate the study run ``run`` with every extra seed; returns the metrics files
+    written: ``<out>/seed<k>.json`` and ``<out>/seed<k>.voting_cluster_diounms.json`` each (the format of
+    ``results/<profile>/metrics``), the models in ``<models>/seed<k>``. ``<out>/seeds.json`` says which
+    seeds the folder holds (none for a run the profile does not seed: a folder in git all the same, so a
+    fresh clone's ``dvc status`` finds the stage's output)."""
+    specs = {spec["run"]: spec for spec in study_runs(params)}
+    if run not in specs:
+        raise ConfigError(f"params.yaml: '{run}' is not a run of the study (study.baselines / study.students: "
+                          f"{sorted(specs)})")
+    spec, seeds = specs[run], study_seeds(params, profile, run)[1:]
+    out, models = Path(out), Path(models)
+    out.mkdir(parents=True, exist_ok=True)  # the stage's outs, also where the profile has no other seed
+    models.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "seeds.json", {"run": run, "profile": profile, "seeds": seeds})
+    written = []
+    for seed in seeds:  # torch, mmdet and the rest imported where there is a seed to train
+        from ld.engine.evaluate import evaluate_checkpoint
+        from ld.engine.train import build_train_config, train
+
+        model_dir = models / f"seed{seed}"
+        print(f"== seed study: {run}, seed {seed}", flush=True)
+        teacher = str(Path("models") / profile / spec["teacher"]) if spec["teacher"] else None
+        with _step(f"training {run} with seed {seed}"):
+            cfg = build_train_config(f"pipelines/configs/{run}.py", {**params, "seed": seed}, profile=profile,
+                                     teacher_dir=teacher, work_root=work_root)
+            train(cfg, model_dir)
+        for nms in (None, VOTING_NMS):
+            path = seed_metrics(out, seed, nms)
+            with _step(f"evaluating {run} seed {seed}{' with ' + nms if nms else ''}"):
+                evaluate_checkpoint(model_dir / "config.py", model_dir / "model.pth", path, nms=nms)
+            written.append(path)
+    return written
+
+
+@contextmanager
+def _step(what: str):
+    """One step of the study: its error (printed as one line by ``ld``) names the step and says that
+    running again resumes (a training resumes from its work folder)."""
+    try:
+        yield
+    except LDError as err:
+        raise LDError(f"seed study: {what} failed: {err}; run the same command again to resume from its last "
+                      "checkpoint") from None
