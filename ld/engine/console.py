@@ -9,11 +9,12 @@ shows errors only, and only rank 0 has the log file.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import logging
 from collections.abc import Iterator
 
-from mmengine.runner import Runner
+from mmengine.runner import EpochBasedTrainLoop, Runner
 
 # How mmengine's LogProcessor starts the lines LoggerHook writes every log interval (train and val)
 INTERVAL_LINE = ("Epoch(", "Iter(")
@@ -51,8 +52,30 @@ class QuietRunner(Runner):
         return logger
 
     def train(self):
+        collect_garbage_again()
         with contextlib.redirect_stdout(_ToLogger(self.logger)):
             return super().train()
+
+    def test(self):
+        collect_garbage_again()
+        return super().test()
+
+    def build_val_loop(self, loop):
+        """None where the training never validates (``val_begin`` after its last epoch, as ld.profiles sets
+        it): the validation dataloader and metric are not built for nothing. Any other run: mmengine's."""
+        train = self._train_loop
+        if isinstance(train, EpochBasedTrainLoop) and train.val_begin > train.max_epochs:
+            return None
+        return super().build_val_loop(loop)
+
+
+def collect_garbage_again() -> None:
+    """Turn Python's cyclic garbage collector back on where ``ld`` turned it off for the start-up
+    (:func:`ld.cli.main`): the start-up's objects (the imported modules, the built model), which live as long
+    as the process, are frozen out of its scans first, so the collections of a long run stay short."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 @contextlib.contextmanager
