@@ -364,8 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the command, as `ld` takes it (e.g. train x.py --out x)")
     cd.set_defaults(func=_cmd_code_deps)
 
-    st = sub.add_parser("stage-times", allow_abbrev=False, help="run `dvc repro` and print where its time went: per stage (and per kind of "
-                                            "stage) the wall, import and work seconds of its `ld` processes")
+    st = sub.add_parser("stage-times", allow_abbrev=False,
+                        help="run `dvc repro` and print where its time went: per stage (and per kind of stage) the "
+                             "wall, import and work seconds of its `ld` processes")
     st.add_argument("repro_args", nargs=argparse.REMAINDER, metavar="DVC_REPRO_ARGS",
                     help="passed to `dvc repro` as they are (e.g. -f, a stage name)")
     st.set_defaults(repro_args=[])
@@ -384,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# `ld profile` (ld.results.stage_profile) sets this to a file: each `ld` process then appends one JSON line
+# `ld stage-times` (ld.results.stage_profile) sets this to a file: each `ld` process then appends one JSON line
 # of its times to it (the stage is DVC's DVC_STAGE), the time spent importing measured apart from the work.
 STAGE_TIMES_ENV = "LD_STAGE_TIMES"
 

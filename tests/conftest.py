@@ -76,22 +76,11 @@ def tiny_run(tiny_export) -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    """The slow end-to-end modules first, longest first: `make test` runs the files on two workers
-    (pytest-xdist, ``--dist loadfile``), which take them in this order, so the smoke `dvc repro` starts at
-    once and the quick tests fill the other worker beside it."""
-    first = ("test_pipeline.py", "test_real_pipeline.py", "test_teacher_pipeline.py", "test_ddp.py", "test_resume.py")
+    """The slow end-to-end modules first, longest first (measured: the smoke repro, the COCO/VOC trees, the
+    released teacher, resume, DDP): `make test` runs the files on two workers (pytest-xdist, ``--dist loadfile
+    --no-loadscope-reorder``: without the flag xdist reorders the files by their number of tests, and the
+    repro started last), which take them in this order, so the smoke `dvc repro` starts at once and the
+    quick tests fill the other worker beside it."""
+    first = ("test_pipeline.py", "test_real_pipeline.py", "test_teacher_pipeline.py", "test_resume.py", "test_ddp.py")
     rank = {name: i for i, name in enumerate(first)}
     items.sort(key=lambda item: rank.get(item.path.name, len(first)))  # stable: file order kept otherwise
-
-
-# The end-to-end modules first, longest first (measured: the smoke repro, then the COCO/VOC trees, the released
-# teacher, resume, DDP): `make test` runs pytest-xdist with --dist loadfile --no-loadscope-reorder, which hands
-# out whole modules in this order, so the longest starts at once on one worker while the other worker takes
-# the rest, instead of starting last (xdist's default order is by number of tests).
-LONGEST_FIRST = ("test_pipeline.py", "test_real_pipeline.py", "test_teacher_pipeline.py", "test_resume.py",
-                 "test_ddp.py")
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order

@@ -77,7 +77,8 @@ def imported_files(stage) -> set[str]:
     words = shlex.split(re.sub(r"\$\{[^}]*\}", "0", cmd))
     if words[0] != "python":
         return set(code_deps.command_files(_argv(cmd)))
-    modules = code_deps.imports([code_deps.tree(f) for f in _scripts(REPO / words[1])]) | set(code_deps.custom_imports())
+    modules = code_deps.imports([code_deps.tree(f) for f in _scripts(REPO / words[1])])
+    modules |= set(code_deps.custom_imports())  # it builds models
     return {str(f.relative_to(REPO)) for f in code_deps.closure(modules)}
 
 
