@@ -47,11 +47,10 @@ run: install
 
 # Two workers (pytest-xdist), a test file each at a time, in tests/conftest.py's order (the longest first, not
 # xdist's by number of tests): the smoke `dvc repro` of tests/test_pipeline.py starts at once on one, the rest
-# runs beside it. The tests' own torch runs on one thread (the repro's `ld` processes pin their own two, the
-# deterministic mode), so the two workers do not crowd two cores; waiting OpenMP threads sleep instead of
-# spinning (else small-op loops run 3.5x slower).
+# runs beside it; a test's results do not depend on what runs beside it (same torch threads). Four OpenMP
+# threads on two cores: waiting threads sleep instead of spinning (else small-op loops run 3.5x slower).
 test: install browser
-	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # The quick tests: everything but the end-to-end runs marked slow (minutes each: dvc repro, DDP, resume).
 test-fast: install
