@@ -11,7 +11,7 @@ JOBS ?= $(shell nproc)
 # plain `make run` works without activating it (and never picks binutils' `ld`).
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install browser run test test-fast kernel clean-venv
+.PHONY: install browser run lint test test-fast kernel clean-venv
 
 install: $(STAMP)
 
@@ -45,11 +45,15 @@ run: install
 	ld stage-times
 	dvc push
 
+# ruff (pyproject.toml's rules) over the code, tests, pipelines and notebooks; `make test` runs it first.
+lint: install
+	$(BIN)/ruff check .
+
 # Two workers (pytest-xdist), a test file each at a time, in tests/conftest.py's order (the longest first, not
 # xdist's by number of tests): the smoke `dvc repro` of tests/test_pipeline.py starts at once on one, the rest
 # runs beside it; a test's results do not depend on what runs beside it (same torch threads). Four OpenMP
 # threads on two cores: waiting threads sleep instead of spinning (else small-op loops run 3.5x slower).
-test: install browser
+test: install browser lint
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # The quick tests: everything but the end-to-end runs marked slow (minutes each: dvc repro, DDP, resume).

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ld.errors import BadFileError, MissingFileError
+from ld.layout import making_stage
 
 _HISTORY_BUFFER_STATISTICS = frozenset({"min", "max", "current", "mean"})
 
@@ -147,32 +148,15 @@ def _file_digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
     return h.hexdigest()
 
 
-def making_stage(run_dir: str | os.PathLike, params_file: str | os.PathLike = "params.yaml") -> str | None:
-    """The dvc.yaml stage that writes the exported run folder ``models/<profile>/<run>``, or None.
-
-    ``train@<run>`` for a trained row (params.yaml ``train``), ``distill@<run>`` for a student,
-    ``teacher@<run>`` for an imported teacher; ``seeds_train@<run>`` / ``seeds_distill@<run>`` for a study
-    run's other seeds, ``models/<profile>/seeds/<run>/...`` (params.yaml ``study``).
-    """
-    parts = Path(run_dir).parts
-    if len(parts) < 3 or parts[0] != "models" or (parts[2] == "seeds" and len(parts) < 4):
-        return None
-    seeds = parts[2] == "seeds"
-    run = parts[3] if seeds else parts[2]
+def _making_stage(run_dir: Path, params_file: str | os.PathLike = "params.yaml") -> str | None:
+    """:func:`ld.layout.making_stage` of ``run_dir`` by ``params_file`` (None where it cannot be read)."""
     try:
         import yaml
 
         params = yaml.safe_load(Path(params_file).read_text()) or {}
     except (OSError, yaml.YAMLError):  # no readable params file: the hint is all that is lost
         return None
-    study = params.get("study") or {}
-    stages = ((("seeds_train", study.get("baselines") or []), ("seeds_distill", study.get("students") or {}))
-              if seeds else (("train", params.get("train") or []), ("distill", params.get("distill") or {}),
-                             ("teacher", params.get("teachers") or {})))
-    for stage, runs in stages:
-        if run in runs:
-            return f"{stage}@{run}"
-    return None
+    return making_stage(run_dir, params)
 
 
 def remote_holds(run_dir: str | os.PathLike, lock_file: str | os.PathLike = "dvc.lock") -> tuple[bool, str] | None:
@@ -199,9 +183,9 @@ def remote_holds(run_dir: str | os.PathLike, lock_file: str | os.PathLike = "dvc
 def missing_model(path: str | os.PathLike, what: str = "model") -> MissingFileError:
     """The one-line error for a missing file of a run folder: for ``models/<profile>/<run>/...``, how to get it
     (``dvc pull`` from the remote when it holds the version dvc.lock names, :func:`remote_holds`; else
-    ``dvc repro`` of the stage that makes it, :func:`making_stage`, or another remote)."""
+    ``dvc repro`` of the stage that makes it, :func:`ld.layout.making_stage`, or another remote)."""
     path = Path(path)
-    stage = making_stage(path.parent)
+    stage = _making_stage(path.parent)
     if stage:
         held = remote_holds(path.parent)
         if held is not None and not held[0]:

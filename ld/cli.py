@@ -8,10 +8,7 @@ import sys
 from pathlib import Path
 
 from ld.errors import ConfigError, LDError
-
-# ld.ops.voting_cluster_diou_nms.NMS_TYPES, spelled out: importing ld.ops imports torch, which `ld --help`
-# should not wait for (tests/test_cli.py checks the two are equal)
-NMS_TYPES = ("nms", "voting_cluster_diounms")
+from ld.layout import NMS_TYPES
 
 
 def _cmd_data_prepare(args) -> None:
@@ -51,12 +48,13 @@ def _cmd_train(args) -> None:
 
 def _cmd_seeds(args) -> None:
     from ld.engine.seed_study import run_seed_study
+    from ld.layout import seeds_models_dir, seeds_results_dir
     from ld.profiles import load_params
 
     params = load_params(args.params)
     profile = args.profile or params["profile"]
-    written = run_seed_study(params, profile, args.run, out=args.out or f"results/{profile}/seeds/{args.run}",
-                             models=args.models or f"models/{profile}/seeds/{args.run}", work_root=args.work_root)
+    written = run_seed_study(params, profile, args.run, out=args.out or seeds_results_dir(profile, args.run),
+                             models=args.models or seeds_models_dir(profile, args.run), work_root=args.work_root)
     print(f"ld seeds: {args.run}: {len(written)} evaluations written" + ("" if written else
           f" (profile {profile} trains no other seed of it: params.yaml study.seeds / study.seeded)"))
 
@@ -101,12 +99,13 @@ def _cmd_convert(args) -> None:
 
 def _cmd_teacher_import(args) -> None:
     from ld.engine.teacher_import import import_run
+    from ld.layout import run_dir
     from ld.profiles import load_params
 
     params = load_params(args.params)
     profile = args.profile or params["profile"]
     published = {"AP": args.published_ap} if args.published_ap is not None else None
-    out = args.out or f"models/{profile}/{args.run}"
+    out = args.out or run_dir(profile, args.run)
     source = import_run(args.checkpoint, args.run, params, profile, out, sha256=args.sha256, published=published)
     print(f"ld teacher import: {args.checkpoint} ({source['format']}, sha256 {source['sha256'][:12]}..., "
           f"{source['mapped_keys']} tensors) -> {out}")
@@ -179,7 +178,7 @@ def _cmd_code_deps(args) -> None:
 
     if not args.command_argv:
         raise ConfigError("give the command whose code to fingerprint, e.g. `ld code-deps out.json train x.py --out x`")
-    document = fingerprint(args.command_argv)
+    document = fingerprint(args.command_argv, build_parser())
     atomic_write_json(args.out, document)
     print(f"{args.out}: {len(document['files'])} files of `{document['command']}`")
 

@@ -15,6 +15,7 @@ a stage when a module its command imports changed, and only then; the ``code`` s
 """
 from __future__ import annotations
 
+import argparse
 import ast
 import hashlib
 import json
@@ -103,16 +104,15 @@ def option_types(cli: ast.Module) -> dict[str, set[str]]:
     return types
 
 
-def handler(argv: list[str]) -> str:
-    """The name of the ``ld/cli.py`` function that runs ``ld ARGV``."""
-    from ld.cli import build_parser
+def handler(argv: list[str], parser: argparse.ArgumentParser) -> str:
+    """The name of the ``ld/cli.py`` function that runs ``ld ARGV`` (``parser``: ``ld.cli.build_parser()``,
+    handed in by the caller: this module reads ``ld/cli.py``, and ``ld code-deps`` runs it)."""
+    return parser.parse_args(argv).func.__name__
 
-    return build_parser().parse_args(argv).func.__name__
 
-
-def cli_imports(argv: list[str]) -> set[str]:
+def cli_imports(argv: list[str], parser: argparse.ArgumentParser) -> set[str]:
     """The modules ``ld/cli.py`` imports when the ``ld`` script runs ``ARGV`` (see the module's text)."""
-    cli, name = tree(REPO / "ld/cli.py"), handler(argv)
+    cli, name = tree(REPO / "ld/cli.py"), handler(argv, parser)
     functions = {n.name: n for n in cli.body if isinstance(n, ast.FunctionDef)}
     types = option_types(cli)
     nodes = [n for n in cli.body if not isinstance(n, ast.FunctionDef)]
@@ -166,22 +166,21 @@ def report_notebooks() -> list[str]:
     return [f"notebooks/{report.name}.ipynb" for report in REPORTS if report.executed(results, results)]
 
 
-def command_files(argv: list[str]) -> list[str]:
-    """The ld/ files (repo-relative, sorted) that ``ld ARGV`` runs."""
-    from ld.cli import build_parser
-
-    name, modules = handler(argv), cli_imports(argv)
+def command_files(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """The ld/ files (repo-relative, sorted) that ``ld ARGV`` runs (``parser``: ``ld.cli.build_parser()``)."""
+    name, modules = handler(argv, parser), cli_imports(argv, parser)
     if name in BUILDS_MODELS:
         modules |= set(custom_imports())
     if name == "_cmd_notebook":
-        modules |= notebook_imports(build_parser().parse_args(argv).src)
+        modules |= notebook_imports(parser.parse_args(argv).src)
     if name == "_cmd_report":
         modules |= {m for nb in report_notebooks() for m in notebook_imports(nb)}
     files = closure(modules) | {REPO / "ld/cli.py"}
     return sorted(str(f.relative_to(REPO)) for f in files)
 
 
-def fingerprint(argv: list[str]) -> dict:
-    """``{"command": "ld ARGV", "files": {file: sha256}}``: what dvc.yaml's ``code`` stage writes."""
+def fingerprint(argv: list[str], parser: argparse.ArgumentParser) -> dict:
+    """``{"command": "ld ARGV", "files": {file: sha256}}``: what dvc.yaml's ``code`` stage writes
+    (``parser``: ``ld.cli.build_parser()``)."""
     return {"command": " ".join(["ld", *argv]),
-            "files": {f: hashlib.sha256((REPO / f).read_bytes()).hexdigest() for f in command_files(argv)}}
+            "files": {f: hashlib.sha256((REPO / f).read_bytes()).hexdigest() for f in command_files(argv, parser)}}

@@ -80,4 +80,5 @@ def cpu_name(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
     for line in Path(cpuinfo).read_text().splitlines():
         key, _, value = line.partition(":")
         info.setdefault(key.strip(), value.strip())
-    return f"{info.get('vendor_id')} {info.get('model name')} (family {info.get('cpu family')}, model {info.get('model')})"
+    return (f"{info.get('vendor_id')} {info.get('model name')} "
+            f"(family {info.get('cpu family')}, model {info.get('model')})")

@@ -24,20 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from ld.errors import ConfigError
+from ld.layout import ANALYSIS_ROLES, LAYOUTS, PAPER_TABLES, TEACHER_PRECISIONS
 
 SEED_MAX = 2**32 - 1  # a run's seed seeds numpy (mmengine's set_random_seed), which takes 0 .. 2**32 - 1
 
 Problems = list[str]
 Check = Callable[[Any, str], tuple[Any, Problems]]
 
-# Copies of names defined where they are read (tests/test_params_check.py keeps them equal), so that this
-# module needs ld.errors alone (and every stage that reads params.yaml does not depend on the code that
-# defines them): ld.data.prepare.LAYOUTS, ld.engine.seeds.STUDY_METHODS' keys, the roles
-# notebooks/ambiguity.ipynb reads, the tables of ld.results.paper.TABLES, ld.models.distiller.TEACHER_PRECISIONS.
-LAYOUTS = ("synth", "coco", "voc")
-TEACHER_PRECISIONS = ("auto", "fp32", "bf16")
-PAPER_TABLES = ("gflv1_coco", "selfld_coco", "gflv2_coco", "voc", "full_ld_coco", "detectors_coco", "imitation_coco")
-ANALYSIS_ROLES = ("teacher", "baseline", "student")
 
 
 @dataclass(frozen=True)
@@ -380,13 +373,13 @@ def schema() -> Rule:
     })
     return record({
         "profile": required(string("the name of a profile of `profiles`")),
-        "seed": optional(integer(0, SEED_MAX)),  # ld.engine.train (cfg.randomness), ld.engine.seeds
+        "seed": optional(integer(0, SEED_MAX)),  # ld.engine.train (cfg.randomness), ld.layout.study_seeds
         "num_gpus": optional(integer(1)),  # ld.engine.train, ld.profiles.scaled_lr
         "ld": optional(nullable(ld)),
         "profiles": required(mapping_of(profile, what="profile name", min_len=1)),
         # notebooks/ambiguity.ipynb, dvc.yaml's report stage, pipelines/bench
         "analysis": optional(record({role: required(run) for role in ANALYSIS_ROLES})),
-        # ld.engine.seeds.study_runs / study_seeds, notebooks/seeds_table.ipynb, dvc.yaml's seeds stages
+        # ld.layout.study_runs / study_seeds, notebooks/seeds_table.ipynb, dvc.yaml's seeds stages
         "study": optional(nullable(record({
             "baselines": optional(nullable(list_of(run, unique=True))),
             "students": optional(nullable(mapping_of(record({"teacher": required(run)}), what="run"))),
@@ -487,7 +480,7 @@ def _teacher_cycles(distill: dict[str, str]) -> Problems:
 
 
 def _check_study(study: dict[str, Any], trained: list[str], distill: dict[str, str]) -> Problems:
-    """ld.engine.seeds.study_runs: the study's baselines are trained runs, its students distilled runs
+    """ld.layout.study_runs: the study's baselines are trained runs, its students distilled runs
     with the teacher `distill` gives them (the seeds stage depends on that model)."""
     problems = []
     for i, run in enumerate(_names(study.get("baselines"))):

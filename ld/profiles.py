@@ -92,36 +92,28 @@ def _apply_data(cfg, profile: dict[str, Any], data_root: Path) -> None:
     """Point the dataloaders and evaluators at the profile's data (see :mod:`ld.data.prepare`): the
     generated dataset in ``data_root``, or the user's COCO / VOC tree at ``data.root`` with, for VOC,
     the COCO annotations the data stage converted into ``data_root``."""
-    from ld.data.check import voc_devkit
-    from ld.data.prepare import ANN_FILES, IMAGE_PREFIXES, dataset_classes, layout_of
+    from ld.data.prepare import dataset_files
 
-    layout = layout_of(profile)
+    files = dataset_files(profile, data_root)
     scale = image_scale(profile["data"]["image_size"])
     for pipeline in _pipelines(cfg):
         for step in pipeline:
             if step["type"] == "Resize":
                 step["scale"] = scale
-    if layout == "synth":
-        images_root, ann_files = data_root, ANN_FILES[layout]
-    elif layout == "coco":
-        images_root, ann_files = Path(profile["data"]["root"]), ANN_FILES[layout]
-    else:  # the converted annotations, by absolute path: mmengine joins relative ones to the images' root
-        images_root = voc_devkit(profile["data"]["root"])
-        ann_files = tuple(str((data_root / name).resolve()) for name in ANN_FILES[layout])
-    if layout != "synth":  # the dataset's own classes (the embedded dataset's are the configs')
-        cfg.classes = dataset_classes(profile, data_root)
+    if files.classes is not None:  # the dataset's own classes (the embedded dataset's are the configs')
+        cfg.classes = files.classes
         cfg.model.bbox_head.num_classes = len(cfg.classes)
     splits = {"train_dataloader": 0, "val_dataloader": 1, "test_dataloader": 1}
     for key, split in splits.items():
         dataset = cfg[key].dataset
-        dataset.data_root = str(images_root)
-        dataset.ann_file = ann_files[split]
-        dataset.data_prefix = dict(img=IMAGE_PREFIXES[layout][split])
+        dataset.data_root = str(files.images_root)
+        dataset.ann_file = files.ann_files[split]
+        dataset.data_prefix = dict(img=files.image_prefixes[split])
         dataset.metainfo = dict(classes=tuple(cfg.classes))
     for key in ("val_evaluator", "test_evaluator"):
-        cfg[key].ann_file = str(images_root / ann_files[1])  # an absolute second part stays as it is
+        cfg[key].ann_file = str(files.images_root / files.ann_files[1])  # an absolute second part stays as it is
     # VOC metrics (mmdet's eval_map, as the paper's VOC table) beside COCO's, of the same annotations
-    cfg.voc_metrics = layout in ("synth", "voc")
+    cfg.voc_metrics = files.layout in ("synth", "voc")
 
 
 def multiscale_range(size, short_edges: tuple[int, int]) -> list[tuple[int, int]]:
@@ -158,9 +150,8 @@ def _apply_anchor_scale(head, anchor_scale: int) -> None:
     if "anchor_generator" in head:
         size = head.anchor_generator.octave_base_scale * ratio
         head.anchor_generator.octave_base_scale = int(size) if float(size).is_integer() else size
-    if "regress_ranges" in head or head.get("type", "").startswith(("FCOS", "LDFCOS")):
-        ranges = head.get("regress_ranges", ((-1, 64), (64, 128), (128, 256), (256, 512), (512, 1e8)))
-        head.regress_ranges = [tuple(v if v in (-1, 1e8) else v * ratio for v in r) for r in ranges]
+    if "regress_ranges" in head:  # an FCOS head's (its config's: pipelines/configs/_base_/fcos.py)
+        head.regress_ranges = [tuple(v if v in (-1, 1e8) else v * ratio for v in r) for r in head.regress_ranges]
 
 
 def apply_profile(cfg, profile: dict[str, Any], *, data_root: str | Path, num_gpus: int = 1) -> None:

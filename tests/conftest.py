@@ -23,6 +23,34 @@ def params(repo_root) -> dict:
     return load_params(repo_root / "params.yaml")
 
 
+@pytest.fixture
+def dataset(tmp_path) -> Path:
+    """A generated dataset of 4 train / 2 val images of 64 px (seed 1) in ``tmp_path/data``, the test's own
+    (a test may change it)."""
+    from ld.data.synth import SynthSpec, write_dataset
+
+    write_dataset(tmp_path / "data", SynthSpec(num_train=4, num_val=2, image_size=64, seed=1), show_progress=False)
+    return tmp_path / "data"
+
+
+# Three objects of two classes in two 100 x 100 images (COCO's [x, y, width, height] boxes)
+COCO_ANNS = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30], "area": 900, "iscrowd": 0},
+             {"id": 2, "image_id": 1, "category_id": 2, "bbox": [50, 50, 40, 20], "area": 800, "iscrowd": 0},
+             {"id": 3, "image_id": 2, "category_id": 1, "bbox": [5, 60, 20, 30], "area": 600, "iscrowd": 0}]
+
+
+@pytest.fixture
+def coco_gt(tmp_path) -> Path:
+    """``gt.json``: COCO ground truth of :data:`COCO_ANNS`, categories 1 'a' and 2 'b'."""
+    import json
+
+    images = [{"id": i, "file_name": f"{i}.jpg", "width": 100, "height": 100} for i in (1, 2)]
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps({"images": images, "annotations": COCO_ANNS,
+                                "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}))
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _quiet_threads():
     os.environ.setdefault("OMP_NUM_THREADS", "2")

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from ld.ops.ambiguity import edge_probabilities, entropy, expected_offset, kl_divergence, normalized_entropy, top_gap
+from ld.ops.ambiguity import entropy, kl_divergence, normalized_entropy, top_gap
+from ld.ops.distribution import edge_probabilities, expected_offset
 
 
 def test_entropy_of_one_hot_is_zero_and_of_uniform_is_log_bins():

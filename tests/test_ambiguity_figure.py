@@ -8,9 +8,8 @@ from matplotlib.colors import to_rgb
 from matplotlib.lines import Line2D
 
 from ld.errors import BadFileError, ConfigError, MissingFileError
-from ld.ops.ambiguity import EDGES, edge_probabilities, expected_offset
 from ld.ops.box_ops import distances_to_boxes
-from ld.results import tables
+from ld.ops.distribution import EDGES, edge_probabilities, expected_offset
 from ld.results.ambiguity_figure import (
     EDGE_COLORS,
     REFERENCE_COLOR,

@@ -81,7 +81,8 @@ def test_kl_to_a_gfocal_teacher_reads_a_retinanet_students_location(tiny_export)
     data = student.data_preprocessor(next(iter(val_loader(student))), False)
     det = predict_with_distributions(student, data, score_thr=0.0, max_per_img=1)[0]
     t_logits = head_outputs(teacher, data)[1][0, det["anchor"] // 9]  # restated: the location's row
-    from ld.ops.ambiguity import edge_probabilities, kl_divergence
+    from ld.ops.ambiguity import kl_divergence
+    from ld.ops.distribution import edge_probabilities
 
     expected = kl_divergence(edge_probabilities(t_logits, 16), edge_probabilities(det["logits"], 16))[0]
     first = table[table.model == "student"].iloc[:4]

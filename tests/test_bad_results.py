@@ -12,7 +12,7 @@ from ld.errors import BadFileError, ConfigError, MissingFileError
 from ld.evaluation.coco import evaluate_coco, load_results
 from ld.results.study import seed_runs
 from ld.results.tables import metrics_table
-from tests.conftest import REPO
+from tests.conftest import COCO_ANNS, REPO
 
 # --- (1) metrics files read by the tables ------------------------------------------------------------
 
@@ -140,21 +140,9 @@ def test_a_known_profile_still_runs(tmp_path, monkeypatch):
 
 # --- (3) COCO results files ---------------------------------------------------------------------------
 
-ANNS = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30], "area": 900, "iscrowd": 0},
-        {"id": 2, "image_id": 1, "category_id": 2, "bbox": [50, 50, 40, 20], "area": 800, "iscrowd": 0},
-        {"id": 3, "image_id": 2, "category_id": 1, "bbox": [5, 60, 20, 30], "area": 600, "iscrowd": 0}]
-
-
-@pytest.fixture
-def gt(tmp_path):
-    images = [{"id": i, "file_name": f"{i}.jpg", "width": 100, "height": 100} for i in (1, 2)]
-    return _write(tmp_path / "gt.json", {"images": images, "annotations": ANNS,
-                                         "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]})
-
-
 def _dets():
     return [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 0.5 + 0.1 * a["id"],
-             "bbox": [a["bbox"][0] + a["id"], *a["bbox"][1:]]} for a in ANNS]
+             "bbox": [a["bbox"][0] + a["id"], *a["bbox"][1:]]} for a in COCO_ANNS]
 
 
 BAD_RECORDS = [
@@ -170,19 +158,19 @@ BAD_RECORDS = [
 
 
 @pytest.mark.parametrize(("change", "says", "also"), BAD_RECORDS)
-def test_a_bad_record_is_named_by_file_index_and_field(gt, tmp_path, change, says, also):
+def test_a_bad_record_is_named_by_file_index_and_field(coco_gt, tmp_path, change, says, also):
     dets = _dets()
     dets[1].update(change)
     dets[1] = {k: v for k, v in dets[1].items() if v is not None}
     path = _write(tmp_path / "dets.bbox.json", dets)
     with pytest.raises(BadFileError) as err:
-        evaluate_coco(gt, path)
+        evaluate_coco(coco_gt, path)
     message = str(err.value)
     assert message.startswith(f"{path}: ") and "record 1 (0-based)" in message and says in message
     assert also in message
 
 
-def test_a_record_that_is_not_an_object_and_a_missing_file(gt, tmp_path):
+def test_a_record_that_is_not_an_object_and_a_missing_file(coco_gt, tmp_path):
     path = _write(tmp_path / "dets.bbox.json", [_dets()[0], [1, 2, 3, 4]])
     with pytest.raises(BadFileError, match=r"dets\.bbox\.json: record 1 \(0-based\) is a list"):
         load_results(path)
@@ -190,33 +178,33 @@ def test_a_record_that_is_not_an_object_and_a_missing_file(gt, tmp_path):
         load_results(tmp_path / "nope.json")
 
 
-def test_unknown_ids_in_records_given_as_a_list_are_errors_too(gt):
+def test_unknown_ids_in_records_given_as_a_list_are_errors_too(coco_gt):
     dets = _dets()
     dets[2]["category_id"] = 9
     with pytest.raises(BadFileError, match=r"category ids not in .*gt\.json: \[9\].*record 2 .*'category_id'"):
-        evaluate_coco(gt, dets)
+        evaluate_coco(coco_gt, dets)
     dets[2]["category_id"], dets[0]["image_id"] = 1, 5
     with pytest.raises(BadFileError, match=r"image ids not in .*\[5\].*record 0 .*'image_id'"):
-        evaluate_coco(gt, dets)
+        evaluate_coco(coco_gt, dets)
 
 
-def test_a_valid_file_evaluates_as_its_records(gt, tmp_path):
+def test_a_valid_file_evaluates_as_its_records(coco_gt, tmp_path):
     path = _write(tmp_path / "dets.bbox.json", _dets())
     records = load_results(path)
     assert records == _dets() and records.path == path
-    from_file = evaluate_coco(gt, path)
-    assert from_file == evaluate_coco(gt, _dets()) and 0 < from_file["AP"] < 1
-    assert evaluate_coco(gt, _write(tmp_path / "none.json", [])) == evaluate_coco(gt, [])
+    from_file = evaluate_coco(coco_gt, path)
+    assert from_file == evaluate_coco(coco_gt, _dets()) and 0 < from_file["AP"] < 1
+    assert evaluate_coco(coco_gt, _write(tmp_path / "none.json", [])) == evaluate_coco(coco_gt, [])
 
 
-def _config(tmp_path, gt):
-    return _write(tmp_path / "config.py", f"test_evaluator = dict(ann_file={str(gt)!r})\nvoc_metrics = True\n")
+def _config(tmp_path, coco_gt):
+    return _write(tmp_path / "config.py", f"test_evaluator = dict(ann_file={str(coco_gt)!r})\nvoc_metrics = True\n")
 
 
-def test_ld_eval_of_a_bad_results_file_exits_2_naming_it(gt, tmp_path, capsys):
+def test_ld_eval_of_a_bad_results_file_exits_2_naming_it(coco_gt, tmp_path, capsys):
     from ld.cli import main
 
-    config = _config(tmp_path, gt)
+    config = _config(tmp_path, coco_gt)
     for change in ({"category_id": 7}, {"bbox": [1, 2, 3]}, {"score": "x"}):
         dets = _dets()
         dets[2].update(change)
@@ -228,10 +216,11 @@ def test_ld_eval_of_a_bad_results_file_exits_2_naming_it(gt, tmp_path, capsys):
     assert not (tmp_path / "m.json").exists()
 
 
-def test_ld_eval_of_a_valid_results_file_still_works(gt, tmp_path):
+def test_ld_eval_of_a_valid_results_file_still_works(coco_gt, tmp_path):
     from ld.cli import main
 
     path = _write(tmp_path / "dets.bbox.json", _dets())
-    assert main(["eval", str(_config(tmp_path, gt)), "--results", str(path), "--out", str(tmp_path / "m.json")]) == 0
+    config = _config(tmp_path, coco_gt)
+    assert main(["eval", str(config), "--results", str(path), "--out", str(tmp_path / "m.json")]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert metrics["coco"] == evaluate_coco(gt, _dets()) and "voc" in metrics
+    assert metrics["coco"] == evaluate_coco(coco_gt, _dets()) and "voc" in metrics

@@ -5,14 +5,8 @@ import sys
 
 import pytest
 
-from ld.cli import NMS_TYPES, build_parser
+from ld.cli import build_parser
 from tests.conftest import REPO
-
-
-def test_the_nms_choices_are_the_ops_own():
-    from ld.ops.voting_cluster_diou_nms import NMS_TYPES as OPS_NMS_TYPES
-
-    assert NMS_TYPES == OPS_NMS_TYPES
 
 
 def test_help_imports_no_heavy_library():

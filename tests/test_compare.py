@@ -76,7 +76,8 @@ def test_trees_agree_within_twice_the_seed_spread(tmp_path):
     assert tol == pytest.approx(2 * spread) and all(r.ok for r in rows)
     assert {r.file for r in rows} == {"metrics/a.json", "seeds/a/seed1.json", "live/a/plots/metrics/train/loss.tsv"}
     rows, _ = compare_trees(str(a), str(_tree(tmp_path / "c", ap=0.2 + 2.1 * spread)))
-    assert {(r.file, r.key) for r in rows if not r.ok} == {("metrics/a.json", "coco.AP"), ("seeds/a/seed1.json", "coco.AP")}
+    assert {(r.file, r.key) for r in rows if not r.ok} == {("metrics/a.json", "coco.AP"),
+                                                           ("seeds/a/seed1.json", "coco.AP")}
     rows, _ = compare_trees(str(a), str(_tree(tmp_path / "d", loss=(2.0, 1.5, 1.2))))  # 0.2 / 1.2 > 0.1
     assert [r.file for r in rows if not r.ok] == ["live/a/plots/metrics/train/loss.tsv"]
     # an explicit tolerance, and a file missing from one tree

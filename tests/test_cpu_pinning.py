@@ -32,8 +32,9 @@ def test_smoke_is_deterministic_and_the_other_profiles_are_not(tmp_path):
 
 def test_ld_pins_the_process_before_torch_starts_for_a_deterministic_profile(tmp_path):
     (tmp_path / "t").mkdir()
-    code = ("import json, os, sys; from ld import cli; rc = cli.main(['--profile', '{profile}', 'compare', '{t}', '{t}',"
-            " '--ap-tol', '0']); import torch; from ld.cpu_pinning import active;"
+    code = ("import json, os, sys; from ld import cli;"
+            " rc = cli.main(['--profile', '{profile}', 'compare', '{t}', '{t}', '--ap-tol', '0']);"
+            " import torch; from ld.cpu_pinning import active;"
             " from ld.models.distiller import teacher_dtype;"
             " print(json.dumps({{'env': {{k: os.environ.get(k) for k in {keys!r}}}, 'active': active(),"
             " 'capability': torch.backends.cpu.get_cpu_capability(), 'threads': torch.get_num_threads(),"

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ld.ops.distillation import MAIN_LD_DIVISOR, VLR_LD_DIVISOR, class_kd, flatten_levels, main_region_ld, vlr_ld
+from ld.ops.distillation import MAIN_LD_DIVISOR, VLR_LD_DIVISOR, class_kd, main_region_ld, vlr_ld
+from ld.ops.distribution import flatten_levels
 
 # One edge over 2 bins (reg_max = 1), T = 1: the student uniform, the teacher softmax([ln 3, 0]) = [3/4, 1/4].
 # KL(teacher || student) averaged over the 2 bins:

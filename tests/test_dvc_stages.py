@@ -15,7 +15,10 @@ import pytest
 import yaml
 
 from ld import code_deps
+from ld.cli import build_parser
 from tests.conftest import REPO
+
+PARSER = build_parser()  # ld.code_deps reads a command's handler from the `ld` parser it is handed
 
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 BENCH = yaml.safe_load((REPO / "pipelines/bench/dvc.yaml").read_text())["stages"]
@@ -76,7 +79,7 @@ def imported_files(stage) -> set[str]:
     cmd = _body(stage)["cmd"]
     words = shlex.split(re.sub(r"\$\{[^}]*\}", "0", cmd))
     if words[0] != "python":
-        return set(code_deps.command_files(_argv(cmd)))
+        return set(code_deps.command_files(_argv(cmd), PARSER))
     modules = code_deps.imports([code_deps.tree(f) for f in _scripts(REPO / words[1])])
     modules |= set(code_deps.custom_imports())  # it builds models
     return {str(f.relative_to(REPO)) for f in code_deps.closure(modules)}
@@ -111,7 +114,7 @@ def test_a_stage_depends_on_the_fingerprint_of_a_command_that_runs_its_files(nam
     stage = STAGES[name]
     assert not listed_files(stage), f"dvc.yaml: stage {name} lists ld/ paths: depend on a fingerprint instead"
     kind = _kind(name)
-    assert imported_files(stage) == set(code_deps.command_files(shlex.split(KINDS[kind]))), (name, kind)
+    assert imported_files(stage) == set(code_deps.command_files(shlex.split(KINDS[kind]), PARSER)), (name, kind)
 
 
 def test_every_fingerprint_has_its_code_stage_and_is_the_codes():
@@ -122,13 +125,13 @@ def test_every_fingerprint_has_its_code_stage_and_is_the_codes():
     assert set(CODE["deps"]) >= {"ld", "notebooks", code_deps.CONFIG_PARTS}
     for kind, command in KINDS.items():
         committed = json.loads((REPO / "pipelines" / "code" / f"{kind}.json").read_text())
-        assert committed == code_deps.fingerprint(shlex.split(command)), f"pipelines/code/{kind}.json is stale"
+        assert committed == code_deps.fingerprint(shlex.split(command), PARSER), f"pipelines/code/{kind}.json is stale"
 
 
 def test_an_edit_of_one_module_changes_the_fingerprints_of_the_commands_that_run_it_alone():
     """A one-file edit reruns only the stages whose commands import the file: the file is in exactly the
     fingerprints whose closure reaches it (its hash moves there, nowhere else)."""
-    prints = {kind: code_deps.fingerprint(shlex.split(command))["files"] for kind, command in KINDS.items()}
+    prints = {kind: code_deps.fingerprint(shlex.split(command), PARSER)["files"] for kind, command in KINDS.items()}
     assert {k for k, files in prints.items() if "ld/results/claims.py" in files} == {"claims"}
     assert {k for k, files in prints.items() if "ld/engine/train.py" in files} == {"train", "seeds"}
     assert {k for k, files in prints.items() if "ld/engine/evaluate.py" in files} == {"eval", "seeds"}
@@ -156,16 +159,16 @@ def test_the_import_walk_sees_lazy_imports_packages_and_custom_imports():
     assert "ld/engine/train.py" not in imported_files(STAGES["seeds_table"])  # the study's plan alone
     assert "ld/results/analysis.py" in imported_files(STAGES["ambiguity"])
     assert "ld/results/claims.py" in imported_files(STAGES["claims"])
-    assert "ld/engine/seeds.py" in imported_files(STAGES["seeds_table"])  # notebooks/seeds_table.ipynb's import
+    assert "ld/layout.py" in imported_files(STAGES["seeds_table"])  # notebooks/seeds_table.ipynb's import
     assert "ld/results/notebooks.py" in imported_files(STAGES["table"])
     # an option's type= function runs (and imports) only for a command that gives the option
     cli = code_deps.tree(REPO / "ld/cli.py")
-    plain = code_deps.cli_imports(["eval", "c.py", "--out", "m.json"])
+    plain = code_deps.cli_imports(["eval", "c.py", "--out", "m.json"], PARSER)
     assert not {m for m in plain if m.startswith("ld.models")}
     for function in [f for f, options in code_deps.option_types(cli).items() if "--nms" in options]:
         lazy = code_deps.imports([next(n for n in cli.body if isinstance(n, ast.FunctionDef) and n.name == function)],
                                  "ld")
-        assert lazy <= code_deps.cli_imports(["eval", "c.py", "--out", "m.json", "--nms", "nms"])
+        assert lazy <= code_deps.cli_imports(["eval", "c.py", "--out", "m.json", "--nms", "nms"], PARSER)
         assert not lazy <= plain
     assert "pipelines/bench/nms.py" in {str(p.relative_to(REPO)) for p in _scripts(REPO / "pipelines/bench/bench.py")}
 
@@ -180,7 +183,7 @@ def test_the_executed_notebooks_and_scripts_are_deps():
             scripts = {str(p.relative_to(REPO)) for p in _scripts(REPO / words[1])}
             assert scripts <= set(deps), f"{where}: {name}"
             continue
-        handler = code_deps.handler(_argv(cmd))
+        handler = code_deps.handler(_argv(cmd), PARSER)
         notebooks = ([a for a in words if a.startswith("notebooks/")] if handler == "_cmd_notebook" else
                      code_deps.report_notebooks() if handler == "_cmd_report" else [])
         assert set(notebooks) <= set(deps), f"{where}: {name}"
@@ -192,9 +195,10 @@ def test_the_executed_notebooks_and_scripts_are_deps():
 
 def test_the_training_stages_share_their_code():
     assert _kind("train") == _kind("distill") and _kind("seeds_train") == _kind("seeds_distill") == "seeds"
-    seeds = set(code_deps.command_files(shlex.split(KINDS["seeds"])))
-    assert {*code_deps.command_files(shlex.split(KINDS["train"])),
-            *code_deps.command_files(shlex.split(KINDS["eval"]))} <= seeds  # the seed study trains and evaluates
+    seeds = set(code_deps.command_files(shlex.split(KINDS["seeds"]), PARSER))
+    # the seed study trains and evaluates
+    assert {*code_deps.command_files(shlex.split(KINDS["train"]), PARSER),
+            *code_deps.command_files(shlex.split(KINDS["eval"]), PARSER)} <= seeds
 
 
 def test_the_evaluation_stages_share_their_deps():

@@ -14,8 +14,8 @@ import ld.models  # noqa: F401  (registers the modules)
 from ld.engine.convert import convert_checkpoint, is_teacher_key
 from ld.engine.evaluate import evaluate_checkpoint, set_nms
 from ld.errors import BadFileError, ConfigError
+from ld.frames import format_ap
 from ld.models import student_only
-from ld.results.tables import format_ap
 
 
 def test_eval_writes_coco_and_voc_metrics_and_a_results_file_that_evaluates_the_same(tiny_run, tmp_path):
@@ -80,7 +80,7 @@ def _direct_detections(cfg, checkpoint) -> list[dict]:
 
 
 def test_the_nms_override_is_what_evaluation_runs(tiny_run, tmp_path):
-    from ld.ops.voting_cluster_diou_nms import NMS_TYPES
+    from ld.layout import NMS_TYPES
 
     run = tiny_run / "model"
     dets = {}

@@ -1,4 +1,5 @@
 """The README's layout section names every module of the library, in the folder it lives in."""
+import ast
 import re
 
 import pytest
@@ -19,3 +20,27 @@ def test_each_module_is_named_in_its_folders_row(folder):
     modules = {p.stem for p in (REPO / folder).glob("*.py") if p.stem != "__init__"}
     named = set(re.findall(r"`([a-z0-9_]+)`", ROWS[folder]))
     assert modules <= named, f"README layout, {folder}: not named: {sorted(modules - named)}"
+
+
+
+def _ld_imports(*files) -> set[str]:
+    """The ``ld`` modules that ``files`` import (lazy imports too)."""
+    found = set()
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "ld":
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.split(".")[0] == "ld"}
+    return found
+
+
+def test_engine_and_results_do_not_import_each_other():
+    """What trains and what reads share names through ld.layout and ld.frames, not through each other."""
+    assert not any(m.startswith("ld.results") for m in _ld_imports(*(REPO / "ld" / "engine").glob("*.py")))
+    assert not any(m.startswith("ld.engine") for m in _ld_imports(*(REPO / "ld" / "results").glob("*.py")))
+
+
+@pytest.mark.parametrize("module", ["layout", "frames", "io", "errors"])
+def test_the_ground_floor_imports_nothing_of_the_project_above_it(module):
+    assert _ld_imports(REPO / "ld" / f"{module}.py") <= {"ld.errors", "ld.io"}

@@ -5,7 +5,8 @@ import torch
 
 import ld.models  # noqa: F401  (registers the modules)
 from ld.errors import ConfigError
-from ld.ops.distillation import class_kd, flatten_levels, main_region_ld, vlr_ld
+from ld.ops.distillation import class_kd, main_region_ld, vlr_ld
+from ld.ops.distribution import flatten_levels
 from ld.ops.imitation import points_inside_boxes
 from tests.test_ld_family import _batch, _distiller, _export_untrained, _mixed_batch, _resolved, restated_vlr
 
@@ -20,9 +21,7 @@ OWN_LOSSES = {"atss": CENTERNESS, "fcos": CENTERNESS, "retina": {"loss_cls", "lo
               "gfl": {"loss_cls", "loss_bbox", "loss_dfl"}}
 
 
-@pytest.fixture(autouse=True)
-def _repo(repo_root):
-    return repo_root
+pytestmark = pytest.mark.usefixtures("repo_root")  # the configs' paths are the repository's
 
 
 

@@ -198,9 +198,7 @@ def _batch(model, num_items=(3, 2), size=96):
     return model.data_preprocessor(data, True)
 
 
-@pytest.fixture(autouse=True)
-def _repo(repo_root):
-    return repo_root
+pytestmark = pytest.mark.usefixtures("repo_root")  # the configs' paths are the repository's
 
 
 @pytest.mark.parametrize("row", DISTILL_ROWS)
@@ -226,7 +224,8 @@ def test_the_heads_distillation_losses_are_the_pure_terms_on_the_assigners_regio
     """The head only finds the regions (the assigner's positives, the VLR) and calls ld.ops.distillation:
     the same terms recomputed here from the assigner's targets, the teacher's outputs and the VLR rule."""
     from ld.models.distiller import teacher_dtype, teacher_forward
-    from ld.ops.distillation import class_kd, flatten_levels, main_region_ld, vlr_ld
+    from ld.ops.distillation import class_kd, main_region_ld, vlr_ld
+    from ld.ops.distribution import flatten_levels
 
     model = _distiller("ld_full_r18_gfl_r50_1x", params, tmp_path, normalize=normalize)
     batch = _batch(model)
@@ -298,7 +297,8 @@ def test_the_vlr_of_a_mixed_size_batch_is_upstreams_rule_on_each_images_inside_a
     enter the ATSS threshold and get no weight. loss_ld_vlr is upstream's rule restated, not the rule over all the
     batch's anchors; main LD is unchanged."""
     from ld.models.distiller import teacher_dtype, teacher_forward
-    from ld.ops.distillation import flatten_levels, main_region_ld, vlr_ld
+    from ld.ops.distillation import main_region_ld, vlr_ld
+    from ld.ops.distribution import flatten_levels
     from ld.ops.vlr import pad_gt, vlr_region_batched
 
     model = _distiller("ld_vlr_r18_gfl_r50_1x", params, tmp_path,

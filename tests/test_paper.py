@@ -10,8 +10,9 @@ from mmengine.config import Config
 
 from ld.engine.train import is_distiller
 from ld.errors import ConfigError
+from ld.frames import write_frame
 from ld.results.paper import TABLES, draw_paper_table, paper_shown, paper_table, row_labels, runs_for
-from ld.results.tables import describe_config, write_frame
+from ld.results.tables import describe_config
 
 ROWS = [(name, row) for name, spec in TABLES.items() for row in spec["rows"]]
 

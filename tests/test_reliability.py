@@ -19,14 +19,6 @@ from ld.errors import BadFileError, ConfigError, LDError
 from tests.conftest import REPO
 
 
-@pytest.fixture
-def dataset(tmp_path):
-    from ld.data.synth import SynthSpec, write_dataset
-
-    write_dataset(tmp_path / "data", SynthSpec(num_train=4, num_val=2, image_size=64, seed=1), show_progress=False)
-    return tmp_path / "data"
-
-
 def _cfg(params, data, tmp_path, config="gfl_r18_1x"):
     from ld.engine.train import build_train_config
 

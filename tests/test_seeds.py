@@ -7,10 +7,11 @@ import math
 import pytest
 
 from ld.engine.seed_study import run_seed_study
-from ld.engine.seeds import VOTING_NMS, seed_metrics, seeds_by_run, study_runs, study_seeds
 from ld.errors import ConfigError, LDError
+from ld.frames import write_frame
+from ld.layout import VOTING_NMS, seed_metrics, seeds_by_run, study_runs, study_seeds
 from ld.results.study import draw_seed_study, seed_runs, seed_runs_shown, seed_summary, write_seed_summary
-from ld.results.tables import ROLE_COLORS, write_frame
+from ld.results.tables import ROLE_COLORS
 
 PARAMS = {
     "profile": "smoke", "seed": 0, "profiles": {"smoke": {}, "mini": {}},

@@ -16,15 +16,15 @@ def _digests(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
+def generated(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth")
     write_dataset(root, SPEC, show_progress=False)
     return root
 
 
-def test_same_seed_gives_same_bytes(dataset, tmp_path):
+def test_same_seed_gives_same_bytes(generated, tmp_path):
     write_dataset(tmp_path, SPEC, show_progress=False)
-    assert _digests(tmp_path) == _digests(dataset)
+    assert _digests(tmp_path) == _digests(generated)
 
 
 def test_other_seed_gives_other_images(tmp_path):
@@ -43,21 +43,21 @@ def test_image_depends_only_on_seed_split_and_index():
     assert not (pixels_val == pixels_b).all()
 
 
-def test_coco_json_loads_in_pycocotools(dataset):
+def test_coco_json_loads_in_pycocotools(generated):
     from pycocotools.coco import COCO
 
     for split, count in (("train", SPEC.num_train), ("val", SPEC.num_val)):
-        coco = COCO(str(dataset / "annotations" / f"instances_{split}.json"))
+        coco = COCO(str(generated / "annotations" / f"instances_{split}.json"))
         assert len(coco.getImgIds()) == count
         assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == list(CLASSES)
         assert len(coco.getAnnIds()) == sum(len(render_image(SPEC, split, i)[1]) for i in range(count))
         for img in coco.loadImgs(coco.getImgIds()):
-            assert (dataset / "JPEGImages" / img["file_name"]).is_file()
+            assert (generated / "JPEGImages" / img["file_name"]).is_file()
 
 
-def test_boxes_lie_inside_images_with_positive_size(dataset):
+def test_boxes_lie_inside_images_with_positive_size(generated):
     for split in ("train", "val"):
-        data = json.loads((dataset / "annotations" / f"instances_{split}.json").read_text())
+        data = json.loads((generated / "annotations" / f"instances_{split}.json").read_text())
         for ann in data["annotations"]:
             x, y, w, h = ann["bbox"]
             assert w > 0 and h > 0
@@ -65,13 +65,13 @@ def test_boxes_lie_inside_images_with_positive_size(dataset):
             assert abs(ann["area"] - w * h) < 0.1
 
 
-def test_voc_tree_matches_coco(dataset):
-    ids = (dataset / "ImageSets" / "Main" / "train.txt").read_text().split()
+def test_voc_tree_matches_coco(generated):
+    ids = (generated / "ImageSets" / "Main" / "train.txt").read_text().split()
     assert len(ids) == SPEC.num_train
-    coco = json.loads((dataset / "annotations" / "instances_train.json").read_text())
+    coco = json.loads((generated / "annotations" / "instances_train.json").read_text())
     by_file = {img["file_name"]: img["id"] for img in coco["images"]}
     for stem in ids:
-        xml = dataset / "Annotations" / f"{stem}.xml"
+        xml = generated / "Annotations" / f"{stem}.xml"
         assert f"<filename>{stem}.jpg</filename>" in xml.read_text()
         parsed, problems = parse_voc(xml, CLASSES)  # the VOC checker's parser: no problem in any file
         assert problems == [] and parsed["width"] == parsed["height"] == SPEC.image_size

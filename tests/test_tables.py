@@ -5,18 +5,15 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_rgb
 
+from ld.frames import ap_points, format_ap, percent, write_frame
 from ld.results.tables import (
     ROLE_COLORS,
-    ap_points,
     distinct_colors,
-    format_ap,
     metrics_table,
-    percent,
     run_role,
     runs_from_params,
     runs_shown,
     wrap_title,
-    write_frame,
 )
 
 PARAMS = {"train": ["gfl_r50_2x", "gfl_r18_1x"], "distill": {"ld_r18_gfl_r50_1x": {"teacher": "gfl_r50_2x"}}}

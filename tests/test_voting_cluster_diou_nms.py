@@ -537,14 +537,14 @@ def test_pair_diou_bitwise_equal_to_matrix(dtype, nthreads, threads):
         want = diou_matrix(boxes, boxes)
         i, j = torch.triu_indices(n, n, 1)
         pow_ = nms_module._PowLikeDense(n, dtype, boxes.device, 0.8)
-        cols = nms_module._columns(boxes)
+        cols = box_ops.box_columns(boxes)
         got = nms_module._pair_diou(cols, i, j, pow_)  # the candidate pairs alone (sparse chunks)
         assert torch.equal(got, want[i, j]), n
         # a dense chunk: rows 1: of a one-class block against its columns 2: (its pairs a < b)
         rank = torch.arange(n)
         bi, bj = tuple(c[None, 1:, None] for c in cols), tuple(c[None, None, 2:] for c in cols)
-        chunk = nms_module._iou(bi, bj).sub_(
-            pow_(nms_module._penalty_ratio(bi, bj), rank[None, 1:, None], rank[None, None, 2:]))
+        chunk = box_ops.pair_iou(bi, bj).sub_(
+            pow_(box_ops.pair_penalty(bi, bj), rank[None, 1:, None], rank[None, None, 2:]))
         upper = torch.ones(chunk.shape[1:], dtype=torch.bool).triu_()
         assert torch.equal(chunk[0][upper], want[1:, 2:][upper]), n
 
@@ -567,14 +567,14 @@ def test_memory_does_not_scale_with_all_pairs(monkeypatch):
     scores = torch.rand(n, generator=gen)
     labels = torch.arange(n) % num_classes
     shapes = []
-    iou = nms_module._iou
+    iou = nms_module.pair_iou
 
     def recording_iou(bi, bj):
         out = iou(bi, bj)
         shapes.append(tuple(out.shape))
         return out
 
-    monkeypatch.setattr(nms_module, "_iou", recording_iou)
+    monkeypatch.setattr(nms_module, "pair_iou", recording_iou)
     monkeypatch.setattr(box_ops, "diou_matrix", lambda *a, **k: pytest.fail("an all-pairs DIoU matrix"))
     got = voting_cluster_diou_nms(boxes, scores, labels)
     block_shapes = [s for s in shapes if len(s) == 3]

@@ -18,14 +18,15 @@ A check that finds problems stops the stage with every problem listed (nothing t
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ld.data.check import VOC_CLASSES, check_coco, check_voc, parse_voc, voc_devkit
 from ld.errors import BadFileError, ConfigError
 from ld.io import atomic_write_json
+from ld.layout import LAYOUTS
 
-LAYOUTS = ("synth", "coco", "voc")
 VOC_TRAIN: tuple[tuple[str, str], ...] = (("VOC2007", "trainval"), ("VOC2012", "trainval"))
 VOC_TEST: tuple[tuple[str, str], ...] = (("VOC2007", "test"),)
 # The annotation files each layout trains and evaluates on: (train, val), relative to the data root.
@@ -156,6 +157,33 @@ def dataset_classes(profile: dict[str, Any], data_root: str | Path) -> tuple[str
 
         return tuple(CocoDataset.METAINFO["classes"])
     return voc_classes(profile)
+
+
+@dataclass(frozen=True)
+class DatasetFiles:
+    """Where a profile's dataset is, as the configs' dataloaders and evaluators read it."""
+
+    layout: str
+    images_root: Path  # the dataloaders' data_root: the images (and, for synth and coco, the annotations)
+    ann_files: tuple[str, str]  # (train, val): relative to images_root, or absolute (VOC's converted ones)
+    image_prefixes: tuple[str, str]  # (train, val): the images' folder under images_root
+    classes: tuple[str, ...] | None  # the dataset's own classes; None: the configs' (the embedded dataset)
+
+
+def dataset_files(profile: dict[str, Any], data_root: str | Path) -> DatasetFiles:
+    """Where the profile's data is: the generated dataset in ``data_root`` (``data/<profile>``), or the user's
+    COCO / VOC tree at ``data.root`` with, for VOC, the COCO annotations the data stage converted into
+    ``data_root`` (by absolute path: mmengine joins relative ones to the images' root)."""
+    layout, data_root = layout_of(profile), Path(data_root)
+    if layout == "synth":
+        images_root, ann_files = data_root, ANN_FILES[layout]
+    elif layout == "coco":
+        images_root, ann_files = Path(profile["data"]["root"]), ANN_FILES[layout]
+    else:
+        images_root = voc_devkit(profile["data"]["root"])
+        ann_files = tuple(str((data_root / name).resolve()) for name in ANN_FILES[layout])
+    classes = None if layout == "synth" else dataset_classes(profile, data_root)
+    return DatasetFiles(layout, images_root, ann_files, IMAGE_PREFIXES[layout], classes)
 
 
 def voc_classes(profile: dict[str, Any]) -> tuple[str, ...]:

@@ -19,14 +19,14 @@ from ld.engine import merge_options, unformatted
 from ld.errors import ConfigError
 from ld.evaluation.coco import evaluate_coco, load_results
 from ld.evaluation.voc import evaluate_voc, voc_inputs, voc_table
+from ld.frames import percent, write_frame
 from ld.io import atomic_write_json, check_output_file, check_output_folder
+from ld.layout import NMS_TYPES
 from ld.models.distiller import student_only
-from ld.ops.voting_cluster_diou_nms import NMS_TYPES
-from ld.results.tables import percent, write_frame
 
 
 def set_nms(cfg, nms: str | None, iou_threshold: float = 0.6) -> None:
-    """Choose the test-time NMS of ``cfg`` in place: one of :data:`ld.ops.voting_cluster_diou_nms.NMS_TYPES` (mmdet's
+    """Choose the test-time NMS of ``cfg`` in place: one of :data:`ld.layout.NMS_TYPES` (mmdet's
     plain NMS or the score-voting Cluster-DIoU-NMS); None keeps the config's."""
     if nms is None:
         return
@@ -97,7 +97,7 @@ def evaluate_checkpoint(config: str | Path, checkpoint: str | Path | None, out_j
         results: evaluate this COCO results file instead of running the model.
         results_out: also keep the detections as a COCO results file (for the test-dev server).
         tables_dir: where to write the per-class COCO and VOC tables (Markdown + CSV, in %).
-        nms: override the test-time NMS (one of :data:`ld.ops.voting_cluster_diou_nms.NMS_TYPES`).
+        nms: override the test-time NMS (one of :data:`ld.layout.NMS_TYPES`).
         cfg_options: config overrides as mmdet's ``tools/test.py --cfg-options`` takes them, merged
             (:func:`ld.engine.merge_options`: a key the config lacks is refused) after ``nms`` and before the
             model and the dataloader are built, e.g. ``{"test_dataloader.batch_size": 2,

@@ -1,6 +1,6 @@
 """One run of the seed study (the ``seeds_train@<run>`` / ``seeds_distill@<run>`` stages, ``ld seeds``):
 each of the profile's other seeds trained and evaluated twice, with the config's NMS and with voting
-Cluster-DIoU-NMS (:mod:`ld.engine.seeds` says which runs and seeds). All in the stage's one process, as
+Cluster-DIoU-NMS (:mod:`ld.layout` says which runs and seeds). All in the stage's one process, as
 ``ld train`` and ``ld eval`` would do them: a killed study resumes its training from the work dir (keyed
 by config, teacher and data, so a finished seed only exports again)."""
 from __future__ import annotations
@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ld.engine.seeds import VOTING_NMS, seed_metrics, study_runs, study_seeds
 from ld.errors import ConfigError, LDError
 from ld.io import atomic_write_json
+from ld.layout import VOTING_NMS, config_file, run_dir, seed_metrics, study_runs, study_seeds
 
 
 def run_seed_study(params: dict[str, Any], profile: str, run: str, *, out: str | Path, models: str | Path,
@@ -37,9 +37,9 @@ def run_seed_study(params: dict[str, Any], profile: str, run: str, *, out: str |
 
         model_dir = models / f"seed{seed}"
         print(f"== seed study: {run}, seed {seed}", flush=True)
-        teacher = str(Path("models") / profile / spec["teacher"]) if spec["teacher"] else None
+        teacher = str(run_dir(profile, spec["teacher"])) if spec["teacher"] else None
         with _step(f"training {run} with seed {seed}"):
-            cfg = build_train_config(f"pipelines/configs/{run}.py", {**params, "seed": seed}, profile=profile,
+            cfg = build_train_config(str(config_file(run)), {**params, "seed": seed}, profile=profile,
                                      teacher_dir=teacher, work_root=work_root)
             train(cfg, model_dir)
         for nms in (None, VOTING_NMS):

@@ -35,6 +35,7 @@ from mmdet.registry import MODELS
 from ld.checkpoint import file_digest, load_checkpoint, save_weights, state_dict_mismatch
 from ld.errors import BadFileError, MissingFileError
 from ld.io import atomic_write_bytes, atomic_write_json, check_export_dir, current_umask
+from ld.layout import CONFIGS, config_file
 from ld.models.distiller import student_only
 
 FORMATS = ("mmdet2", "mmdet3", "gfocalv2")
@@ -232,13 +233,13 @@ def import_teacher(checkpoint: str | os.PathLike, config, out_dir: str | os.Path
 
 def import_run(checkpoint: str | os.PathLike, run: str, params: dict[str, Any], profile: str,
                out_dir: str | os.PathLike, *, sha256: str | None = None, published: dict[str, Any] | None = None,
-               configs_dir: str | os.PathLike = "pipelines/configs") -> dict[str, Any]:
+               configs_dir: str | os.PathLike = CONFIGS) -> dict[str, Any]:
     """:func:`import_teacher` for the run ``run`` of ``params.yaml`` (its row config with the profile
     applied, as its train stage would resolve it)."""
     from ld.profiles import resolve_config
 
-    config_file = Path(configs_dir) / f"{run}.py"
-    if not config_file.is_file():
-        raise MissingFileError(f"run {run!r} has no config {config_file}: name a run of pipelines/configs/")
-    cfg = resolve_config(config_file, params, profile)
+    config = config_file(run, configs_dir)
+    if not config.is_file():
+        raise MissingFileError(f"run {run!r} has no config {config}: name a run of pipelines/configs/")
+    cfg = resolve_config(config, params, profile)
     return import_teacher(checkpoint, cfg, out_dir, sha256=sha256, published=published)

@@ -87,6 +87,22 @@ def build_train_config(
     """
     config = Path(config)
     profile = profile or params["profile"]
+    cfg = _assemble(config, params, profile, data_root, launcher)
+    teacher_digest = _wire_teacher(cfg, config, params, teacher_dir) if is_distiller(cfg) else ""
+    merge_options(cfg, cfg_options, config)
+    if is_distiller(cfg) and (params.get("ld") or {}).get("teacher_cache", False):
+        _wire_teacher_cache(cfg, Path(teacher_dir), Path(work_root) / profile)
+    _add_run_hooks(cfg)
+    _set_identity(cfg, config, Path(work_root) / profile, teacher_digest)
+    if live_dir is not None:  # the curves of the log lines (ld.engine.live), not part of the run's digest
+        cfg.visualizer.vis_backends = [*cfg.visualizer.vis_backends, dict(
+            type="DVCLiveCurves", save_dir=str(live_dir), resume=(Path(cfg.work_dir) / "last_checkpoint").is_file())]
+    return cfg
+
+
+def _assemble(config: Path, params: dict[str, Any], profile: str, data_root, launcher: str):
+    """The row config with the profile applied (:func:`ld.profiles.resolve_config`), the run's seed, the
+    deterministic mode's kernels and the launcher."""
     num_gpus = int(os.environ.get("WORLD_SIZE", params.get("num_gpus", 1)))
     cfg = resolve_config(config, params, profile, data_root=data_root, num_gpus=num_gpus)
     cfg.randomness = dict(seed=int(params.get("seed", 0)), deterministic=False)
@@ -99,37 +115,44 @@ def build_train_config(
     if launcher != "none" and not torch.cuda.is_available():
         # DDP of a CPU module takes no device ids (mmengine's default passes LOCAL_RANK as one)
         cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False)
+    return cfg
 
-    digest = hashlib.sha256()
-    if is_distiller(cfg):
-        if teacher_dir is None:
-            raise ConfigError(f"{config} distils from a teacher: pass --teacher <exported teacher folder>")
-        teacher_dir = Path(teacher_dir)
-        read_config(require_exported(teacher_dir, what="teacher")[0], what="teacher config",
-                    fix="a teacher folder holds the whole config.py that `ld train` or `ld teacher import` writes; "
-                        "for a checkpoint from a model zoo, make the folder with `ld teacher import CHECKPOINT "
-                        "--run <its row>`", need_model=False)  # read when the distiller is built
-        if cfg.get("teacher") and teacher_dir.name != cfg.teacher:
-            raise ConfigError(f"{config} distils from '{cfg.teacher}', but --teacher is {teacher_dir}: "
-                              "fix params.yaml's distill entry or the config's `teacher`")
-        cfg.model.teacher_config = str(teacher_dir / "config.py")
-        cfg.model.teacher_ckpt = str(teacher_dir / "model.pth")
-        apply_ld_params(cfg.model.bbox_head, params.get("ld") or {})
-        if "teacher_precision" in (params.get("ld") or {}):
-            cfg.model.teacher_precision = str(params["ld"]["teacher_precision"])
-        digest.update(file_digest(teacher_dir / "model.pth").encode())
-    merge_options(cfg, cfg_options, config)
-    if is_distiller(cfg) and (params.get("ld") or {}).get("teacher_cache", False):
-        # offline LD: soft targets in a folder named after what they depend on (after the options: they may
-        # change the head or the augmentation), so a retrained teacher or another augmentation gets its own
-        pipeline = train_pipeline(cfg)
-        fingerprint = LocalizationDistiller.cache_fingerprint(teacher_dir / "model.pth", cfg.model.bbox_head,
-                                                              pipeline, cfg.model.teacher_precision)
-        cfg.model.teacher_cache = dict(
-            dir=str(Path(work_root) / profile / "teacher_cache" / teacher_dir.name /
-                    fingerprint_digest(fingerprint)), pipeline=pipeline)
-    # every generator seeded per epoch, workers started per epoch: a resumed run ends with the same bytes
-    # and a non-finite loss stops the run, naming the iteration and the losses
+
+def _wire_teacher(cfg, config: Path, params: dict[str, Any], teacher_dir: str | Path | None) -> str:
+    """A distiller's teacher: the exported folder's config and weights, checked, and params.yaml's ``ld``
+    (T, weights, the teacher's precision); returns the SHA-256 of the teacher's weights (part of the run's
+    identity: a retrained teacher starts the student afresh)."""
+    if teacher_dir is None:
+        raise ConfigError(f"{config} distils from a teacher: pass --teacher <exported teacher folder>")
+    teacher_dir = Path(teacher_dir)
+    read_config(require_exported(teacher_dir, what="teacher")[0], what="teacher config",
+                fix="a teacher folder holds the whole config.py that `ld train` or `ld teacher import` writes; "
+                    "for a checkpoint from a model zoo, make the folder with `ld teacher import CHECKPOINT "
+                    "--run <its row>`", need_model=False)  # read when the distiller is built
+    if cfg.get("teacher") and teacher_dir.name != cfg.teacher:
+        raise ConfigError(f"{config} distils from '{cfg.teacher}', but --teacher is {teacher_dir}: "
+                          "fix params.yaml's distill entry or the config's `teacher`")
+    cfg.model.teacher_config = str(teacher_dir / "config.py")
+    cfg.model.teacher_ckpt = str(teacher_dir / "model.pth")
+    apply_ld_params(cfg.model.bbox_head, params.get("ld") or {})
+    if "teacher_precision" in (params.get("ld") or {}):
+        cfg.model.teacher_precision = str(params["ld"]["teacher_precision"])
+    return file_digest(teacher_dir / "model.pth")
+
+
+def _wire_teacher_cache(cfg, teacher_dir: Path, profile_work: Path) -> None:
+    """Offline LD: soft targets in a folder named after what they depend on (set after the options: they may
+    change the head or the augmentation), so a retrained teacher or another augmentation gets its own."""
+    pipeline = train_pipeline(cfg)
+    fingerprint = LocalizationDistiller.cache_fingerprint(teacher_dir / "model.pth", cfg.model.bbox_head,
+                                                          pipeline, cfg.model.teacher_precision)
+    cfg.model.teacher_cache = dict(
+        dir=str(profile_work / "teacher_cache" / teacher_dir.name / fingerprint_digest(fingerprint)), pipeline=pipeline)
+
+
+def _add_run_hooks(cfg) -> None:
+    """What every run adds to its config: the generators seeded per epoch and workers started per epoch (a
+    resumed run ends with the same bytes), a non-finite loss stopping the run, and the log lines."""
     cfg.custom_hooks = list(cfg.get("custom_hooks", [])) + [dict(type="EpochSeedHook", seed=cfg.randomness.seed),
                                                             dict(type="NonFiniteLossHook")]
     for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
@@ -140,16 +163,19 @@ def build_train_config(
     # visualizer's backends get them); validation metrics at the iteration they were computed
     cfg.default_hooks.logger.update(ignore_last=False, log_metric_by_epoch=False)
     cfg.log_processor.update(window_size=cfg.default_hooks.logger.interval, log_with_hierarchy=True)
+
+
+def _set_identity(cfg, config: Path, profile_work: Path, teacher_digest: str) -> None:
+    """The run's identity: the data it trains on (``data_identity``, exported with the model) and the digest
+    of the teacher's weights and the whole config, which names its work folder
+    ``work/<profile>/<run>/<digest[:12]>`` (mmengine resumes from the latest checkpoint there)."""
     cfg.data_identity = data_identity(cfg)  # in the exported config too: what the model was trained on
+    digest = hashlib.sha256(teacher_digest.encode())
     digest.update(cfg.pretty_text.encode())
-    cfg.work_dir = str(Path(work_root) / profile / config.stem / digest.hexdigest()[:12])
+    cfg.work_dir = str(profile_work / config.stem / digest.hexdigest()[:12])
     cfg.run_digest = digest.hexdigest()
-    cfg.resume = True  # mmengine resumes from the latest checkpoint in work_dir, if there is one
+    cfg.resume = True
     cfg.load_from = None
-    if live_dir is not None:  # the curves of the log lines (ld.engine.live), not part of the run's digest
-        cfg.visualizer.vis_backends = [*cfg.visualizer.vis_backends, dict(
-            type="DVCLiveCurves", save_dir=str(live_dir), resume=(Path(cfg.work_dir) / "last_checkpoint").is_file())]
-    return cfg
 
 
 def _live_backends(cfg) -> list:

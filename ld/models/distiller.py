@@ -18,17 +18,13 @@ from torch import Tensor, nn
 
 from ld.checkpoint import file_digest, load_weights
 from ld.errors import ConfigError
+from ld.layout import TEACHER_PRECISIONS
+from ld.models.ld_head import LDHeadMixin
 from ld.models.teacher_cache import TeacherCache, check_deterministic
 from ld.ops.box_ops import prior_centers
-from ld.ops.distillation import flatten_levels
+from ld.ops.distribution import flatten_levels
 
 DISTILLERS = ("LocalizationDistiller",)
-# distillation head -> the plain head it trains (what is evaluated, and what serves as a teacher)
-STUDENT_HEADS = {"LDGFLHead": "GFLHead", "LDGFLv2Head": "GFLv2Head", "LDATSSGFLHead": "ATSSGFLHead",
-                 "LDFCOSGFLHead": "FCOSGFLHead", "LDRetinaGFLHead": "RetinaGFLHead"}
-# plain head -> mmdet's detector of it (all plain SingleStageDetectors)
-DETECTORS = {"GFLHead": "GFL", "GFLv2Head": "GFL", "ATSSGFLHead": "ATSS", "FCOSGFLHead": "FCOS",
-             "RetinaGFLHead": "RetinaNet"}
 DISTILL_HEAD_KEYS = ("ld_main", "ld_vlr", "kd_main", "imitation", "normalize")
 REGION_KEYS = ("ld_main", "ld_vlr", "kd_main")
 
@@ -41,14 +37,19 @@ def student_only(cfg: Config) -> Config:
     cfg = copy.deepcopy(cfg)
     model = cfg.model
     head = model.bbox_head
-    if head.type in STUDENT_HEADS:
-        head.type = STUDENT_HEADS[head.type]
+    ld_head = MODELS.get(head.type) if isinstance(head.type, str) else None
+    ld_head = ld_head if isinstance(ld_head, type) and issubclass(ld_head, LDHeadMixin) else None
+    if model.type in DISTILLERS and ld_head is None:
+        raise ConfigError(f"model.bbox_head.type {head.type!r} is not an LD head: a {model.type} trains one "
+                          "(ld.models.ld_head.LDHeadMixin)")
+    if ld_head is not None:  # the plain head it trains, and that head's detector
+        head.type = ld_head.student_head.__name__
         for key in DISTILL_HEAD_KEYS:
             head.pop(key, None)
-    if model.type in DISTILLERS:
-        model.type = DETECTORS.get(head.type, "GFL")
-        for key in ("teacher_config", "teacher_ckpt", "teacher_cache", "teacher_precision"):
-            model.pop(key, None)
+        if model.type in DISTILLERS:
+            model.type = ld_head.detector
+            for key in ("teacher_config", "teacher_ckpt", "teacher_cache", "teacher_precision"):
+                model.pop(key, None)
     return cfg
 
 
@@ -90,9 +91,6 @@ def build_teacher(teacher_config: str | Path | Config | dict, teacher_ckpt: str 
     if teacher_ckpt is None:
         print_log("teacher_ckpt is None: the teacher keeps its initial weights", logger="current", level=30)
     return teacher.requires_grad_(False)
-
-
-TEACHER_PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def teacher_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:

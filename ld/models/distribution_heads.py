@@ -23,8 +23,8 @@ from mmdet.registry import MODELS, TASK_UTILS
 from torch import Tensor, nn
 
 from ld.errors import ConfigError
-from ld.ops.ambiguity import expected_offset
 from ld.ops.box_ops import prior_centers
+from ld.ops.distribution import expected_offset
 
 
 def expected_distances(bbox_pred: Tensor, reg_max: int, stride: float) -> Tensor:

@@ -42,6 +42,7 @@ def _grid_priors(head, cls_scores: list[Tensor]) -> list[Tensor]:
 class LDATSSGFLHead(LDHeadMixin, ATSSGFLHead):
     """An ATSS student (general-distribution boxes) with LD, VLR LD and KD (upstream ``LDATSSHead``)."""
 
+    student_head, detector = ATSSGFLHead, "ATSS"
     vlr_divisor = UPSTREAM_VLR_DIVISOR
 
 
@@ -49,6 +50,7 @@ class LDATSSGFLHead(LDHeadMixin, ATSSGFLHead):
 class LDRetinaGFLHead(LDHeadMixin, RetinaGFLHead):
     """A RetinaNet student (general-distribution boxes) with LD, VLR LD and KD (upstream ``LDRetinaHead``)."""
 
+    student_head, detector = RetinaGFLHead, "RetinaNet"
     vlr_divisor = UPSTREAM_VLR_DIVISOR
 
     def distill_targets(self, targets, cls_scores):
@@ -71,6 +73,7 @@ class LDFCOSGFLHead(LDHeadMixin, FCOSGFLHead):
     the student's detached max class score; ``ld_vlr.alpha`` and ``overlap`` do not apply.
     """
 
+    student_head, detector = FCOSGFLHead, "FCOS"
     vlr_divisor = UPSTREAM_VLR_DIVISOR
 
     def distill_targets(self, targets, cls_scores):

@@ -43,9 +43,9 @@ from torch import Tensor
 
 from ld.errors import ConfigError
 from ld.models.gflv2_head import GFLv2Head
-from ld.ops.ambiguity import expected_offset
 from ld.ops.box_ops import distances_to_boxes, prior_centers
-from ld.ops.distillation import VLR_LD_DIVISOR, class_kd, flatten_levels, main_region_ld, vlr_ld
+from ld.ops.distillation import VLR_LD_DIVISOR, class_kd, main_region_ld, vlr_ld
+from ld.ops.distribution import expected_offset, flatten_levels
 from ld.ops.imitation import IMITATION_METHODS, finegrained_region, gi_region, imitation_loss, points_inside_boxes
 from ld.ops.vlr import pad_gt, vlr_region_batched
 
@@ -126,10 +126,16 @@ class LDHeadMixin:
     """Adds LD / VLR-LD / KD (and feature imitation) to a head with general-distribution boxes. Mixed in
     before the head class.
 
-    A head's VLR: :meth:`vlr_weight` (GFocal's: upstream's ATSS-threshold rule, weighted by IoU), divided
-    as upstream divides it (:attr:`vlr_divisor`); its priors and labels: :meth:`distill_targets`.
+    A new LD head is one class: the plain head it trains (:attr:`student_head`: what is exported, evaluated
+    and may teach) and that head's mmdet detector (:attr:`detector`), both read by
+    :func:`ld.models.distiller.student_only`; its VLR: :meth:`vlr_weight` (GFocal's: upstream's
+    ATSS-threshold rule, weighted by IoU), divided as upstream divides it (:attr:`vlr_divisor`), on the
+    priors :meth:`prior_inside` gives; its priors and labels from the assigner's targets:
+    :meth:`distill_targets`.
     """
 
+    student_head: type  # the plain head class (registered in mmdet's MODELS under its name)
+    detector: str  # mmdet's SingleStageDetector of the plain head ("GFL", "ATSS", ...)
     vlr_divisor = VLR_LD_DIVISOR  # upstream's loss_ld_vlr = sum(w * KL) / 16 (ld_head.py)
 
     def __init__(self, *args, ld_main: dict, ld_vlr: dict, kd_main: dict, imitation: dict | None = None,
@@ -183,11 +189,16 @@ class LDHeadMixin:
         batch_gt_instances, batch_gt_instances_ignore, batch_img_metas = unpack_gt_instances(batch_data_samples)
         outs = self(x)
         cls_scores, bbox_preds = outs[0], outs[1]
+        # mmdet's loss_by_feat assigns inside and returns losses alone: get_targets keeps its first result
+        # of this call (no second assignment), handed on from here and cleared whatever happens
         self._step_targets = None
-        losses = self.loss_by_feat(*outs, batch_gt_instances, batch_img_metas,
-                                   batch_gt_instances_ignore=batch_gt_instances_ignore)
-        priors_per_level, labels_per_level = self.distill_targets(self._step_targets, cls_scores)
-        self._step_targets = None
+        try:
+            losses = self.loss_by_feat(*outs, batch_gt_instances, batch_img_metas,
+                                       batch_gt_instances_ignore=batch_gt_instances_ignore)
+            targets = self._step_targets
+        finally:
+            self._step_targets = None
+        priors_per_level, labels_per_level = self.distill_targets(targets, cls_scores)
         losses.update(self.distill_losses(cls_scores, bbox_preds, teacher, batch_gt_instances,
                                           priors_per_level, labels_per_level, batch_img_metas))
         if self.imitation.enabled:
@@ -384,7 +395,11 @@ class GFLBoxNormMixin:
 class LDGFLHead(LDHeadMixin, GFLBoxNormMixin, GFLHead):
     """A GFocalV1 student head with LD (main region, VLR) and classification KD."""
 
+    student_head, detector = GFLHead, "GFL"
+
 
 @MODELS.register_module()
 class LDGFLv2Head(LDHeadMixin, GFLBoxNormMixin, GFLv2Head):
     """A GFocalV2 (DGQP) student head with LD (main region, VLR) and classification KD."""
+
+    student_head, detector = GFLv2Head, "GFL"

@@ -10,14 +10,15 @@ from __future__ import annotations
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.structures.bbox import get_box_tensor
 
-from ld.ops.voting_cluster_diou_nms import NMS_TYPE, voting_cluster_diou_nms
+from ld.layout import VOTING_NMS
+from ld.ops.voting_cluster_diou_nms import voting_cluster_diou_nms
 
 _mmdet_bbox_post_process = BaseDenseHead._bbox_post_process
 
 
 def _bbox_post_process(self, results, cfg, rescale=False, with_nms=True, img_meta=None):
     nms = cfg.get("nms") if cfg is not None else None
-    if not (with_nms and nms is not None and nms.get("type") == NMS_TYPE):
+    if not (with_nms and nms is not None and nms.get("type") == VOTING_NMS):
         return _mmdet_bbox_post_process(self, results, cfg, rescale, with_nms, img_meta)
     results = _mmdet_bbox_post_process(self, results, cfg, rescale, False, img_meta)
     if results.bboxes.numel() == 0:

@@ -11,13 +11,6 @@ import math
 import torch
 from torch import Tensor
 
-EDGES: tuple[str, ...] = ("left", "top", "right", "bottom")  # mmdet's order of the four distributions
-
-
-def edge_probabilities(logits: Tensor, reg_max: int = 16) -> Tensor:
-    """``(..., 4 * (reg_max + 1))`` logits -> ``(..., 4, reg_max + 1)`` probabilities per edge."""
-    return torch.softmax(logits.reshape(*logits.shape[:-1], 4, reg_max + 1), dim=-1)
-
 
 def entropy(probs: Tensor) -> Tensor:
     """Shannon entropy (nats) over the last dim: 0 for a one-hot, ``log(bins)`` for a uniform."""
@@ -39,13 +32,3 @@ def kl_divergence(p_teacher: Tensor, p_student: Tensor) -> Tensor:
     """``KL(teacher || student)`` (nats) over the last dim, of probabilities."""
     p_teacher = p_teacher.clamp(min=1e-12)
     return (p_teacher * (torch.log(p_teacher) - torch.log(p_student.clamp(min=1e-12)))).sum(dim=-1)
-
-
-def expected_offset(probs: Tensor, dim: int = -1) -> Tensor:
-    """The edge offset the head predicts: ``sum_i i * p_i`` over the bins on ``dim`` (GFocal's integral),
-    in units of the stride: ``probs`` without ``dim``. The ATSS/FCOS/RetinaNet distribution heads and the GI
-    boxes decode with it; GFocal's heads use mmdet's ``Integral``."""
-    shape = [1] * probs.dim()
-    shape[dim] = probs.shape[dim]
-    bins = torch.arange(probs.shape[dim], dtype=probs.dtype, device=probs.device).reshape(shape)
-    return (probs * bins).sum(dim=dim)

@@ -28,21 +28,60 @@ def distances_to_boxes(centers: Tensor, distances: Tensor) -> Tensor:
     return torch.cat([centers - distances[..., :2], centers + distances[..., 2:]], dim=-1)
 
 
-def _pairwise(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, ...]:
-    """Intersection, both areas, squared centre distance and squared enclosing diagonal, all (N, M)."""
+Columns = tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
+
+
+def box_columns(boxes: Tensor) -> Columns:
+    """``(x1, y1, x2, y2, area)`` of boxes ``(..., 4)``, each ``(...)``: what the pairwise terms read.
+    Index or broadcast them (``[:, None]`` against ``[None, :]``) to pair boxes."""
+    area = (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
+    return boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3], area
+
+
+# The pairwise terms of IoU and DIoU on broadcastable columns: the one kernel of box_iou, diou_matrix, the
+# VLR's overlaps (ld.ops.vlr) and voting Cluster-DIoU-NMS (ld.ops.voting_cluster_diou_nms). Each works on
+# temporaries of its own, in place, so that a large (B, N, M) or (C, R, W) block costs few buffers.
+
+
+def pair_intersection(bi: Columns, bj: Columns) -> Tensor:
+    """The intersection areas of the pairs of ``bi`` and ``bj``: ``w * h``, each clamped at 0."""
+    x1i, y1i, x2i, y2i = bi[:4]
+    x1j, y1j, x2j, y2j = bj[:4]
+    w = torch.minimum(x2i, x2j).sub_(torch.maximum(x1i, x1j)).clamp_(min=0)
+    return w.mul_(torch.minimum(y2i, y2j).sub_(torch.maximum(y1i, y1j)).clamp_(min=0))
+
+
+def pair_union(inter: Tensor, bi: Columns, bj: Columns) -> Tensor:
+    """``area_i + area_j - inter``, clamped away from 0."""
+    return (bi[4] + bj[4]).sub_(inter).clamp_(min=_EPS)
+
+
+def pair_iou(bi: Columns, bj: Columns) -> Tensor:
+    """IoU of the pairs of ``bi`` and ``bj``: intersection over union."""
+    inter = pair_intersection(bi, bj)
+    return inter.div_(pair_union(inter, bi, bj))
+
+
+def pair_penalty(bi: Columns, bj: Columns) -> Tensor:
+    """DIoU's distance ratio ``rho^2 / c^2`` of the pairs, clamped to [0, 1]: ``rho`` the distance between
+    the two centres, ``c`` the diagonal of the smallest box enclosing both (each sum of squares is one
+    addition, x then y)."""
+    x1i, y1i, x2i, y2i = bi[:4]
+    x1j, y1j, x2j, y2j = bj[:4]
+    rho2 = ((x1i + x2i) - (x1j + x2j)).pow_(2).add_(((y1i + y2i) - (y1j + y2j)).pow_(2)).div_(4)
+    c2 = torch.maximum(x2i, x2j).sub_(torch.minimum(x1i, x1j)).pow_(2)
+    c2.add_(torch.maximum(y2i, y2j).sub_(torch.minimum(y1i, y1j)).pow_(2)).clamp_(min=_EPS)
+    return rho2.div_(c2).clamp_(min=0, max=1)
+
+
+def _matrix_columns(boxes1: Tensor, boxes2: Tensor) -> tuple[Columns, Columns]:
+    """The columns of boxes ``(N, 4)`` as ``(N, 1)`` and of ``(M, 4)`` as ``(1, M)``, in float32 for half and
+    integer inputs."""
     if boxes1.ndim != 2 or boxes1.shape[-1] != 4 or boxes2.ndim != 2 or boxes2.shape[-1] != 4:
         raise ValueError(f"expected (N, 4) and (M, 4) boxes, got {tuple(boxes1.shape)} and {tuple(boxes2.shape)}")
     work = boxes1.dtype if boxes1.dtype in (torch.float32, torch.float64) else torch.float32
-    b1 = boxes1.to(work)[:, None, :]  # (N, 1, 4)
-    b2 = boxes2.to(device=boxes1.device, dtype=work)[None, :, :]  # (1, M, 4)
-    area1 = (b1[..., 2] - b1[..., 0]).clamp(min=0) * (b1[..., 3] - b1[..., 1]).clamp(min=0)
-    area2 = (b2[..., 2] - b2[..., 0]).clamp(min=0) * (b2[..., 3] - b2[..., 1]).clamp(min=0)
-    inter_wh = (torch.minimum(b1[..., 2:], b2[..., 2:]) - torch.maximum(b1[..., :2], b2[..., :2])).clamp(min=0)
-    inter = inter_wh[..., 0] * inter_wh[..., 1]
-    rho2 = (((b1[..., :2] + b1[..., 2:]) - (b2[..., :2] + b2[..., 2:])) ** 2).sum(-1) / 4
-    enclose_wh = torch.maximum(b1[..., 2:], b2[..., 2:]) - torch.minimum(b1[..., :2], b2[..., :2])
-    c2 = (enclose_wh**2).sum(-1)
-    return inter, area1.expand_as(inter), area2.expand_as(inter), rho2, c2
+    return (box_columns(boxes1.to(work)[:, None, :]),
+            box_columns(boxes2.to(device=boxes1.device, dtype=work)[None, :, :]))
 
 
 def _out_dtype(boxes: Tensor) -> torch.dtype:
@@ -51,8 +90,7 @@ def _out_dtype(boxes: Tensor) -> torch.dtype:
 
 def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """Pairwise IoU ``(N, M)`` of boxes ``(N, 4)`` and ``(M, 4)``."""
-    inter, area1, area2, _, _ = _pairwise(boxes1, boxes2)
-    return (inter / (area1 + area2 - inter).clamp(min=_EPS)).to(_out_dtype(boxes1))
+    return pair_iou(*_matrix_columns(boxes1, boxes2)).to(_out_dtype(boxes1))
 
 
 def diou_matrix(boxes1: Tensor, boxes2: Tensor, beta: float = 1.0, denominator: str = "union") -> Tensor:
@@ -67,7 +105,7 @@ def diou_matrix(boxes1: Tensor, boxes2: Tensor, beta: float = 1.0, denominator: 
     """
     if denominator not in ("union", "first"):
         raise ValueError(f"denominator must be 'union' or 'first', got {denominator!r}")
-    inter, area1, area2, rho2, c2 = _pairwise(boxes1, boxes2)
-    union = area1 + area2 - inter if denominator == "union" else area1
-    penalty = (rho2 / c2.clamp(min=_EPS)).clamp(min=0, max=1) ** beta
-    return (inter / union.clamp(min=_EPS) - penalty).to(_out_dtype(boxes1))
+    b1, b2 = _matrix_columns(boxes1, boxes2)
+    inter = pair_intersection(b1, b2)
+    union = pair_union(inter, b1, b2) if denominator == "union" else b1[4].clamp(min=_EPS)
+    return (inter.div_(union) - pair_penalty(b1, b2) ** beta).to(_out_dtype(boxes1))

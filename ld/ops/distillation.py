@@ -21,23 +21,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ld.ops.distribution import EDGES
 from ld.ops.ld_loss import ld_loss
 
 MAIN_LD_DIVISOR = 4.0  # upstream: loss_ld = sum(score * KL) / 4 over the four edges of all positives
 VLR_LD_DIVISOR = 16.0  # upstream: loss_ld_vlr = sum(IoU * KL) / 16
-EDGES = 4
-
-
-def flatten_levels(per_level: list[Tensor]) -> Tensor:
-    """``[(B, C, H_l, W_l)]`` -> ``(B, sum_l H_l * W_l, C)``, in the anchor order of mmdet's prior generator
-    (level by level, row-major within a level)."""
-    return torch.cat([t.permute(0, 2, 3, 1).reshape(t.shape[0], -1, t.shape[1]) for t in per_level], dim=1)
 
 
 def _edge_kl(s_reg: Tensor, t_reg: Tensor, T: float) -> Tensor:
     """``(N, 4 * bins)`` student and teacher edge logits -> ``(N, 4)`` LD per edge."""
-    bins = s_reg.shape[-1] // EDGES
-    return ld_loss(s_reg.reshape(-1, bins), t_reg.reshape(-1, bins), T).reshape(-1, EDGES)
+    bins = s_reg.shape[-1] // len(EDGES)
+    return ld_loss(s_reg.reshape(-1, bins), t_reg.reshape(-1, bins), T).reshape(-1, len(EDGES))
 
 
 def main_region_ld(s_reg: Tensor, t_reg: Tensor, s_cls: Tensor, pos: Tensor, T: float,
@@ -77,7 +71,7 @@ def vlr_ld(s_reg: Tensor, t_reg: Tensor, vlr_weight: Tensor, T: float, normalize
     """
     in_vlr = vlr_weight > 0
     total = (_edge_kl(s_reg[in_vlr], t_reg[in_vlr], T) * vlr_weight[in_vlr][:, None]).sum()
-    return total / divisor if normalizer is None else total / (EDGES * normalizer)
+    return total / divisor if normalizer is None else total / (len(EDGES) * normalizer)
 
 
 def class_kd(s_cls: Tensor, t_cls: Tensor, pos: Tensor, level: Tensor, T: float,

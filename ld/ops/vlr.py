@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ld.ops.box_ops import _EPS, box_centers, box_iou
+from ld.ops.box_ops import _EPS, box_centers, box_columns, box_iou, pair_intersection, pair_penalty, pair_union
 
 _OVERLAPS = ("diou", "upstream")
 
@@ -75,28 +75,17 @@ def _check_band(alpha: float, overlap: str) -> None:
 
 def _iou_and_overlap(anchors: Tensor, gt_bboxes: Tensor, overlap: str) -> tuple[Tensor, Tensor]:
     """``box_iou`` and ``diou_matrix`` (:mod:`ld.ops.box_ops`), image by image, for ``(B, N, 4)`` anchors
-    and ``(B, M, 4)`` ground truths: both ``(B, N, M)``, from one pass over the pairs.
-
-    Bitwise the values of ``box_ops``: the same elementwise operations in the same order, on x and y apart
-    instead of on ``(..., 2)`` pairs, each ``(..., 2).sum(-1)`` written ``x + y`` (the same single rounding),
-    in place where a temporary is not needed again (fewer ``(B, N, M)`` buffers), and the DIoU's
-    ``inter / union`` the IoU's. ``overlap='upstream'`` divides by the anchor's area instead.
-    """
+    and ``(B, M, 4)`` ground truths: both ``(B, N, M)``, from one pass over the pairs (box_ops' pairwise
+    terms, the DIoU's ``inter / union`` the IoU's). ``overlap='upstream'`` divides by the anchor's area
+    instead."""
     work = anchors.dtype if anchors.dtype in (torch.float32, torch.float64) else torch.float32
     out = anchors.dtype if anchors.is_floating_point() else torch.float32
-    ax1, ay1, ax2, ay2 = anchors.to(work)[:, :, None, :].unbind(-1)  # (B, N, 1) each
-    gx1, gy1, gx2, gy2 = gt_bboxes.to(device=anchors.device, dtype=work)[:, None, :, :].unbind(-1)  # (B, 1, M)
-    area1 = (ax2 - ax1).clamp(min=0) * (ay2 - ay1).clamp(min=0)  # (B, N, 1)
-    area2 = (gx2 - gx1).clamp(min=0) * (gy2 - gy1).clamp(min=0)  # (B, 1, M)
-    inter = torch.minimum(ax2, gx2).sub_(torch.maximum(ax1, gx1)).clamp_(min=0)  # (B, N, M), width first
-    inter.mul_(torch.minimum(ay2, gy2).sub_(torch.maximum(ay1, gy1)).clamp_(min=0))
-    rho2 = ((ax1 + ax2) - (gx1 + gx2)).pow_(2).add_(((ay1 + ay2) - (gy1 + gy2)).pow_(2)).div_(4)
-    c2 = torch.maximum(ax2, gx2).sub_(torch.minimum(ax1, gx1)).pow_(2)
-    c2.add_(torch.maximum(ay2, gy2).sub_(torch.minimum(ay1, gy1)).pow_(2))
-    iou = inter / (area1 + area2).sub_(inter).clamp_(min=_EPS)
-    penalty = rho2.div_(c2.clamp_(min=_EPS)).clamp_(min=0, max=1).pow_(1.0)
-    ratio = iou if overlap == "diou" else inter / area1.clamp(min=_EPS)
-    return iou.to(out), (ratio - penalty).to(out)
+    a = box_columns(anchors.to(work)[:, :, None, :])  # (B, N, 1) each
+    g = box_columns(gt_bboxes.to(device=anchors.device, dtype=work)[:, None, :, :])  # (B, 1, M) each
+    inter = pair_intersection(a, g)
+    iou = inter / pair_union(inter, a, g)
+    ratio = iou if overlap == "diou" else inter.div_(a[4].clamp(min=_EPS))
+    return iou.to(out), (ratio - pair_penalty(a, g)).to(out)
 
 
 def _batch_thresholds(anchors: Tensor, num_level_anchors: list[int], gt_bboxes: Tensor,

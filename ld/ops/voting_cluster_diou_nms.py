@@ -11,14 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ld.ops.box_ops import _EPS
+from ld.ops.box_ops import Columns, box_columns, pair_iou, pair_penalty
 
 __all__ = ["voting_cluster_diou_nms"]
-
-# The name of this NMS as a config type (``test_cfg.nms=dict(type=NMS_TYPE, ...)``, registered by
-# ld.models.voting_nms), and the test-time NMS a run may choose (``ld eval --nms``): mmdet's plain one, and this.
-NMS_TYPE = "voting_cluster_diounms"
-NMS_TYPES: tuple[str, ...] = ("nms", NMS_TYPE)
 
 # Most pairs in one float intermediate of the pairwise step (a (C, R, M) chunk of a class block): 2**19,
 # 2 MiB in float32. A block of more than 8 * _SMALL_BLOCK_ELEMS pairs runs a few rows at a time.
@@ -132,44 +127,10 @@ class _PowLikeDense:
         return out.view(x.shape)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Pairwise terms (the elementwise operations of box_ops._pairwise / diou_matrix, in the same order)
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _iou(bi: tuple[Tensor, ...], bj: tuple[Tensor, ...]) -> Tensor:
-    """IoU of broadcastable box columns ``(x1, y1, x2, y2, area)``, as ``diou_matrix`` computes it."""
-    x1i, y1i, x2i, y2i, area_i = bi
-    x1j, y1j, x2j, y2j, area_j = bj
-    iw = torch.minimum(x2i, x2j).sub_(torch.maximum(x1i, x1j)).clamp_(min=0)
-    ih = torch.minimum(y2i, y2j).sub_(torch.maximum(y1i, y1j)).clamp_(min=0)
-    inter = iw.mul_(ih)
-    union = (area_i + area_j).sub_(inter).clamp_(min=_EPS)
-    return inter.div_(union)
-
-
-def _columns(boxes: Tensor) -> tuple[Tensor, ...]:
-    """``(x1, y1, x2, y2, area)`` of boxes ``(..., 4)``, each ``(...)``."""
-    area = (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
-    return boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3], area
-
-
-def _penalty_ratio(bi: tuple[Tensor, ...], bj: tuple[Tensor, ...]) -> Tensor:
-    """``(rho^2 / c^2).clamp(0, 1)`` of broadcastable box columns, as ``diou_matrix`` computes it (its sums
-    over a last dimension of two are one addition)."""
-    x1i, y1i, x2i, y2i = bi[:4]
-    x1j, y1j, x2j, y2j = bj[:4]
-    rho2 = ((x1i + x2i) - (x1j + x2j)) ** 2
-    rho2 = rho2.add_(((y1i + y2i) - (y1j + y2j)) ** 2).div_(4)
-    c2 = (torch.maximum(x2i, x2j) - torch.minimum(x1i, x1j)) ** 2
-    c2 = c2.add_((torch.maximum(y2i, y2j) - torch.minimum(y1i, y1j)) ** 2).clamp_(min=_EPS)
-    return rho2.div_(c2).clamp_(min=0, max=1)
-
-
-def _pair_diou(cols: tuple[Tensor, ...], i: Tensor, j: Tensor, pow_: _PowLikeDense) -> Tensor:
+def _pair_diou(cols: Columns, i: Tensor, j: Tensor, pow_: _PowLikeDense) -> Tensor:
     """DIoU of the pairs ``(i, j)`` of score-ranked boxes with columns ``cols`` (``(N,)`` each)."""
     bi, bj = tuple(c[i] for c in cols), tuple(c[j] for c in cols)
-    return _iou(bi, bj).sub_(pow_(_penalty_ratio(bi, bj), i, j))
+    return pair_iou(bi, bj).sub_(pow_(pair_penalty(bi, bj), i, j))
 
 
 def _class_blocks(counts: list[int]) -> list[list[int]]:
@@ -368,7 +329,7 @@ def voting_cluster_diou_nms(
     sorted_boxes = boxes[order].to(work).contiguous()  # (N, 4)
     sorted_scores = scores[order].to(work)  # (N,)
     sorted_labels = labels[order]  # (N,)
-    cols = _columns(sorted_boxes)  # x1, y1, x2, y2, area: (N,) each
+    cols = box_columns(sorted_boxes)  # x1, y1, x2, y2, area: (N,) each
     pow_ = _PowLikeDense(n, work, device, beta)
     gate = min(iou_threshold, vote_threshold)
 
@@ -398,11 +359,11 @@ def voting_cluster_diou_nms(
             r1 = min(m - 1, r0 + rows)
             bi = tuple(col[:, r0:r1, None] for col in block_cols)  # (C, R, 1) each
             bj = tuple(col[:, None, r0 + 1 :] for col in block_cols)  # (C, 1, W) each
-            iou = _iou(bi, bj)  # (C, R, W): the pairs (a, b) = (r0 + row, r0 + 1 + column)
+            iou = pair_iou(bi, bj)  # (C, R, W): the pairs (a, b) = (r0 + row, r0 + 1 + column)
             cand = (iou > gate).triu_()  # a < b
             count = int(cand.sum())
             if 4 * count > cand.numel():  # dense: the DIoU of the whole chunk
-                d = iou.sub_(pow_(_penalty_ratio(bi, bj), idx[:, r0:r1, None], idx[:, None, r0 + 1 :]))
+                d = iou.sub_(pow_(pair_penalty(bi, bj), idx[:, r0:r1, None], idx[:, None, r0 + 1 :]))
                 suppresses.add_chunk((d > iou_threshold).triu_(), r0, r1)
                 votes.add_chunk((d > vote_threshold).triu_(), r0, r1)
             elif count:  # sparse: the DIoU of the candidates alone

@@ -28,8 +28,9 @@ import torch
 from torch import nn
 
 from ld.io import atomic_write_bytes
-from ld.ops.ambiguity import EDGES, edge_probabilities, normalized_entropy
+from ld.ops.ambiguity import normalized_entropy
 from ld.ops.box_ops import box_iou
+from ld.ops.distribution import EDGES, edge_probabilities
 from ld.results.analysis import edge_bin_positions, ground_truth_by_image, predict_with_distributions, val_batches
 from ld.results.tables import ROLE_COLORS, ROLES, wrap_title
 

@@ -19,17 +19,9 @@ import torch
 from torch import nn
 
 from ld.errors import ConfigError
-from ld.ops.ambiguity import (
-    EDGES,
-    edge_probabilities,
-    entropy,
-    expected_offset,
-    kl_divergence,
-    normalized_entropy,
-    top_gap,
-)
+from ld.ops.ambiguity import entropy, kl_divergence, normalized_entropy, top_gap
 from ld.ops.box_ops import box_iou, distances_to_boxes, prior_centers
-from ld.ops.distillation import flatten_levels
+from ld.ops.distribution import EDGES, edge_probabilities, expected_offset, flatten_levels
 
 if TYPE_CHECKING:
     from mmengine.config import Config

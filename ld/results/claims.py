@@ -200,7 +200,7 @@ def claims_table(summary: pd.DataFrame, n_seeds: int | dict[str, int], voting: p
     """One row per claim (columns claim, paper, ours, difference, verdict, status, run, control, source).
 
     ``summary``: :func:`ld.results.study.seed_summary`; ``n_seeds``: the profile's seeds, or each run's
-    (:func:`ld.engine.seeds.seeds_by_run`: the main seed alone for a run that ``study.seeded`` leaves out of
+    (:func:`ld.layout.seeds_by_run`: the main seed alone for a run that ``study.seeded`` leaves out of
     the profile's other seeds); ``voting`` and
     ``plain``: :func:`ld.results.study.seed_runs` rows of the study runs' extra seeds (no teacher) with
     voting NMS and with the config's (every row of ``plain`` is a model the NMS row expects);
@@ -225,8 +225,8 @@ def claims_table(summary: pd.DataFrame, n_seeds: int | dict[str, int], voting: p
 def write_claims(table: pd.DataFrame, stem: str | Path, profile: str, seeds: list[int]) -> tuple[Path, Path]:
     """``stem.csv`` (the table as is) and ``stem.md``: a title naming the profile and seeds, :data:`RULE`,
     then the table (the runs compared and the sources left to the CSV)."""
+    from ld.frames import markdown_table
     from ld.io import atomic_write_text
-    from ld.results.tables import markdown_table
 
     stem = Path(stem)
     head = (f"# The paper's claims on the `{profile}` profile (seeds {', '.join(map(str, seeds))})\n\n"

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pandas as pd
 
 from ld.errors import ConfigError
-from ld.results.tables import ap_points, percent, read_metrics, wrap_title
+from ld.frames import ap_points, percent
+from ld.results.tables import read_metrics, wrap_title
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -21,6 +21,7 @@ import nbformat
 
 from ld.errors import LDError
 from ld.io import atomic_write_text
+from ld.layout import results_dir
 from ld.results.notebooks import NotebookError, execute_notebook, failed_path
 
 
@@ -145,7 +146,7 @@ def build_reports(profile: str, out: str | Path | None = None, parameters: dict[
     A failing notebook does not stop the others; it never replaces an executed notebook (its partial
     run is rendered instead); after all of them a :class:`ReportError` names each failed page and cell.
     """
-    results = Path("results") / profile
+    results = results_dir(profile)
     out = Path(out) if out is not None else results
     every = (*REPORTS, *paper_reports(list(paper_tables)))
     reports = [r for r in every if only is None or r.name in only]

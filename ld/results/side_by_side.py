@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ld.errors import ConfigError, MissingFileError
+from ld.layout import results_dir
 
 WORKSPACE = "workspace"
 METRICS = ("AP", "AP50", "AP75", "VOC_AP")
@@ -88,8 +89,8 @@ def side_by_side(a: str = "HEAD", b: str = WORKSPACE, *, every_run: bool = False
     rev_a, rev_b = resolve(a), resolve(b)
     params_a = yaml.safe_load(read_file(rev_a, "params.yaml"))
     params_b = yaml.safe_load(read_file(rev_b, "params.yaml"))
-    summary_a = json.loads(read_file(rev_a, f"results/{params_a['profile']}/summary.json"))
-    summary_b = json.loads(read_file(rev_b, f"results/{params_b['profile']}/summary.json"))
+    summary_a = json.loads(read_file(rev_a, (results_dir(params_a["profile"]) / "summary.json").as_posix()))
+    summary_b = json.loads(read_file(rev_b, (results_dir(params_b["profile"]) / "summary.json").as_posix()))
 
     lines = [f"A = {a}, B = {b}: headline metrics (results/<profile>/summary.json), in %"]
     changes = changed_params(params_a, params_b)

@@ -1,5 +1,5 @@
 """The seed study's tables: each study run's AP per seed, their mean and spread, and the difference of
-each student to the baseline of its model (ld.engine.seeds trains the runs; notebooks/seeds_table.ipynb
+each student to the baseline of its model (ld.engine.seed_study trains the runs; notebooks/seeds_table.ipynb
 and the claims table read them), and the study's figure (:func:`draw_seed_study`)."""
 from __future__ import annotations
 
@@ -8,20 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ld.engine.seeds import seed_metrics, study_runs
-from ld.results.tables import (
-    PERCENT,
-    ROLE_COLORS,
-    ROLES,
-    ap_points,
-    eval_stage,
-    format_ap,
-    percent,
-    read_metrics,
-    role_legend,
-    runs_from_params,
-    write_frame,
-)
+from ld.frames import PERCENT, ap_points, format_ap, percent, write_frame
+from ld.layout import CONFIGS, eval_stage, seed_metrics, seeds_stage, study_runs
+from ld.results.tables import ROLE_COLORS, ROLES, read_metrics, role_legend, runs_from_params
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -29,10 +18,10 @@ if TYPE_CHECKING:
 SEED_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75")
 
 
-def study_rows(params: dict[str, Any], configs_dir: str | Path = "pipelines/configs") -> list[dict[str, str]]:
+def study_rows(params: dict[str, Any], configs_dir: str | Path = CONFIGS) -> list[dict[str, str]]:
     """The seed study's rows, labelled: ``{role, run, teacher, model, method}`` for each teacher of a
     student (trained once; role 'teacher', unless it is itself a study run, as Self-LD's), then each
-    baseline and each student of ``params['study']`` (ld.engine.seeds.study_runs)."""
+    baseline and each student of ``params['study']`` (ld.layout.study_runs)."""
     runs = study_runs(params)
     labels = {row["run"]: row for row in runs_from_params(params, configs_dir)}
     studied = {r["run"] for r in runs}
@@ -46,7 +35,7 @@ def study_rows(params: dict[str, Any], configs_dir: str | Path = "pipelines/conf
 def seed_runs(metrics_dir: str | Path, seeds_dir: str | Path, rows: list[dict[str, str]],
               seeds: list[int] | dict[str, list[int]], nms: str | None = None) -> pd.DataFrame:
     """One row per (run, seed) of the seed study (``rows``: :func:`study_rows`): ``seeds`` (one list for
-    every run, or each run's: :func:`ld.engine.seeds.seeds_by_run`) begin with the main seed, read from the
+    every run, or each run's: :func:`ld.layout.seeds_by_run`) begin with the main seed, read from the
     main pipeline's ``metrics_dir/<run>.json``, the others from ``seeds_dir/<run>/seed<k>.json``; a teacher
     has the main seed alone. ``nms``: the extra seeds' evaluation with that NMS (``seed<k>.<nms>.json``; the
     main seed has none). Missing files are rows marked 'not run'; a malformed file is a
@@ -62,7 +51,7 @@ def seed_runs(metrics_dir: str | Path, seeds_dir: str | Path, rows: list[dict[st
             stage = eval_stage(run, row["teacher"]) if row["role"] != "teacher" else None  # trained or imported
             metrics = (read_metrics(metrics_dir / f"{run}.json", stage) if i == 0 else
                        read_metrics(seed_metrics(seeds_dir / run, seed, nms),
-                                    f"seeds_{'distill' if row['teacher'] else 'train'}@{run}"))
+                                    seeds_stage(run, bool(row["teacher"]))))
             values = {k: (metrics or {}).get(k) for k in SEED_METRICS}
             records.append({**row, "seed": seed, **values, "status": "ok" if metrics else "not run"})
     columns = ["role", "model", "method", "run", "teacher", "seed", *SEED_METRICS, "status"]

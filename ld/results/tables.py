@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 from ld.errors import BadFileError
-from ld.io import atomic_write_text
+from ld.frames import percent
+from ld.layout import CONFIGS, config_file, eval_stage
 
 TABLE_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
 
@@ -50,7 +51,7 @@ def describe_config(config: str | Path) -> tuple[str, str]:
     return model, " + ".join(terms)
 
 
-def runs_from_params(params: dict[str, Any], configs_dir: str | Path = "pipelines/configs") -> list[dict[str, str]]:
+def runs_from_params(params: dict[str, Any], configs_dir: str | Path = CONFIGS) -> list[dict[str, str]]:
     """Every run of ``params.yaml``, in table order: ``{run, model, method, teacher}`` each.
 
     Runs come from the params (never from globbing ``results/``, which may hold stale files). A
@@ -63,7 +64,7 @@ def runs_from_params(params: dict[str, Any], configs_dir: str | Path = "pipeline
     teachers = {spec["teacher"] for spec in distill.values()}
     imported = list(params.get("teachers") or {})
     trained = [*(params.get("train") or []), *imported]
-    models = {run: describe_config(configs_dir / f"{run}.py") for run in [*trained, *distill]}
+    models = {run: describe_config(config_file(run, configs_dir)) for run in [*trained, *distill]}
     distilled_models = {models[run][0] for run in distill}
     rows = [{"run": run, "model": models[run][0], "teacher": "",
              "method": ("imported teacher" if run in imported else
@@ -79,12 +80,6 @@ def runs_from_params(params: dict[str, Any], configs_dir: str | Path = "pipeline
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def eval_stage(run: str, teacher: str = "", imported: bool = False) -> str:
-    """The DVC stage that writes ``results/<profile>/metrics/<run>.json``: ``eval_teacher@<run>`` for an
-    imported teacher, ``eval_distill@<run>`` for a distilled run (one with a teacher), else ``eval@<run>``."""
-    return f"eval_teacher@{run}" if imported else f"eval_distill@{run}" if teacher else f"eval@{run}"
 
 
 def read_metrics(path: str | Path, stage: str | None = None) -> dict[str, float] | None:
@@ -140,61 +135,10 @@ def metrics_table(metrics_dir: str | Path, runs: list[dict[str, str]]) -> pd.Dat
                                                       "teacher_AP", "status"])
 
 
-PERCENT = " (%)"  # the unit in the header of every percent column, Markdown and CSV alike: 'AP (%)'
-
-
-def ap_points(value, *, fraction: bool = True, delta: bool = False) -> float:
-    """One AP (or recall) in percent, one decimal, as the paper prints it: 0.40123 -> 40.1.
-
-    ``fraction``: ``value`` is COCO's fraction (metrics JSON); False: it is in % already (the paper's
-    numbers). ``delta``: a signed difference (negative values are kept). NaN for a missing value (a run
-    not run) and for pycocotools' -1 (no objects of that size, e.g. APl on small images).
-    """
-    if value is None or pd.isna(value) or (value < 0 and not delta):
-        return float("nan")
-    return round(100 * value if fraction else value, 1) + 0.0  # + 0.0: -0.0 reads 0.0
-
-
-def format_ap(value, *, fraction: bool = True, delta: bool = False) -> str:
-    """The text of :func:`ap_points`: '40.1', a delta signed ('+0.8', '-1.7'); '' for a missing value
-    (a run not run) and 'n/a' for pycocotools' -1 (no objects of that size), never '-1' or '-100.0'."""
-    if value is None or pd.isna(value):
-        return ""
-    points = ap_points(value, fraction=fraction, delta=delta)
-    return "n/a" if pd.isna(points) else f"{points:+.1f}" if delta else f"{points:.1f}"
-
-
-def percent(frame: pd.DataFrame, columns, *, fraction: bool = True, delta: bool = False) -> pd.DataFrame:
-    """A copy of ``frame`` with each of ``columns`` as :func:`format_ap` writes it, its header naming the
-    unit: 'AP' -> 'AP (%)', 'teacher_AP' -> 'teacher AP (%)'. Every table a person reads goes through it."""
-    shown = frame.copy()
-    for col in columns:
-        shown[col] = [format_ap(v, fraction=fraction, delta=delta) for v in frame[col]]
-    return shown.rename(columns={col: col.replace("_", " ") + PERCENT for col in columns})
-
-
 def runs_shown(table: pd.DataFrame) -> pd.DataFrame:
     """The runs table of :func:`metrics_table` as people read it: every metric in % ('AP (%)', ...)."""
     return percent(table, [*TABLE_METRICS, "teacher_AP"])
 
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    """``frame`` as a Markdown table, each cell as written (no re-parsing of '40.0' into '40'), missing
-    cells empty; numbers and percent columns aligned right."""
-    cells = frame.astype(object).where(frame.notna(), "")
-    align = ["right" if pd.api.types.is_numeric_dtype(frame[c]) or str(c).endswith(PERCENT) else "left"
-             for c in frame]
-    return cells.to_markdown(index=False, disable_numparse=True, colalign=align)
-
-
-def write_frame(table: pd.DataFrame, stem: str | Path, markdown: pd.DataFrame | None = None) -> tuple[Path, Path]:
-    """Write a table people read, atomically: ``stem.csv`` holds ``table``, ``stem.md`` ``markdown``
-    (default: the same cells). Format AP with :func:`percent` first: tables are in % with one decimal,
-    the unit in the header; the metrics JSON keeps COCO's fractions."""
-    stem = Path(stem)
-    md = atomic_write_text(stem.with_suffix(".md"), markdown_table(table if markdown is None else markdown) + "\n")
-    csv = atomic_write_text(stem.with_suffix(".csv"), table.to_csv(index=False))
-    return md, csv
 
 
 # ---------------------------------------------------------------------------------------------------------------

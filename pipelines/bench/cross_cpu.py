@@ -92,8 +92,10 @@ def main() -> int:
     base = {k: v for k, v in os.environ.items() if k not in PINNED_ENV}
     base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
     qemu = subprocess.run(["qemu-x86_64", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-    report = {"host_cpu": cpu_name(), "emulated_cpu": f"qemu-user {args.cpu} ({qemu})", "python": platform.python_version(),
-              "command": "python pipelines/bench/cross_cpu.py" + (" --ops-only" if args.ops_only else ""), "ops": {}, "runs": {}}
+    report = {"host_cpu": cpu_name(), "emulated_cpu": f"qemu-user {args.cpu} ({qemu})",
+              "python": platform.python_version(),
+              "command": "python pipelines/bench/cross_cpu.py" + (" --ops-only" if args.ops_only else ""),
+              "ops": {}, "runs": {}}
     modes = {"deterministic mode": PINNED_ENV, "the same with MKL_CBWR=AVX2": {**PINNED_ENV, "MKL_CBWR": "AVX2"}}
     for mode, env in modes.items():
         got = {}
@@ -111,8 +113,9 @@ def main() -> int:
                 shas = {}
                 for where, emulate in (("host", None), ("emulated", args.cpu)):
                     out = Path(tmp) / where / config
-                    cmd = [sys.executable, "-m", "ld.cli", "--profile", "smoke", "train", f"pipelines/configs/{config}.py",
-                           "--out", str(out), "--work-root", str(Path(tmp) / where / "work"), "--no-resume",
+                    cmd = [sys.executable, "-m", "ld.cli", "--profile", "smoke", "train",
+                           f"pipelines/configs/{config}.py", "--out", str(out),
+                           "--work-root", str(Path(tmp) / where / "work"), "--no-resume",
                            *(["--teacher", f"models/smoke/{teacher}"] if teacher else []), "--cfg-options", *SHORT]
                     t = time.time()
                     proc = _child(cmd, base, emulate)  # `ld` pins itself: smoke is deterministic
@@ -122,8 +125,9 @@ def main() -> int:
                     print(f"{config}, {where}: {time.time() - t:.0f} s", flush=True)
                     if config == "gfl_r18_1x":
                         metrics = Path(tmp) / where / "metrics.json"
-                        proc = _child([sys.executable, "-m", "ld.cli", "--profile", "smoke", "eval", str(out / "config.py"),
-                                       str(out / "model.pth"), "--out", str(metrics)], base, emulate)
+                        proc = _child([sys.executable, "-m", "ld.cli", "--profile", "smoke", "eval",
+                                       str(out / "config.py"), str(out / "model.pth"), "--out", str(metrics)],
+                                      base, emulate)
                         if proc.returncode:
                             raise SystemExit(f"eval on {where} failed:\n{proc.stderr[-2000:]}")
                         shas[f"{where} ld eval metrics.json"] = hashlib.sha256(metrics.read_bytes()).hexdigest()

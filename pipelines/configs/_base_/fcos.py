@@ -21,4 +21,6 @@ fcos = dict(
         norm_on_bbox=False,
         centerness_on_reg=True,
         center_sampling=True,
-        conv_bias=True))
+        conv_bias=True,
+        # mmdet's FCOSHead default, in pixels at 1333x800: a profile scales it with its anchor_scale
+        regress_ranges=((-1, 64), (64, 128), (128, 256), (256, 512), (512, 1e8))))
