@@ -28,14 +28,14 @@ $(STAMP): requirements/build.txt requirements/mmcv.txt requirements/mmcv_build_e
 	$(BIN)/python -c "import mmcv.ops, mmdet, ld, ld.models.mmcv_cuda as c; print('mmcv ops (CUDA ops: %s), mmdet %s and ld import' % (c.cuda_ops_compiled(), mmdet.__version__))"
 	touch $@
 
-# Chromium, the one system package the tests use (tests/test_plots_offline.py opens `dvc plots show`'s page
-# headless, offline; skipped without it): Debian's, ~20 s and 113 MB, where apt-get can install it.
+# Chromium, the one system package the tests use (tests/results/test_plots_offline.py opens `dvc plots show`'s
+# page headless, offline; skipped without it): Debian's, ~20 s and 113 MB, where apt-get can install it.
 browser:
 	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || { \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; echo "== apt-get install chromium (~20 s, 113 MB)"; \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null || \
-	  echo "== chromium could not be installed: tests/test_plots_offline.py's browser checks will be skipped"; }
+	  echo "== chromium could not be installed: tests/results/test_plots_offline.py's browser checks will be skipped"; }
 
 # The main job: the whole pipeline on params.yaml's profile (default: smoke; `ld stage-times` is `dvc repro`
 # followed by where its time went, per stage), then its models and data pushed to the DVC remote
@@ -50,7 +50,7 @@ lint: install
 	$(BIN)/ruff check .
 
 # Two workers (pytest-xdist), a test file each at a time, in tests/conftest.py's order (the longest first, not
-# xdist's by number of tests): the smoke `dvc repro` of tests/test_pipeline.py starts at once on one, the rest
+# xdist's by number of tests): the smoke `dvc repro` of tests/e2e/test_pipeline.py starts at once on one, the rest
 # runs beside it; a test's results do not depend on what runs beside it (same torch threads). Four OpenMP
 # threads on two cores: waiting threads sleep instead of spinning (else small-op loops run 3.5x slower).
 test: install browser lint

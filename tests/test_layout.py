@@ -44,3 +44,10 @@ def test_engine_and_results_do_not_import_each_other():
 @pytest.mark.parametrize("module", ["layout", "frames", "io", "errors"])
 def test_the_ground_floor_imports_nothing_of_the_project_above_it(module):
     assert _ld_imports(REPO / "ld" / f"{module}.py") <= {"ld.errors", "ld.io"}
+
+
+def test_the_test_tree_mirrors_the_library():
+    """tests/<package>/ for each package of ld/, tests/e2e/ for the end-to-end runs (README: Layout)."""
+    folders = {p.name for p in (REPO / "tests").iterdir() if (p / "__init__.py").is_file()}
+    packages = {p.name for p in (REPO / "ld").iterdir() if (p / "__init__.py").is_file()}
+    assert folders == packages | {"e2e"}

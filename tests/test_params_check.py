@@ -304,7 +304,7 @@ def test_runs_replaced_without_the_analysis_runs_pass_only_when_that_check_is_of
 
 
 @pytest.mark.parametrize("changes,message", [
-    # tests/test_configs.py::test_out_of_range_values_stop_the_cli_with_the_field_named: the same words
+    # tests/models/test_configs.py::test_out_of_range_values_stop_the_cli_with_the_field_named: the same words
     ([("ld.temperature", 0)], "ld.temperature must be > 0"),
     ([("ld.temperature", -2.0)], "ld.temperature must be > 0"),
     ([("profiles.smoke.base_lr", -0.01)], "base_lr must be > 0"),

@@ -8,9 +8,9 @@ import pytest
 import yaml
 from mmengine.config import Config
 
-from tests.test_data_check import _jpeg
-from tests.test_pipeline import PARAMS, _clone, _run
-from tests.test_real_data import _tiny, voc_tree  # noqa: F401  (fixture)
+from tests.data.test_data_check import _jpeg
+from tests.data.test_real_data import _tiny, voc_tree  # noqa: F401  (fixture)
+from tests.e2e.test_pipeline import PARAMS, _clone, _run
 
 # pytest-timeout: `dvc repro` of a teacher, an LD student and their evaluation per test
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]

@@ -270,8 +270,8 @@ def _mixed_batch(model, num_items=(3, 2, 2)):
 
 
 def restated_inside(head, featmap_sizes, metas, grid) -> torch.Tensor:
-    """``(B, A)`` upstream's inside anchors (tests/test_vlr_batched.py restates mmdet's valid and inside flags)."""
-    from tests.test_vlr_batched import upstream_inside_flags, upstream_valid_flags
+    """``(B, A)`` upstream's inside anchors (tests/ops/test_vlr_batched.py restates mmdet's valid and inside flags)."""
+    from tests.ops.test_vlr_batched import upstream_inside_flags, upstream_valid_flags
 
     strides = [s[0] for s in head.prior_generator.strides]
     return torch.stack([upstream_inside_flags(grid, upstream_valid_flags(featmap_sizes, strides, m["pad_shape"],
@@ -281,7 +281,7 @@ def restated_inside(head, featmap_sizes, metas, grid) -> torch.Tensor:
 
 def restated_vlr(head, featmap_sizes, metas, gts, overlap) -> torch.Tensor:
     """``(B, A)`` upstream's VLR weights of a batch: get_vlr_region on each image's inside anchors, unmapped."""
-    from tests.test_vlr_batched import upstream_vlr
+    from tests.ops.test_vlr_batched import upstream_vlr
 
     grid = torch.cat(head.prior_generator.grid_priors(featmap_sizes, device="cpu"))
     sizes = [h * w * head.num_base_priors for h, w in featmap_sizes]

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.test_pipeline import PARAMS, _clone, _run
+from tests.e2e.test_pipeline import PARAMS, _clone, _run
 
 # pytest-timeout: an import, a teacher evaluation, a distillation and its evaluation through `dvc repro`
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]

@@ -80,7 +80,7 @@ def test_the_other_detectors_train_at_smoke_with_each_loss_logged(clone, repro):
     """ATSS, FCOS and RetinaNet (general-distribution boxes), LD from the GFocal teacher into each and full LD
     + GI imitation: every logged point of every loss term in the run's DVCLive folder (2 epochs of 12 iterations,
     logged every 5 and at each epoch's end: 6 points), all finite."""
-    from tests.test_ld_dense_heads import OWN_LOSSES, STUDENTS, _detector
+    from tests.models.test_ld_dense_heads import OWN_LOSSES, STUDENTS, _detector
 
     root, _ = clone
     for run in ("atss_r18_1x", "fcos_r18_1x", "retina_r18_1x", *STUDENTS):

@@ -20,7 +20,7 @@ from ld.engine.teacher_import import (
 )
 from ld.errors import BadFileError, ConfigError, MissingFileError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SYNTH_CLASSES = ("disc", "square", "triangle")
 
 

@@ -1,5 +1,5 @@
 """`ld data check` on bad input: each case is a listed problem naming the file, the record and the field, never
-a traceback and never a silent pass. Fixtures: the 2-image COCO / VOC trees of tests/test_data_check.py."""
+a traceback and never a silent pass. Fixtures: the 2-image COCO / VOC trees of tests/data/test_data_check.py."""
 import json
 
 import numpy as np
@@ -8,7 +8,7 @@ from PIL import Image
 
 from ld.cli import main
 from ld.data.check import check_coco, check_voc, parse_voc
-from tests.test_data_check import _jpeg, _voc_image, coco, voc  # noqa: F401  (fixtures)
+from tests.data.test_data_check import _jpeg, _voc_image, coco, voc  # noqa: F401  (fixtures)
 
 
 def _edit(path, change):

@@ -14,7 +14,7 @@ import copy
 
 import pytest
 
-from tests.test_configs import _teacher_dir
+from tests.models.test_configs import _teacher_dir
 
 # run -> (profile, GPUs, expected values, source)
 UPSTREAM = {

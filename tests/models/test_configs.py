@@ -12,7 +12,7 @@ from ld.errors import ConfigError
 from ld.models.distiller import student_only
 from ld.profiles import get_profile, scaled_lr
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "pipelines" / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "pipelines" / "configs"
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.py"))
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from ld.data.prepare import ANN_FILES, prepare_dataset, voc_to_coco
 from ld.errors import BadFileError, ConfigError
-from tests.test_data_check import _jpeg, _voc_image, voc  # noqa: F401  (fixture)
+from tests.data.test_data_check import _jpeg, _voc_image, voc  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_a_perfect_detector_scores_one_on_a_vocdevkit_tree_through_ld_eval(voc_t
 
     from ld.cli import main
     from ld.profiles import apply_profile
-    from tests.test_eval_tools import assert_perfect, perfect_results
+    from tests.evaluation.test_eval_tools import assert_perfect, perfect_results
 
     xml = voc_tree / "VOCdevkit" / "VOC2007" / "Annotations" / "VOC2007_test_2.xml"
     xml.write_text(xml.read_text().replace("<difficult>0</difficult>", "<difficult>1</difficult>", 1))

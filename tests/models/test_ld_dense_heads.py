@@ -8,7 +8,7 @@ from ld.errors import ConfigError
 from ld.ops.distillation import class_kd, main_region_ld, vlr_ld
 from ld.ops.distribution import flatten_levels
 from ld.ops.imitation import points_inside_boxes
-from tests.test_ld_family import _batch, _distiller, _export_untrained, _mixed_batch, _resolved, restated_vlr
+from tests.models.test_ld_family import _batch, _distiller, _export_untrained, _mixed_batch, _resolved, restated_vlr
 
 BASELINES = ["atss_r18_1x", "fcos_r18_1x", "retina_r18_1x"]
 STUDENTS = {  # row -> the losses it logs beyond its head's own
