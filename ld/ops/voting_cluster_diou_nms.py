@@ -2,8 +2,11 @@
 
 Nothing here depends on mmcv or mmdet, so the module works on any device and dtype that torch supports.
 
-* :func:`voting_cluster_diou_nms` -- class-aware Cluster-NMS on DIoU (same result as greedy DIoU-NMS)
-  followed by score voting of the kept boxes' coordinates, computed class block by class block.
+* :func:`voting_cluster_diou_nms_reference` -- the method as the paper states it: class-aware Cluster-NMS on
+  one ``(N, N)`` DIoU matrix (the same result as greedy DIoU-NMS), then score voting of the kept boxes'
+  coordinates. Read it first.
+* :func:`voting_cluster_diou_nms` -- the same floats, computed class block by class block in ``sum_c M_c^2``
+  memory (``_PowLikeDense`` reproduces the matrix's SIMD rounding of ``x ** beta`` pair by pair).
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ld.ops.box_ops import Columns, box_columns, pair_iou, pair_penalty
+from ld.ops.box_ops import Columns, box_columns, diou_matrix, pair_iou, pair_penalty
 
-__all__ = ["voting_cluster_diou_nms"]
+__all__ = ["voting_cluster_diou_nms", "voting_cluster_diou_nms_reference"]
 
 # Most pairs in one float intermediate of the pairwise step (a (C, R, M) chunk of a class block): 2**19,
 # 2 MiB in float32. A block of more than 8 * _SMALL_BLOCK_ELEMS pairs runs a few rows at a time.
@@ -26,6 +29,55 @@ _VOTE_ELEMS = 1 << 21
 # ATen's elementwise CPU kernels run a tensor of more than this many elements in parallel chunks
 # (at::internal::GRAIN_SIZE).
 _GRAIN_SIZE = 32768
+
+
+def voting_cluster_diou_nms_reference(
+    boxes: Tensor,
+    scores: Tensor,
+    labels: Tensor,
+    iou_threshold: float = 0.6,
+    max_num: int = -1,
+    beta: float = 0.8,
+    vote_threshold: float = 0.7,
+    vote_sigma: float = 0.025,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`voting_cluster_diou_nms` as the paper states it, in a few lines: one ``(N, N)`` DIoU matrix of
+    the score-ranked boxes (``box_ops.diou_matrix``), class-aware by masking, Cluster-NMS iterated to its
+    fixed point, and every kept box replaced by the score-weighted vote of its class's lower-ranked boxes.
+    ``N^2`` memory: the reference that the blocked function equals bit for bit (tests/ops), and the one to
+    read first."""
+    device = boxes.device
+    out_dtype = boxes.dtype if boxes.is_floating_point() else torch.float32
+    n = boxes.shape[0]
+    if n == 0:
+        return boxes.new_zeros((0, 5), dtype=out_dtype), labels.new_zeros((0,)), torch.zeros(0, dtype=torch.long)
+    work = out_dtype if out_dtype in (torch.float32, torch.float64) else torch.float32
+    order = torch.sort(scores, descending=True, stable=True).indices
+    sorted_boxes, sorted_scores, sorted_labels = boxes[order].to(work), scores[order].to(work), labels[order]
+    diou = diou_matrix(sorted_boxes, sorted_boxes, beta=beta)
+    rank = torch.arange(n, device=device)
+    upper_same = (rank[:, None] < rank[None, :]) & (sorted_labels[:, None] == sorted_labels[None, :])
+    suppresses = upper_same & (diou > iou_threshold)
+    keep_mask = torch.ones(n, dtype=torch.bool, device=device)
+    for _ in range(n):
+        new_keep = ~(suppresses & keep_mask[:, None]).any(dim=0)
+        if torch.equal(new_keep, keep_mask):
+            break
+        keep_mask = new_keep
+    kept = torch.nonzero(keep_mask, as_tuple=False).squeeze(1)
+    if max_num > 0:
+        kept = kept[:max_num]
+    d = diou[kept]
+    voters = upper_same[kept] & (d > vote_threshold)
+    weights = torch.where(voters, sorted_scores[None, :] * torch.exp(-((1 - d) ** 2) / vote_sigma),
+                          torch.zeros((), dtype=work, device=device))
+    own = torch.arange(kept.numel(), device=device)
+    weights[own, kept] = sorted_scores[kept]
+    total = weights.sum(dim=1, keepdim=True)
+    voted = (weights @ sorted_boxes) / torch.where(total != 0, total, torch.ones_like(total))
+    voted = torch.where(total != 0, voted, sorted_boxes[kept])
+    dets = torch.cat([voted, sorted_scores[kept, None]], dim=1).to(out_dtype)
+    return dets, sorted_labels[kept], order[kept]
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:

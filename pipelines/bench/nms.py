@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 
 from ld.io import atomic_write_json, atomic_write_text
-from ld.ops.voting_cluster_diou_nms import NMS_TYPE, voting_cluster_diou_nms
+from ld.layout import VOTING_NMS
+from ld.ops.voting_cluster_diou_nms import voting_cluster_diou_nms
 
 
 def _pre_nms_detections(run: Path):
@@ -72,7 +73,7 @@ def _ours(beta: float):
     return run
 
 
-METHODS = {"nms": _mmcv_nms, NMS_TYPE: _ours(0.8),
+METHODS = {"nms": _mmcv_nms, VOTING_NMS: _ours(0.8),
            "score_voting_cluster_nms": _ours(float("inf"))}  # (rho^2/c^2)^inf = 0: plain IoU
 
 
@@ -142,8 +143,8 @@ def _synthetic_methods() -> dict:
     from mmcv.ops import batched_nms
 
     return {"nms": lambda b, s, lab: batched_nms(b, s, lab, dict(type="nms", iou_threshold=0.6)),
-            NMS_TYPE: lambda b, s, lab: voting_cluster_diou_nms(b, s, lab, iou_threshold=0.6),
-            f"{NMS_TYPE}_max{MAX_PER_IMG}": lambda b, s, lab: voting_cluster_diou_nms(
+            VOTING_NMS: lambda b, s, lab: voting_cluster_diou_nms(b, s, lab, iou_threshold=0.6),
+            f"{VOTING_NMS}_max{MAX_PER_IMG}": lambda b, s, lab: voting_cluster_diou_nms(
                 b, s, lab, iou_threshold=0.6, max_num=MAX_PER_IMG)}
 
 
@@ -225,8 +226,8 @@ def synthetic(sizes=SYNTHETIC_SIZES, repeats: int = 11, memory: bool = True) -> 
             "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                         "torch": torch.__version__},
             "methods": {"nms": "mmcv.ops.batched_nms (IoU, all kept boxes)",
-                        NMS_TYPE: "ours, all kept boxes (max_num=-1)",
-                        f"{NMS_TYPE}_max{MAX_PER_IMG}": f"ours, max_num={MAX_PER_IMG} (the pipeline's max_per_img)"},
+                        VOTING_NMS: "ours, all kept boxes (max_num=-1)",
+                        f"{VOTING_NMS}_max{MAX_PER_IMG}": f"ours, max_num={MAX_PER_IMG} (the pipeline's max_per_img)"},
             "cases": cases}
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ld.ops import box_ops
-from ld.ops.voting_cluster_diou_nms import voting_cluster_diou_nms
+from ld.ops.voting_cluster_diou_nms import voting_cluster_diou_nms, voting_cluster_diou_nms_reference
 
 # the NMS's DIoU: the centre-distance penalty raised to beta = 0.8
 diou_matrix = functools.partial(box_ops.diou_matrix, beta=0.8)
@@ -414,44 +414,6 @@ def test_diou_matrix_rectangular_and_beta():
 nms_module = importlib.import_module("ld.ops.voting_cluster_diou_nms")
 
 
-def dense_voting_nms(boxes, scores, labels, iou_threshold=0.6, max_num=-1, beta=0.8, vote_threshold=0.7,
-                     vote_sigma=0.025):
-    """The all-class formulation this module had before the per-class blocking (one (N, N) DIoU matrix,
-    class-aware by masking), kept as the oracle of bitwise identity."""
-    device = boxes.device
-    out_dtype = boxes.dtype if boxes.is_floating_point() else torch.float32
-    n = boxes.shape[0]
-    if n == 0:
-        return boxes.new_zeros((0, 5), dtype=out_dtype), labels.new_zeros((0,)), torch.zeros(0, dtype=torch.long)
-    work = out_dtype if out_dtype in (torch.float32, torch.float64) else torch.float32
-    order = torch.sort(scores, descending=True, stable=True).indices
-    sorted_boxes, sorted_scores, sorted_labels = boxes[order].to(work), scores[order].to(work), labels[order]
-    diou = box_ops.diou_matrix(sorted_boxes, sorted_boxes, beta=beta)
-    rank = torch.arange(n, device=device)
-    upper_same = (rank[:, None] < rank[None, :]) & (sorted_labels[:, None] == sorted_labels[None, :])
-    suppresses = upper_same & (diou > iou_threshold)
-    keep_mask = torch.ones(n, dtype=torch.bool, device=device)
-    for _ in range(n):
-        new_keep = ~(suppresses & keep_mask[:, None]).any(dim=0)
-        if torch.equal(new_keep, keep_mask):
-            break
-        keep_mask = new_keep
-    kept = torch.nonzero(keep_mask, as_tuple=False).squeeze(1)
-    if max_num > 0:
-        kept = kept[:max_num]
-    d = diou[kept]
-    voters = upper_same[kept] & (d > vote_threshold)
-    weights = torch.where(voters, sorted_scores[None, :] * torch.exp(-((1 - d) ** 2) / vote_sigma),
-                          torch.zeros((), dtype=work, device=device))
-    own = torch.arange(kept.numel(), device=device)
-    weights[own, kept] = sorted_scores[kept]
-    total = weights.sum(dim=1, keepdim=True)
-    voted = (weights @ sorted_boxes) / torch.where(total != 0, total, torch.ones_like(total))
-    voted = torch.where(total != 0, voted, sorted_boxes[kept])
-    dets = torch.cat([voted, sorted_scores[kept, None]], dim=1).to(out_dtype)
-    return dets, sorted_labels[kept], order[kept]
-
-
 def assert_bitwise(got, want):
     for g, w in zip(got, want):
         assert g.dtype == w.dtype and g.shape == w.shape
@@ -502,7 +464,7 @@ def test_bitwise_equal_to_all_class_formulation(dtype, nthreads, threads):
         boxes, scores, labels = multiclass_case(seed, n, num_classes, dtype=dtype, skewed=seed % 3 == 0,
                                                 ties=seed % 5 == 0, duplicates=seed % 4 == 0)
         assert_bitwise(voting_cluster_diou_nms(boxes, scores, labels, **kwargs),
-                       dense_voting_nms(boxes, scores, labels, **kwargs))
+                       voting_cluster_diou_nms_reference(boxes, scores, labels, **kwargs))
         cases += 1
     assert cases == 18
 
@@ -522,7 +484,7 @@ def test_chunked_paths_bitwise_equal(monkeypatch, budgets):
         if seed >= 6:  # dense clusters: most pairs suppress and vote (dense block matrices)
             boxes = boxes[:, :2].repeat(1, 2) % 20 + torch.tensor([30.0, 30.0, 70.0, 70.0], dtype=boxes.dtype)
         assert_bitwise(voting_cluster_diou_nms(boxes, scores, labels, **kwargs),
-                       dense_voting_nms(boxes, scores, labels, **kwargs))
+                       voting_cluster_diou_nms_reference(boxes, scores, labels, **kwargs))
 
 
 @pytest.mark.parametrize("nthreads", [1, 2])
@@ -575,7 +537,8 @@ def test_memory_does_not_scale_with_all_pairs(monkeypatch):
         return out
 
     monkeypatch.setattr(nms_module, "pair_iou", recording_iou)
-    monkeypatch.setattr(box_ops, "diou_matrix", lambda *a, **k: pytest.fail("an all-pairs DIoU matrix"))
+    for module in (box_ops, nms_module):  # the reference's all-pairs matrix is not called
+        monkeypatch.setattr(module, "diou_matrix", lambda *a, **k: pytest.fail("an all-pairs DIoU matrix"))
     got = voting_cluster_diou_nms(boxes, scores, labels)
     block_shapes = [s for s in shapes if len(s) == 3]
     assert block_shapes and all(s[0] <= num_classes and s[1] <= 40 and s[2] <= 40 for s in block_shapes)
@@ -588,4 +551,4 @@ def test_memory_does_not_scale_with_all_pairs(monkeypatch):
     largest = max(e.cpu_memory_usage for e in prof.events())
     assert largest < n * n * 4 / 8  # an (N, N) float32 matrix is 39 MiB; the largest allocation here is far less
     monkeypatch.undo()
-    assert_bitwise(got, dense_voting_nms(boxes, scores, labels))
+    assert_bitwise(got, voting_cluster_diou_nms_reference(boxes, scores, labels))
