@@ -93,7 +93,8 @@ def evaluate_checkpoint(config: str | Path, checkpoint: str | Path | None, out_j
     Args:
         config: the run's config (``models/<profile>/<run>/config.py``).
         checkpoint: its weights; not needed when ``results`` is given.
-        out_json: the metrics JSON: ``{"coco": {...}, "voc": {...}}``.
+        out_json: the metrics JSON: ``{"coco": {...}, "voc": {...}}``, and the ``initial_weights`` digest of a
+            trained run's config (:mod:`ld.engine.initial_weights`).
         results: evaluate this COCO results file instead of running the model.
         results_out: also keep the detections as a COCO results file (for the test-dev server).
         tables_dir: where to write the per-class COCO and VOC tables (Markdown + CSV, in %).
@@ -130,5 +131,7 @@ def evaluate_checkpoint(config: str | Path, checkpoint: str | Path | None, out_j
     published = json.loads(source.read_text()).get("published") if source.is_file() else None
     if published:
         metrics["published"] = published
+    if cfg.get("initial_weights"):  # the digest of the weights the model's training started from
+        metrics["initial_weights"] = cfg.initial_weights
     atomic_write_json(out_json, metrics)
     return metrics

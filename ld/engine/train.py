@@ -25,6 +25,7 @@ from ld import cpu_pinning
 from ld.checkpoint import file_digest, load_checkpoint, read_config, require_exported, save_weights
 from ld.engine import determinism, live, merge_options, nonfinite, unformatted  # noqa: F401  (register what a run adds)
 from ld.engine.convert import student_state_dict
+from ld.engine.initial_weights import recorded
 from ld.errors import BadFileError, ConfigError, LDError, MissingFileError
 from ld.io import atomic_write_bytes, atomic_write_json, check_export_dir, listing_digest
 from ld.models.distiller import DISTILLERS, LocalizationDistiller
@@ -152,9 +153,11 @@ def _wire_teacher_cache(cfg, teacher_dir: Path, profile_work: Path) -> None:
 
 def _add_run_hooks(cfg) -> None:
     """What every run adds to its config: the generators seeded per epoch and workers started per epoch (a
-    resumed run ends with the same bytes), a non-finite loss stopping the run, and the log lines."""
+    resumed run ends with the same bytes), a non-finite loss stopping the run, the digest of the weights it
+    starts from (ld.engine.initial_weights), and the log lines."""
     cfg.custom_hooks = list(cfg.get("custom_hooks", [])) + [dict(type="EpochSeedHook", seed=cfg.randomness.seed),
-                                                            dict(type="NonFiniteLossHook")]
+                                                            dict(type="NonFiniteLossHook"),
+                                                            dict(type="InitialWeightsHook")]
     for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
         cfg[key].persistent_workers = False
     cfg.train_dataloader.worker_init_fn = dict(type="epoch_worker_init")
@@ -221,6 +224,9 @@ def export_model(work_dir: str | Path, cfg, out_dir: str | Path) -> Path:
     # nothing to resume: mmdet's own tools/test.py sets load_from to the checkpoint and tests it (a `resume`
     # would look for the optimizer and message hub, which model.pth does not keep)
     exported.resume = False
+    digest = recorded(work_dir)
+    if digest is not None:  # what the run started from: the seed study pairs runs by it
+        exported.initial_weights = digest
     atomic_write_bytes(out_dir / "config.py", exported.pretty_text.encode())
     save_weights(out_dir / "model.pth", student_state_dict(ckpt), ckpt.get("meta", {}))  # no imitation adapter
     return out_dir / "model.pth"

@@ -270,13 +270,17 @@ class LocalizationDistiller(SingleStageDetector):
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if teacher_config is None:
             raise ConfigError("model.teacher_config is not set: `ld train` sets it from --teacher")
-        teacher = build_teacher(teacher_config, teacher_ckpt)
-        t_reg_max, s_reg_max = teacher.bbox_head.reg_max, self.bbox_head.reg_max
-        if t_reg_max != s_reg_max:
-            raise ConfigError(f"teacher reg_max {t_reg_max} != student reg_max {s_reg_max}: LD distils "
-                              "edge distributions, which need the same number of bins")
-        check_same_centres(teacher.bbox_head, self.bbox_head)
-        self.bbox_head.set_teacher(teacher.bbox_head, teacher.bbox_head.in_channels)
+        # Paired by construction: what the teacher's building draws (its modules' default initialisation, the
+        # imitation adapter's) comes from a fork of the random generators, so the student's init_weights draws
+        # exactly what a baseline of the same architecture draws with the same seed: the same initial weights.
+        with torch.random.fork_rng(devices=[]):
+            teacher = build_teacher(teacher_config, teacher_ckpt)
+            t_reg_max, s_reg_max = teacher.bbox_head.reg_max, self.bbox_head.reg_max
+            if t_reg_max != s_reg_max:
+                raise ConfigError(f"teacher reg_max {t_reg_max} != student reg_max {s_reg_max}: LD distils "
+                                  "edge distributions, which need the same number of bins")
+            check_same_centres(teacher.bbox_head, self.bbox_head)
+            self.bbox_head.set_teacher(teacher.bbox_head, teacher.bbox_head.in_channels)
         self._teacher = [teacher]  # in a list: not a submodule, so not in state_dict, parameters or DDP
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = teacher_dtype(teacher_precision, device)  # a known precision, or an error now

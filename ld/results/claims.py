@@ -1,28 +1,33 @@
 """The claims table: each claim of the LD paper and README, tested on this profile's seed study.
 
 A claim compares two things measured here; its row gives the paper's number, ours, the difference with
-its standard error and a verdict by one stated rule (:data:`RULE`):
+its standard error, its 95% confidence interval and a verdict by one stated rule (:data:`RULE`):
 
-- *holds*: the difference is in the claimed direction by more than two standard errors;
-- *does not hold*: it is in the opposite direction by more than two standard errors;
-- *inconclusive*: within two standard errors of zero (the study cannot tell);
+- *holds*: the interval lies on the claimed side of zero;
+- *does not hold*: it lies on the other side;
+- *inconclusive*: it contains zero (the study cannot tell at this size);
 - a row whose runs lack some of the profile's seeds says so (*not finished: k of n seeds*), its verdict
   provisional.
 
+The intervals are Student's t (:func:`t_critical`): two runs' seeds as independent groups with the
+Welch-Satterthwaite degrees of freedom (:func:`welch`), or, where the two runs are paired (each seed's two
+models started from the same initial weights, their ``initial_weights`` digests equal, and saw the same
+data order), the paired t over their common seeds (:func:`paired_difference`, the correlation of the two
+runs across seeds reported).
+
 The kinds of claim (:class:`Claim` ``kind``):
 
-- ``ap``: COCO AP of ``run`` against ``control`` over the seeds (:func:`ld.results.study.seed_summary`),
-  independent groups: ``se = sqrt(s1²/n1 + s2²/n2)``;
+- ``ap``: COCO AP of ``run`` against ``control`` over the seeds (:func:`ld.results.study.seed_summary`);
 - ``nms``: voting Cluster-DIoU-NMS against the config's NMS on the same models (every extra seed's model
-  of every study run), paired: the mean of the per-model differences and its standard error; it also
-  checks the claimed AP50 bound (a loss of at most 0.4 AP50);
+  of every study run), paired: the mean of the per-model differences, its standard error and t interval;
+  it also checks the claimed AP50 bound (a loss of at most 0.4 AP50);
 - ``fps``: the model FPS of the LD student against the baseline's, from the benchmark
   (``results/bench/bench_<profile>.json``): one timing each, so the rule is a tolerance, not a standard
   error: it holds if the LD student is at most 10% slower (timing noise on a shared CPU);
 - ``kl``: the KL divergence of the LD student's edge distributions to the teacher's against the
   baseline's (the ambiguity analysis, ``tables/kl_to_teacher.csv``: mean, std and count of
-  detections per model and edge), Welch per edge: it holds when every edge is lower by more than two
-  standard errors, fails when any edge is higher by more than two.
+  detections per model and edge), Welch per edge: it holds when every edge's interval lies below zero,
+  fails when any edge's lies above.
 """
 from __future__ import annotations
 
@@ -33,15 +38,68 @@ from pathlib import Path
 
 import pandas as pd
 
-from ld.results.study import pm, welch_se
+from ld.results.study import pm
 
-Z = 2.0  # standard errors
+CONFIDENCE = 0.95
 FPS_TOLERANCE = 0.9  # the LD student's model FPS over the baseline's, at least
 AP50_LOSS = 0.004  # the NMS claim's bound on the AP50 lost (0.4 points)
-RULE = ("holds: the difference is in the claimed direction by more than 2 standard errors; does not hold: "
-        "in the opposite direction by more than 2; inconclusive: within 2 of zero. FPS: holds if the LD "
-        "student is at most 10% slower than the baseline (one timing each). NMS: also at most 0.4 AP50 lost.")
+RULE = ("95% confidence intervals of the difference (Student's t: paired over the seeds where two runs start "
+        "from the same initial weights, else Welch with Welch-Satterthwaite degrees of freedom). holds: the "
+        "interval lies on the claimed side of 0; does not hold: on the other side; inconclusive: it contains 0. "
+        "FPS: holds if the LD student is at most 10% slower than the baseline (one timing each). NMS: also at "
+        "most 0.4 AP50 lost.")
 HOLDS, FAILS, OPEN = "holds", "does not hold", "inconclusive"
+
+
+def t_critical(df: float) -> float:
+    """The two-sided :data:`CONFIDENCE` quantile of Student's t with ``df`` degrees of freedom (``inf``:
+    the normal's 1.96)."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + CONFIDENCE / 2, df))
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A difference of means ``delta`` with its standard error ``se`` and degrees of freedom ``df`` (None:
+    fewer than two values a side); ``paired``: over common seeds, with the correlation ``r`` of the two
+    runs across them (None where undefined)."""
+
+    delta: float
+    se: float | None
+    df: float | None
+    paired: bool = False
+    r: float | None = None
+
+    def interval(self) -> tuple[float, float] | None:
+        """The :data:`CONFIDENCE` interval ``delta ± t(df) * se``, or None without a standard error."""
+        if self.se is None or self.df is None or pd.isna(self.se):
+            return None
+        half = t_critical(self.df) * self.se
+        return self.delta - half, self.delta + half
+
+
+def welch(mean1: float, std1: float | None, n1: int, mean2: float, std2: float | None, n2: int) -> Difference:
+    """``mean1 - mean2`` of two independent groups: ``se = sqrt(s1²/n1 + s2²/n2)`` and the
+    Welch-Satterthwaite ``df = se⁴ / ((s1²/n1)²/(n1-1) + (s2²/n2)²/(n2-1))`` (``inf`` where both spreads
+    are 0); no standard error below two values a side."""
+    delta = mean1 - mean2
+    if n1 < 2 or n2 < 2 or std1 is None or std2 is None or pd.isna(std1) or pd.isna(std2):
+        return Difference(delta, None, None)
+    v1, v2 = std1 ** 2 / n1, std2 ** 2 / n2
+    denominator = v1 ** 2 / (n1 - 1) + v2 ** 2 / (n2 - 1)
+    return Difference(delta, math.sqrt(v1 + v2), (v1 + v2) ** 2 / denominator if denominator > 0 else math.inf)
+
+
+def paired_difference(a: pd.Series, b: pd.Series) -> Difference:
+    """The mean of ``a - b`` over common index entries (seeds, or models), its standard error ``sd / sqrt(n)``,
+    ``df = n - 1`` and the correlation of ``a`` and ``b``."""
+    both = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner").astype(float)
+    d, n = both.a - both.b, len(both)
+    if n < 2:
+        return Difference(d.mean() if n else float("nan"), None, None, paired=True)
+    r = both.a.corr(both.b) if both.a.std() > 0 and both.b.std() > 0 else None
+    return Difference(d.mean(), d.std(ddof=1) / math.sqrt(n), n - 1, paired=True, r=r)
 
 
 @dataclass(frozen=True)
@@ -108,26 +166,59 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
-def verdict(delta: float | None, se: float | None, *, sign: int = 1) -> str:
-    """:data:`RULE` for a difference ``delta`` with standard error ``se``; ``sign=-1``: the claim is a
-    decrease. Without a difference: ''; with one but no standard error (one seed): inconclusive."""
-    if delta is None or pd.isna(delta):
+def verdict(diff: Difference | None, *, sign: int = 1) -> str:
+    """:data:`RULE` for a difference; ``sign=-1``: the claim is a decrease. Without a difference: ''; with one
+    but no interval (one seed): inconclusive."""
+    if diff is None or pd.isna(diff.delta):
         return ""
-    if se is None or pd.isna(se):
+    interval = diff.interval()
+    if interval is None:
         return OPEN
-    if sign * delta > Z * se:
-        return HOLDS
-    if sign * delta < -Z * se:
-        return FAILS
-    return OPEN
+    low, high = sorted(sign * v for v in interval)
+    return HOLDS if low > 0 else FAILS if high < 0 else OPEN
 
 
-def _row(claim: Claim, ours: str, difference: str, result: str, status: str) -> dict[str, str]:
-    return {"claim": claim.claim, "paper": claim.paper, "ours": ours, "difference": difference, "verdict": result,
-            "status": status, "run": claim.run, "control": claim.control, "source": claim.source}
+def shown_interval(diff: Difference, *, fraction: bool = True) -> str:
+    """'[-0.8, +1.8]': AP fractions in % with one decimal, or as they are with three (``fraction=False``: KL);
+    a bound that rounds to zero keeps its sign ('-0.0': the interval contains 0); '' without one."""
+    interval = diff.interval()
+    if interval is None:
+        return ""
+    return "[" + ", ".join(f"{100 * v:+.1f}" if fraction else f"{v:+.3f}" for v in interval) + "]"
 
 
-def _ap_row(claim: Claim, summary: pd.DataFrame, n_seeds: int | dict[str, int]) -> dict[str, str]:
+def _row(claim: Claim, ours: str, difference: str, result: str, status: str, interval: str = "",
+         test: str = "") -> dict[str, str]:
+    return {"claim": claim.claim, "paper": claim.paper, "ours": ours, "difference": difference,
+            "95% CI": interval, "test": test, "verdict": result, "status": status, "run": claim.run,
+            "control": claim.control, "source": claim.source}
+
+
+def _test_name(diff: Difference) -> str:
+    if diff.se is None:
+        return ""
+    if diff.paired:
+        return f"paired t, df {diff.df:.0f}" + (f", r = {diff.r:+.2f}" if diff.r is not None else "")
+    return "Welch t, df " + ("inf" if math.isinf(diff.df) else f"{diff.df:.1f}")
+
+
+def paired_seeds(per_seed: pd.DataFrame | None, run: str, control: str) -> pd.DataFrame | None:
+    """``(seed, run AP, control AP)`` of the seeds at which both runs' models started from the same initial
+    weights (equal, known ``initial_weights`` digests: ld.engine.train records them), where at least two
+    seeds are; None otherwise (the two runs are independent groups)."""
+    if per_seed is None or "initial_weights" not in per_seed:
+        return None
+    done = per_seed[(per_seed.status == "ok") & per_seed.initial_weights.fillna("").astype(bool)]
+    a, b = (done[done.run == r].set_index("seed") for r in (run, control))
+    both = a[["AP", "initial_weights"]].join(b[["AP", "initial_weights"]], how="inner", lsuffix="_run",
+                                              rsuffix="_control")
+    if len(both) < 2 or not (both.initial_weights_run == both.initial_weights_control).all():
+        return None
+    return both
+
+
+def _ap_row(claim: Claim, summary: pd.DataFrame, n_seeds: int | dict[str, int],
+            per_seed: pd.DataFrame | None = None) -> dict[str, str]:
     by_run = summary.set_index("run")
     missing = [r for r in (claim.run, claim.control) if r not in by_run.index]
     if missing:
@@ -135,39 +226,45 @@ def _ap_row(claim: Claim, summary: pd.DataFrame, n_seeds: int | dict[str, int]) 
     run, control = by_run.loc[claim.run], by_run.loc[claim.control]
     if not run.n or not control.n:
         return _row(claim, "", "", "", "not run yet")
-    delta = run.AP_mean - control.AP_mean
-    se = welch_se(run.AP_std, run.n, control.AP_std, control.n) if run.n > 1 and control.n > 1 else None
+    both = paired_seeds(per_seed, claim.run, claim.control)
+    diff = (paired_difference(both.AP_run, both.AP_control) if both is not None else
+            welch(run.AP_mean, run.AP_std, int(run.n), control.AP_mean, control.AP_std, int(control.n)))
     least = int(min(run.n, control.n))
     if isinstance(n_seeds, dict):  # each run's seeds at this profile (study.seeded)
         n_seeds = min(n_seeds.get(claim.run, 1), n_seeds.get(claim.control, 1))
     ours = (f"{pm(run.AP_mean, run.AP_std)} vs {pm(control.AP_mean, control.AP_std)} "
             f"(n = {int(run.n)}, {int(control.n)})")
     status = "finished" if least >= n_seeds else f"not finished: {least} of {n_seeds} seeds"
-    return _row(claim, ours, pm(delta, se, delta=True), verdict(delta, se), status)
+    return _row(claim, ours, pm(diff.delta, diff.se, delta=True), verdict(diff), status, shown_interval(diff),
+                _test_name(diff))
 
 
-def paired(voting: pd.DataFrame, plain: pd.DataFrame, metric: str) -> tuple[float, float | None, int]:
-    """Mean and standard error of ``voting - plain`` for ``metric`` over the models both evaluated
-    (rows matched on run and seed): ``(mean, se, n)``; se None below 2 models."""
-    keys = ["run", "seed"]
-    both = voting[voting.status == "ok"].merge(plain[plain.status == "ok"], on=keys, suffixes=("_v", "_p"))
-    diff = both[f"{metric}_v"].astype(float) - both[f"{metric}_p"].astype(float)
-    n = len(diff)
-    return (diff.mean() if n else float("nan")), (diff.std(ddof=1) / math.sqrt(n) if n > 1 else None), n
+def paired(voting: pd.DataFrame, plain: pd.DataFrame, metric: str) -> tuple[Difference, int]:
+    """``voting - plain`` for ``metric`` over the models both evaluated (rows matched on run and seed), paired:
+    ``(difference, number of models)``."""
+    def by_model(frame: pd.DataFrame) -> pd.Series:
+        done = frame[frame.status == "ok"]
+        return done.set_index(["run", "seed"])[metric]
+
+    diff = paired_difference(by_model(voting), by_model(plain))
+    both = by_model(voting).index.intersection(by_model(plain).index)
+    return diff, len(both)
 
 
 def _nms_row(claim: Claim, voting: pd.DataFrame, plain: pd.DataFrame, expected: int) -> dict[str, str]:
-    (ap, ap_se, n), (ap75, ap75_se, _), (ap50, ap50_se, _) = (paired(voting, plain, m) for m in ("AP", "AP75", "AP50"))
+    (ap, n), (ap75, _), (ap50, _) = (paired(voting, plain, m) for m in ("AP", "AP75", "AP50"))
     if not n:
         return _row(claim, "", "", "", "not run yet")
-    ours = f"AP75 {pm(ap75, ap75_se, delta=True)}, AP50 {pm(ap50, ap50_se, delta=True)} (paired, {n} models)"
-    result = verdict(ap, ap_se)
-    if ap50_se is not None and -ap50 > AP50_LOSS + Z * ap50_se:
-        result = FAILS  # loses more AP50 than claimed
-    elif result == HOLDS and -ap50 > AP50_LOSS:
+    ours = (f"AP75 {pm(ap75.delta, ap75.se, delta=True)}, AP50 {pm(ap50.delta, ap50.se, delta=True)} "
+            f"(paired, {n} models)")
+    result = verdict(ap)
+    ap50_interval = ap50.interval()
+    if ap50_interval is not None and -ap50_interval[1] > AP50_LOSS:
+        result = FAILS  # loses more AP50 than claimed, with the interval's confidence
+    elif result == HOLDS and -ap50.delta > AP50_LOSS:
         result = OPEN
     status = "finished" if n >= expected else f"not finished: {n} of {expected} models"
-    return _row(claim, ours, pm(ap, ap_se, delta=True), result, status)
+    return _row(claim, ours, pm(ap.delta, ap.se, delta=True), result, status, shown_interval(ap), _test_name(ap))
 
 
 def _fps_row(claim: Claim, bench: Path, baseline: str, student: str) -> dict[str, str]:
@@ -185,18 +282,20 @@ def _kl_row(claim: Claim, kl: pd.DataFrame | None, baseline: str, student: str) 
     if kl is None or not {baseline, student} <= set(kl.model):
         return _row(claim, "", "", "", "not run yet (the ambiguity stage)")
     s, b = (kl[kl.model == m].set_index("edge") for m in (student, baseline))
-    delta = s["mean"] - b["mean"]
-    se = welch_se(s["std"], s["count"], b["std"], b["count"])
-    results = [verdict(d, e, sign=-1) for d, e in zip(delta, se)]
+    diffs = {edge: welch(s["mean"][edge], s["std"][edge], int(s["count"][edge]), b["mean"][edge], b["std"][edge],
+                         int(b["count"][edge])) for edge in s.index}
+    results = [verdict(d, sign=-1) for d in diffs.values()]
     result = HOLDS if all(r == HOLDS for r in results) else FAILS if FAILS in results else OPEN
     ours = "; ".join(f"{edge} {s['mean'][edge]:.3f} vs {b['mean'][edge]:.3f}" for edge in s.index)
-    difference = "; ".join(f"{edge} {d:+.3f} ± {e:.3f}" for edge, d, e in zip(s.index, delta, se))
-    return _row(claim, f"KL (nats) {ours}", difference, result, "finished (seed 0 models)")
+    difference = "; ".join(f"{edge} {d.delta:+.3f} ± {d.se:.3f}" for edge, d in diffs.items())
+    interval = "; ".join(f"{edge} " + shown_interval(d, fraction=False) for edge, d in diffs.items())
+    return _row(claim, f"KL (nats) {ours}", difference, result, "finished (seed 0 models)", interval,
+                "Welch t per edge")
 
 
 def claims_table(summary: pd.DataFrame, n_seeds: int | dict[str, int], voting: pd.DataFrame, plain: pd.DataFrame,
                  bench: str | Path, kl: pd.DataFrame | None, analysis: dict[str, str],
-                 claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
+                 claims: tuple[Claim, ...] = CLAIMS, per_seed: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per claim (columns claim, paper, ours, difference, verdict, status, run, control, source).
 
     ``summary``: :func:`ld.results.study.seed_summary`; ``n_seeds``: the profile's seeds, or each run's
@@ -205,12 +304,14 @@ def claims_table(summary: pd.DataFrame, n_seeds: int | dict[str, int], voting: p
     ``plain``: :func:`ld.results.study.seed_runs` rows of the study runs' extra seeds (no teacher) with
     voting NMS and with the config's (every row of ``plain`` is a model the NMS row expects);
     ``bench``: the benchmark's JSON; ``kl``: the ambiguity analysis's KL table or None; ``analysis``:
-    params.yaml's teacher, baseline and student of the analysis."""
+    params.yaml's teacher, baseline and student of the analysis; ``per_seed``: the study's
+    :func:`ld.results.study.seed_runs` (with their ``initial_weights``): AP rows are paired over the seeds
+    where two runs started from the same weights (:func:`paired_seeds`)."""
     expected = len(plain)
     rows = []
     for claim in claims:
         if claim.kind == "ap":
-            rows.append(_ap_row(claim, summary, n_seeds))
+            rows.append(_ap_row(claim, summary, n_seeds, per_seed))
         elif claim.kind == "nms":
             rows.append(_nms_row(claim, voting, plain, expected))
         elif claim.kind in ("fps", "kl"):  # the analysis's LD student against its baseline
@@ -230,7 +331,8 @@ def write_claims(table: pd.DataFrame, stem: str | Path, profile: str, seeds: lis
 
     stem = Path(stem)
     head = (f"# The paper's claims on the `{profile}` profile (seeds {', '.join(map(str, seeds))})\n\n"
-            f"AP in %, mean ± standard deviation over seeds; differences ± their standard error. Verdicts: {RULE}\n\n")
+            f"AP in %, mean ± standard deviation over seeds; differences ± their standard error, and their "
+            f"{CONFIDENCE:.0%} confidence interval. Verdicts: {RULE}\n\n")
     shown = table.drop(columns=["run", "control", "source"])
     md = atomic_write_text(stem.with_suffix(".md"), head + markdown_table(shown) + "\n")
     return md, atomic_write_text(stem.with_suffix(".csv"), table.to_csv(index=False))

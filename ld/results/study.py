@@ -3,6 +3,7 @@ each student to the baseline of its model (ld.engine.seed_study trains the runs;
 and the claims table read them), and the study's figure (:func:`draw_seed_study`)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,13 @@ def study_rows(params: dict[str, Any], configs_dir: str | Path = CONFIGS) -> lis
              "method": labels.get(row["run"], {}).get("method", "")} for row in rows]
 
 
+def initial_weights(metrics_file: Path) -> str | None:
+    """The digest of the initial weights of the model a metrics file evaluated (``ld eval`` copies it from the
+    run's config), or None (an imported teacher; a model trained before it was recorded)."""
+    value = json.loads(metrics_file.read_text()).get("initial_weights")
+    return value if isinstance(value, str) and value else None
+
+
 def seed_runs(metrics_dir: str | Path, seeds_dir: str | Path, rows: list[dict[str, str]],
               seeds: list[int] | dict[str, list[int]], nms: str | None = None) -> pd.DataFrame:
     """One row per (run, seed) of the seed study (``rows``: :func:`study_rows`): ``seeds`` (one list for
@@ -48,19 +56,24 @@ def seed_runs(metrics_dir: str | Path, seeds_dir: str | Path, rows: list[dict[st
             if i == 0 and nms is not None:
                 continue
             run = row["run"]
-            stage = eval_stage(run, row["teacher"]) if row["role"] != "teacher" else None  # trained or imported
-            metrics = (read_metrics(metrics_dir / f"{run}.json", stage) if i == 0 else
-                       read_metrics(seed_metrics(seeds_dir / run, seed, nms),
-                                    seeds_stage(run, bool(row["teacher"]))))
+            if i == 0:  # the main pipeline's evaluation (no stage named for a teacher: trained or imported)
+                path = metrics_dir / f"{run}.json"
+                stage = eval_stage(run, row["teacher"]) if row["role"] != "teacher" else None
+            else:
+                path, stage = seed_metrics(seeds_dir / run, seed, nms), seeds_stage(run, bool(row["teacher"]))
+            metrics = read_metrics(path, stage)
             values = {k: (metrics or {}).get(k) for k in SEED_METRICS}
-            records.append({**row, "seed": seed, **values, "status": "ok" if metrics else "not run"})
-    columns = ["role", "model", "method", "run", "teacher", "seed", *SEED_METRICS, "status"]
+            records.append({**row, "seed": seed, **values, "status": "ok" if metrics else "not run",
+                            "initial_weights": initial_weights(path) if metrics else None})
+    columns = ["role", "model", "method", "run", "teacher", "seed", *SEED_METRICS, "status", "initial_weights"]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
 def seed_runs_shown(per_seed: pd.DataFrame) -> pd.DataFrame:
-    """The per-seed table of :func:`seed_runs` as people read it: AP, AP50, AP75 in % ('AP (%)', ...)."""
-    return percent(per_seed.drop(columns=["role"]), SEED_METRICS)
+    """The per-seed table of :func:`seed_runs` as people read it: AP, AP50, AP75 in % ('AP (%)', ...), and the
+    first 12 hex digits of each model's initial weights (equal at a seed: the two runs are paired)."""
+    shown = per_seed.drop(columns=["role"]).assign(initial_weights=per_seed.initial_weights.str[:12])
+    return percent(shown, SEED_METRICS).rename(columns={"initial_weights": "initial weights"})
 
 
 def welch_se(std1, n1, std2, n2):

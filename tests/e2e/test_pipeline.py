@@ -120,6 +120,18 @@ def test_smoke_repro_writes_the_seed_study_and_every_paper_table(clone, repro):
     for run in study:
         extras = {f"seed{extra}{nms}.json" for extra in seeds[1:] for nms in ("", ".voting_cluster_diounms")}
         assert {p.name for p in (root / "seeds" / run).iterdir()} == {"seeds.json", *(extras if run in seeded else ())}
+    # paired by construction: at each seed the seeded student started from its baseline's initial weights, as
+    # every student of the R-18 GFocal baseline did at the main seed (their metrics carry the digests)
+    def digest(path):
+        return json.loads(path.read_text())["initial_weights"]
+
+    baseline, student = seeded[:2] if seeded[0] in PARAMS["study"]["baselines"] else seeded[1::-1]
+    for extra in seeds[1:]:
+        assert digest(root / "seeds" / baseline / f"seed{extra}.json") == digest(
+            root / "seeds" / student / f"seed{extra}.json")
+    assert len({digest(root / "metrics" / f"{run}.json") for run in ("gfl_r18_1x", "ld_r18_gfl_r50_1x",
+                                                                      "ld_vlr_r18_gfl_r50_1x", "selfld_r18_1x")}) == 1
+    assert digest(root / "metrics" / "gfl_r18_1x.json") != digest(root / "metrics" / "atss_r18_1x.json")
     claims = pd.read_csv(root / "tables" / "claims.csv")
     assert len(claims) == len(CLAIMS) and set(claims.verdict) <= {"holds", "does not hold", "inconclusive"}
     assert not claims.status.str.startswith(("not run", "not finished", "not in the study")).any(), claims.status

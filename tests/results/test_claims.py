@@ -8,7 +8,21 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ld.results.claims import CLAIMS, FAILS, HOLDS, OPEN, Claim, claims_table, paired, verdict, write_claims
+from ld.results.claims import (
+    CLAIMS,
+    FAILS,
+    HOLDS,
+    OPEN,
+    Claim,
+    Difference,
+    claims_table,
+    paired,
+    paired_difference,
+    t_critical,
+    verdict,
+    welch,
+    write_claims,
+)
 
 ANALYSIS = {"teacher": "t", "baseline": "b", "student": "ld"}
 AP = Claim("LD helps", "+0.7", "README", run="ld", control="b")
@@ -37,11 +51,44 @@ def _table(summary, claims, n_seeds=3, voting=NO_MODELS, plain=NO_MODELS, bench=
     return claims_table(summary, n_seeds, voting, plain, bench, kl, ANALYSIS, claims=tuple(claims)).iloc[0]
 
 
-@pytest.mark.parametrize("delta,se,sign,expected", [
-    (0.010, 0.004, 1, HOLDS), (-0.010, 0.004, 1, FAILS), (0.005, 0.004, 1, OPEN), (0.008, 0.004, 1, OPEN),
-    (0.010, None, 1, OPEN), (None, 0.004, 1, ""), (-0.010, 0.004, -1, HOLDS), (0.010, 0.004, -1, FAILS)])
-def test_the_verdict_rule_is_two_standard_errors(delta, se, sign, expected):
-    assert verdict(delta, se, sign=sign) == expected
+def test_t_critical_values_are_the_tables():
+    """Two-sided 95%: Student's t tables (df 2: 4.303, 4: 2.776, 10: 2.228) and the normal's 1.960."""
+    assert [round(t_critical(df), 3) for df in (2, 4, 10, math.inf)] == [4.303, 2.776, 2.228, 1.960]
+
+
+@pytest.mark.parametrize("delta,se,df,sign,expected", [
+    (0.010, 0.004, 10, 1, HOLDS), (-0.010, 0.004, 10, 1, FAILS), (0.008, 0.004, 10, 1, OPEN),
+    (0.010, 0.004, 2, 1, OPEN),  # 2.5 standard errors: beyond 2, inside t(2) = 4.3: no longer "holds"
+    (0.010, 0.004, math.inf, 1, HOLDS), (0.010, None, None, 1, OPEN), (float("nan"), 0.004, 4, 1, ""),
+    (-0.010, 0.004, 10, -1, HOLDS), (0.010, 0.004, 10, -1, FAILS)])
+def test_the_verdict_rule_is_the_95_percent_interval(delta, se, df, sign, expected):
+    assert verdict(Difference(delta, se, df), sign=sign) == expected
+    assert verdict(None) == ""
+
+
+def test_welch_satterthwaite_degrees_of_freedom():
+    """Equal spreads and sizes: df = 2 (n - 1); one spread 0: df = the other group's n - 1; the audit's
+    '+ Main KD' (22.3 ± 0.3 vs 21.2 ± 0.7, n = 3, 3): t = 2.5 on 2.7 df, inside the 95% interval."""
+    d = welch(0.21, 0.01, 3, 0.20, 0.01, 3)
+    assert d.se == pytest.approx(math.sqrt(2 * 0.01 ** 2 / 3)) and d.df == pytest.approx(4.0)
+    assert welch(0.21, 0.0, 3, 0.20, 0.01, 5).df == pytest.approx(4.0)
+    assert welch(0.21, 0.0, 3, 0.20, 0.0, 3).df == math.inf
+    kd = welch(0.223, 0.003, 3, 0.212, 0.007, 3)
+    assert kd.delta / kd.se == pytest.approx(2.50, abs=0.01) and 2.5 < kd.df < 3.0 and verdict(kd) == OPEN
+    assert welch(0.21, None, 1, 0.20, 0.01, 3).se is None
+
+
+def test_a_paired_difference_is_the_t_of_the_per_seed_differences_with_their_correlation():
+    a, b = pd.Series([0.212, 0.205, 0.220], index=[0, 1, 2]), pd.Series([0.206, 0.200, 0.213], index=[0, 1, 2])
+    d = paired_difference(a, b)
+    diffs = [0.006, 0.005, 0.007]
+    assert d.paired and d.df == 2 and d.delta == pytest.approx(0.006)
+    assert d.se == pytest.approx(pd.Series(diffs).std(ddof=1) / math.sqrt(3))
+    assert d.r == pytest.approx(a.corr(b)) and d.r > 0.99
+    # the seed-to-seed spread (0.7 AP) cancels: paired it holds, as independent groups it does not
+    assert verdict(d) == HOLDS
+    assert verdict(welch(a.mean(), a.std(), 3, b.mean(), b.std(), 3)) == OPEN
+    assert paired_difference(a.iloc[:1], b.iloc[:1]).se is None
 
 
 def test_an_ap_claim_gives_both_means_the_difference_and_its_standard_error():
@@ -58,6 +105,26 @@ def test_an_ap_claim_inside_the_noise_is_inconclusive_and_a_reversed_one_does_no
     assert _table(_summary(ld=[0.180, 0.182, 0.181], b=[0.200, 0.202, 0.198]), [AP]).verdict == FAILS
 
 
+def _per_seed(digests: dict[str, str], **runs) -> pd.DataFrame:
+    """seed_runs rows from per-run AP lists (seeds 0, 1, ...), each run's models started from ``digests[run]``
+    plus the seed."""
+    return pd.DataFrame.from_records([
+        {"run": run, "seed": seed, "AP": ap, "status": "ok", "initial_weights": f"{digests[run]}{seed}"}
+        for run, aps in runs.items() for seed, ap in enumerate(aps)])
+
+
+def test_ap_rows_are_paired_where_both_runs_started_from_the_same_weights_at_each_seed():
+    aps = {"ld": [0.212, 0.205, 0.220], "b": [0.206, 0.200, 0.213]}
+    paired_rows = _per_seed({"ld": "w", "b": "w"}, **aps)
+    row = claims_table(_summary(**aps), 3, NO_MODELS, NO_MODELS, "x.json", None, ANALYSIS, claims=(AP,),
+                       per_seed=paired_rows).iloc[0]
+    assert row.verdict == HOLDS and row.test == "paired t, df 2, r = +1.00" and row.difference == "+0.6 ± 0.1"
+    for unpaired in (_per_seed({"ld": "w", "b": "v"}, **aps), paired_rows.assign(initial_weights=None), None):
+        row = claims_table(_summary(**aps), 3, NO_MODELS, NO_MODELS, "x.json", None, ANALYSIS, claims=(AP,),
+                           per_seed=unpaired).iloc[0]
+        assert row.verdict == OPEN and row.test.startswith("Welch t, df 3.9"), row.test
+
+
 def test_a_row_with_missing_seeds_says_it_is_not_finished():
     row = _table(_summary(ld=[0.212, 0.214], b=[0.200, 0.202, 0.198]), [AP])
     assert row.status == "not finished: 2 of 3 seeds" and row.verdict == HOLDS  # provisional
@@ -72,10 +139,14 @@ def test_the_nms_claim_pairs_the_two_evaluations_of_each_model():
                         ("b", 2): (0.195, 0.39, 0.17)})
     voting = _seed_rows({("ld", 1): (0.202, 0.399, 0.184), ("ld", 2): (0.213, 0.409, 0.195),
                          ("b", 1): (0.191, 0.389, 0.173)})  # b seed 2 not evaluated yet
-    mean, se, n = paired(voting, plain, "AP")
-    assert n == 3 and mean == pytest.approx(0.002) and se == pytest.approx(0.001 / math.sqrt(3))
+    diff, n = paired(voting, plain, "AP")
+    assert n == 3 and diff.delta == pytest.approx(0.002) and diff.se == pytest.approx(0.001 / math.sqrt(3))
+    assert diff.paired and diff.df == 2
     row = _table(_summary(), [c for c in CLAIMS if c.kind == "nms"], voting=voting, plain=plain)
-    assert row.difference == "+0.2 ± 0.1" and row.verdict == HOLDS
+    assert row.difference == "+0.2 ± 0.1" and row.verdict == OPEN  # 3.5 standard errors, t(2) = 4.3
+    assert row["95% CI"] == "[-0.0, +0.4]" and row.test.startswith("paired t, df 2")
+    voting = voting.assign(AP=voting.AP + 0.001)  # +0.3 on every model: decided
+    assert _table(_summary(), [c for c in CLAIMS if c.kind == "nms"], voting=voting, plain=plain).verdict == HOLDS
     assert row.status == "not finished: 3 of 4 models" and "AP50 -0.1" in row.ours and "AP75 +0.4" in row.ours
     lossy = voting.assign(AP50=voting.AP50 - 0.006)  # 0.7 AP50 lost on every model: more than the claimed 0.4
     assert _table(_summary(), [c for c in CLAIMS if c.kind == "nms"], voting=lossy, plain=plain).verdict == FAILS
@@ -114,7 +185,8 @@ def test_the_claims_file_states_the_rule_and_the_csv_keeps_the_sources(tmp_path)
     md, csv = write_claims(table, tmp_path / "claims", "mini", [0, 1, 2])
     text = md.read_text()
     assert text.startswith("# The paper's claims on the `mini` profile (seeds 0, 1, 2)")
-    assert "2 standard errors" in text and "| LD helps" in text and "README" not in text
+    assert "95% confidence intervals" in text and "| LD helps" in text and "README" not in text
+    assert "95% CI" in text and "Welch t, df" in text
     assert pd.read_csv(csv).source.tolist() == ["README"]
 
 
