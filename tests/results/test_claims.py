@@ -1,6 +1,7 @@
 """The claims table on hand-made numbers: the verdict rule, each kind of claim, unfinished rows."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -186,8 +187,19 @@ def test_the_claims_file_states_the_rule_and_the_csv_keeps_the_sources(tmp_path)
     text = md.read_text()
     assert text.startswith("# The paper's claims on the `mini` profile (seeds 0, 1, 2)")
     assert "95% confidence intervals" in text and "| LD helps" in text and "README" not in text
-    assert "95% CI" in text and "Welch t, df" in text
+    assert "95% CI" in text and "Welch t, df" in text and "Notes:" not in text
     assert pd.read_csv(csv).source.tolist() == ["README"]
+    noted = dataclasses.replace(AP, note="the teacher is far ahead")
+    table = claims_table(_summary(ld=[0.21, 0.22, 0.23], b=[0.20, 0.2, 0.2]), 3, NO_MODELS, NO_MODELS, "x.json", None,
+                         ANALYSIS, claims=(noted,))
+    md, csv = write_claims(table, tmp_path / "noted", "mini", [0, 1, 2])
+    assert md.read_text().endswith("Notes:\n\n- LD helps: the teacher is far ahead\n")
+    assert pd.read_csv(csv).note.tolist() == ["the teacher is far ahead"]
+
+
+def test_the_gi_row_says_what_drives_it():
+    gi = next(c for c in CLAIMS if c.run == "ld_full_gi_r18_gfl_r50_1x")
+    assert all(word in gi.note for word in ("equally wide", "from scratch", "teacher-student gap"))
 
 
 def test_every_claim_compares_runs_of_the_study():
