@@ -74,14 +74,17 @@ def pair_penalty(bi: Columns, bj: Columns) -> Tensor:
     return rho2.div_(c2).clamp_(min=0, max=1)
 
 
-def _matrix_columns(boxes1: Tensor, boxes2: Tensor) -> tuple[Columns, Columns]:
-    """The columns of boxes ``(N, 4)`` as ``(N, 1)`` and of ``(M, 4)`` as ``(1, M)``, in float32 for half and
-    integer inputs."""
+def _pair_columns(boxes1: Tensor, boxes2: Tensor) -> tuple[Columns, Columns]:
+    """The columns of boxes ``(..., N, 4)`` as ``(..., N, 1)`` and of ``(..., M, 4)`` as ``(..., 1, M)`` (a
+    leading batch pairs image by image), in float32 for half and integer inputs."""
+    work = boxes1.dtype if boxes1.dtype in (torch.float32, torch.float64) else torch.float32
+    return (box_columns(boxes1.to(work)[..., :, None, :]),
+            box_columns(boxes2.to(device=boxes1.device, dtype=work)[..., None, :, :]))
+
+
+def _check_matrix(boxes1: Tensor, boxes2: Tensor) -> None:
     if boxes1.ndim != 2 or boxes1.shape[-1] != 4 or boxes2.ndim != 2 or boxes2.shape[-1] != 4:
         raise ValueError(f"expected (N, 4) and (M, 4) boxes, got {tuple(boxes1.shape)} and {tuple(boxes2.shape)}")
-    work = boxes1.dtype if boxes1.dtype in (torch.float32, torch.float64) else torch.float32
-    return (box_columns(boxes1.to(work)[:, None, :]),
-            box_columns(boxes2.to(device=boxes1.device, dtype=work)[None, :, :]))
 
 
 def _out_dtype(boxes: Tensor) -> torch.dtype:
@@ -90,7 +93,23 @@ def _out_dtype(boxes: Tensor) -> torch.dtype:
 
 def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """Pairwise IoU ``(N, M)`` of boxes ``(N, 4)`` and ``(M, 4)``."""
-    return pair_iou(*_matrix_columns(boxes1, boxes2)).to(_out_dtype(boxes1))
+    _check_matrix(boxes1, boxes2)
+    return pair_iou(*_pair_columns(boxes1, boxes2)).to(_out_dtype(boxes1))
+
+
+def iou_and_diou(boxes1: Tensor, boxes2: Tensor, beta: float = 1.0,
+                 denominator: str = "union") -> tuple[Tensor, Tensor]:
+    """The IoU and the Distance-IoU (:func:`diou_matrix`) of boxes ``(..., N, 4)`` and ``(..., M, 4)``, from
+    one pass over the pairs (the DIoU's ``inter / union`` is the IoU): ``(..., N, M)`` each. A leading batch
+    pairs image by image (the VLR's anchors and ground truths, ld.ops.vlr)."""
+    if denominator not in ("union", "first"):
+        raise ValueError(f"denominator must be 'union' or 'first', got {denominator!r}")
+    b1, b2 = _pair_columns(boxes1, boxes2)
+    inter = pair_intersection(b1, b2)
+    iou = inter / pair_union(inter, b1, b2)
+    overlap = iou if denominator == "union" else inter.div_(b1[4].clamp(min=_EPS))
+    out = _out_dtype(boxes1)
+    return iou.to(out), (overlap - pair_penalty(b1, b2) ** beta).to(out)
 
 
 def diou_matrix(boxes1: Tensor, boxes2: Tensor, beta: float = 1.0, denominator: str = "union") -> Tensor:
@@ -103,9 +122,5 @@ def diou_matrix(boxes1: Tensor, boxes2: Tensor, beta: float = 1.0, denominator: 
     what the upstream LD code's VLR assigner computes (its ``bbox_overlaps`` divides by ``area1`` in
     every mode but 'iou' and 'giou'). A box has DIoU 1 with itself.
     """
-    if denominator not in ("union", "first"):
-        raise ValueError(f"denominator must be 'union' or 'first', got {denominator!r}")
-    b1, b2 = _matrix_columns(boxes1, boxes2)
-    inter = pair_intersection(b1, b2)
-    union = pair_union(inter, b1, b2) if denominator == "union" else b1[4].clamp(min=_EPS)
-    return (inter.div_(union) - pair_penalty(b1, b2) ** beta).to(_out_dtype(boxes1))
+    _check_matrix(boxes1, boxes2)
+    return iou_and_diou(boxes1, boxes2, beta, denominator)[1]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ld.ops.box_ops import _EPS, box_centers, box_columns, box_iou, pair_intersection, pair_penalty, pair_union
+from ld.ops.box_ops import box_centers, box_iou, iou_and_diou
 
 _OVERLAPS = ("diou", "upstream")
 
@@ -75,17 +75,9 @@ def _check_band(alpha: float, overlap: str) -> None:
 
 def _iou_and_overlap(anchors: Tensor, gt_bboxes: Tensor, overlap: str) -> tuple[Tensor, Tensor]:
     """``box_iou`` and ``diou_matrix`` (:mod:`ld.ops.box_ops`), image by image, for ``(B, N, 4)`` anchors
-    and ``(B, M, 4)`` ground truths: both ``(B, N, M)``, from one pass over the pairs (box_ops' pairwise
-    terms, the DIoU's ``inter / union`` the IoU's). ``overlap='upstream'`` divides by the anchor's area
-    instead."""
-    work = anchors.dtype if anchors.dtype in (torch.float32, torch.float64) else torch.float32
-    out = anchors.dtype if anchors.is_floating_point() else torch.float32
-    a = box_columns(anchors.to(work)[:, :, None, :])  # (B, N, 1) each
-    g = box_columns(gt_bboxes.to(device=anchors.device, dtype=work)[:, None, :, :])  # (B, 1, M) each
-    inter = pair_intersection(a, g)
-    iou = inter / pair_union(inter, a, g)
-    ratio = iou if overlap == "diou" else inter.div_(a[4].clamp(min=_EPS))
-    return iou.to(out), (ratio - pair_penalty(a, g)).to(out)
+    and ``(B, M, 4)`` ground truths: both ``(B, N, M)``, from one pass over the pairs
+    (:func:`ld.ops.box_ops.iou_and_diou`); ``overlap='upstream'`` divides by the anchor's area instead."""
+    return iou_and_diou(anchors, gt_bboxes, denominator="union" if overlap == "diou" else "first")
 
 
 def _batch_thresholds(anchors: Tensor, num_level_anchors: list[int], gt_bboxes: Tensor,
