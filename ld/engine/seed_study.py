@@ -30,6 +30,7 @@ def run_seed_study(params: dict[str, Any], profile: str, run: str, *, out: str |
     out.mkdir(parents=True, exist_ok=True)  # the stage's outs, also where the profile has no other seed
     models.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "seeds.json", {"run": run, "profile": profile, "seeds": seeds})
+    teacher = str(run_dir(profile, spec["teacher"])) if spec["teacher"] else None
     written = []
     for seed in seeds:  # torch, mmdet and the rest imported where there is a seed to train
         from ld.engine.evaluate import evaluate_checkpoint
@@ -37,7 +38,6 @@ def run_seed_study(params: dict[str, Any], profile: str, run: str, *, out: str |
 
         model_dir = models / f"seed{seed}"
         print(f"== seed study: {run}, seed {seed}", flush=True)
-        teacher = str(run_dir(profile, spec["teacher"])) if spec["teacher"] else None
         with _step(f"training {run} with seed {seed}"):
             cfg = build_train_config(str(config_file(run)), {**params, "seed": seed}, profile=profile,
                                      teacher_dir=teacher, work_root=work_root)

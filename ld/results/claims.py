@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ld.results.study import pm
+from ld.results.study import pm, welch_se
 
 CONFIDENCE = 0.95
 FPS_TOLERANCE = 0.9  # the LD student's model FPS over the baseline's, at least
@@ -88,7 +88,8 @@ def welch(mean1: float, std1: float | None, n1: int, mean2: float, std2: float |
         return Difference(delta, None, None)
     v1, v2 = std1 ** 2 / n1, std2 ** 2 / n2
     denominator = v1 ** 2 / (n1 - 1) + v2 ** 2 / (n2 - 1)
-    return Difference(delta, math.sqrt(v1 + v2), (v1 + v2) ** 2 / denominator if denominator > 0 else math.inf)
+    return Difference(delta, welch_se(std1, n1, std2, n2),
+                      (v1 + v2) ** 2 / denominator if denominator > 0 else math.inf)
 
 
 def paired_difference(a: pd.Series, b: pd.Series) -> Difference:
@@ -250,13 +251,8 @@ def _ap_row(claim: Claim, summary: pd.DataFrame, n_seeds: int | dict[str, int],
 def paired(voting: pd.DataFrame, plain: pd.DataFrame, metric: str) -> tuple[Difference, int]:
     """``voting - plain`` for ``metric`` over the models both evaluated (rows matched on run and seed), paired:
     ``(difference, number of models)``."""
-    def by_model(frame: pd.DataFrame) -> pd.Series:
-        done = frame[frame.status == "ok"]
-        return done.set_index(["run", "seed"])[metric]
-
-    diff = paired_difference(by_model(voting), by_model(plain))
-    both = by_model(voting).index.intersection(by_model(plain).index)
-    return diff, len(both)
+    v, p = (frame[frame.status == "ok"].set_index(["run", "seed"])[metric] for frame in (voting, plain))
+    return paired_difference(v, p), len(v.index.intersection(p.index))
 
 
 def _nms_row(claim: Claim, voting: pd.DataFrame, plain: pd.DataFrame, expected: int) -> dict[str, str]:

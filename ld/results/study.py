@@ -3,7 +3,6 @@ each student to the baseline of its model (ld.engine.seed_study trains the runs;
 and the claims table read them), and the study's figure (:func:`draw_seed_study`)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +10,7 @@ import pandas as pd
 
 from ld.frames import PERCENT, ap_points, format_ap, percent, write_frame
 from ld.layout import CONFIGS, eval_stage, seed_metrics, seeds_stage, study_runs
-from ld.results.tables import ROLE_COLORS, ROLES, read_metrics, role_legend, runs_from_params
+from ld.results.tables import ROLE_COLORS, ROLES, read_metrics_file, role_legend, runs_from_params
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -33,10 +32,10 @@ def study_rows(params: dict[str, Any], configs_dir: str | Path = CONFIGS) -> lis
              "method": labels.get(row["run"], {}).get("method", "")} for row in rows]
 
 
-def initial_weights(metrics_file: Path) -> str | None:
+def initial_weights(metrics: dict[str, Any]) -> str | None:
     """The digest of the initial weights of the model a metrics file evaluated (``ld eval`` copies it from the
     run's config), or None (an imported teacher; a model trained before it was recorded)."""
-    value = json.loads(metrics_file.read_text()).get("initial_weights")
+    value = metrics.get("initial_weights")
     return value if isinstance(value, str) and value else None
 
 
@@ -61,10 +60,10 @@ def seed_runs(metrics_dir: str | Path, seeds_dir: str | Path, rows: list[dict[st
                 stage = eval_stage(run, row["teacher"]) if row["role"] != "teacher" else None
             else:
                 path, stage = seed_metrics(seeds_dir / run, seed, nms), seeds_stage(run, bool(row["teacher"]))
-            metrics = read_metrics(path, stage)
-            values = {k: (metrics or {}).get(k) for k in SEED_METRICS}
+            metrics = read_metrics_file(path, stage)
+            values = {k: metrics["coco"].get(k) if metrics else None for k in SEED_METRICS}
             records.append({**row, "seed": seed, **values, "status": "ok" if metrics else "not run",
-                            "initial_weights": initial_weights(path) if metrics else None})
+                            "initial_weights": initial_weights(metrics) if metrics else None})
     columns = ["role", "model", "method", "run", "teacher", "seed", *SEED_METRICS, "status", "initial_weights"]
     return pd.DataFrame.from_records(records, columns=columns)
 

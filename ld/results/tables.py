@@ -83,10 +83,17 @@ def _is_number(value) -> bool:
 
 
 def read_metrics(path: str | Path, stage: str | None = None) -> dict[str, float] | None:
-    """The COCO metrics (the ``coco`` block) of a metrics file ``{"coco": {...}, "voc": {...}}``, or None
-    if there is no such file. A file that is not valid JSON, has no ``coco`` block, or has no numeric
-    ``coco.AP`` (or a non-numeric table metric) is a :class:`BadFileError` naming the file, the field
-    and ``stage``, the DVC stage that writes it (``dvc repro <stage>``)."""
+    """The COCO metrics (the ``coco`` block) of a metrics file, or None if there is no such file
+    (:func:`read_metrics_file`)."""
+    document = read_metrics_file(path, stage)
+    return None if document is None else document["coco"]
+
+
+def read_metrics_file(path: str | Path, stage: str | None = None) -> dict[str, Any] | None:
+    """A metrics file ``{"coco": {...}, "voc": {...}, ...}`` as a whole, or None if there is no such file. A
+    file that is not valid JSON, has no ``coco`` block, or has no numeric ``coco.AP`` (or a non-numeric table
+    metric) is a :class:`BadFileError` naming the file, the field and ``stage``, the DVC stage that writes it
+    (``dvc repro <stage>``)."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -110,7 +117,7 @@ def read_metrics(path: str | Path, stage: str | None = None) -> dict[str, float]
     bad = [k for k in TABLE_METRICS if k in coco and not _is_number(coco[k])]
     if bad:
         raise BadFileError(f"{path}: field 'coco.{bad[0]}' is {coco[bad[0]]!r}, not a number. {rerun}")
-    return coco
+    return data
 
 
 def _read_metrics(metrics_dir: Path, run: str, stage: str | None = None) -> dict[str, float] | None:
