@@ -33,9 +33,9 @@ def test_every_study_student_starts_from_its_baselines_initial_weights(params, t
     baselines = {row["model"]: row["run"] for row in rows if row["role"] == "baseline"}
     students = [row for row in rows if row["role"] == "student"]
     assert len(students) == len(params["study"]["students"]) and all(r["model"] in baselines for r in students)
-    teachers = {row["teacher"]: export_initial(f"pipelines/configs/{row['teacher']}.py", params,
-                                               tmp_path / "teachers" / row["teacher"], profile="smoke", seed=7)
-                for row in students}
+    teachers = {run: export_initial(f"pipelines/configs/{run}.py", params, tmp_path / "teachers" / run,
+                                    profile="smoke", seed=7)
+                for run in {row["teacher"] for row in students}}  # each teacher once
     initial = {run: _initial_weights(run, params, tmp_path) for run in set(baselines.values())}
     for row in students:
         base = initial[baselines[row["model"]]]
