@@ -1,4 +1,5 @@
-"""Without mmcv's CUDA ops: the pure-torch NMS keeps exactly mmcv's boxes, and DCN rows refuse clearly.
+"""Without mmcv's CUDA ops: the pure-torch NMS keeps exactly mmcv's boxes, the focal loss is mmdet's pure-torch
+one, and DCN rows refuse clearly.
 
 No GPU here: a missing CUDA op is simulated by making :func:`ld.models.mmcv_cuda.lacks_cuda_op` say so for CPU
 tensors, so the fallback runs where mmcv's own kernel can be run beside it."""
@@ -20,7 +21,7 @@ ld.models.mmcv_cuda.install()  # as `import ld` does
 @pytest.fixture
 def without_cuda_ops(monkeypatch):
     monkeypatch.setattr(ld.models.mmcv_cuda, "lacks_cuda_op", lambda tensor: True)
-    monkeypatch.setattr(ld.models.mmcv_cuda, "_warned", False)
+    monkeypatch.setattr(ld.models.mmcv_cuda, "_warned", set())
 
 
 def _random_boxes(rng, n, clustered):
@@ -77,9 +78,54 @@ def test_ld_eval_through_the_fallback_gives_the_same_metrics(tiny_run, tmp_path,
 
     metrics, dets = ld_eval("mmcv")
     monkeypatch.setattr(ld.models.mmcv_cuda, "lacks_cuda_op", lambda tensor: True)
-    monkeypatch.setattr(ld.models.mmcv_cuda, "_warned", False)
+    monkeypatch.setattr(ld.models.mmcv_cuda, "_warned", set())
     assert ld_eval("fallback") == [metrics, dets] and dets  # the same detections, boxes and scores
     assert capsys.readouterr().err.count("mmcv has no CUDA ops here") == 1
+
+
+def test_mmdets_focal_loss_goes_through_the_fallback_where_it_calls_mmcvs_op():
+    from mmdet.models.losses import focal_loss
+
+    assert focal_loss._sigmoid_focal_loss is ld.models.mmcv_cuda.sigmoid_focal_loss  # FocalLoss's GPU branch
+
+
+def test_the_focal_loss_fallback_is_mmdets_cpu_focal_loss_on_random_cases(without_cuda_ops, capsys):
+    """mmdet's GPU branch (``sigmoid_focal_loss``: labels, mmcv's op, then weights and reduction) through the
+    fallback equals its CPU branch (``FocalLoss`` on a CPU tensor: one-hot labels, ``py_sigmoid_focal_loss``)
+    bit for bit, for every reduction, with and without sample weights and avg_factor."""
+    from mmdet.models.losses import FocalLoss
+    from mmdet.models.losses.focal_loss import sigmoid_focal_loss as gpu_branch
+
+    gen = torch.Generator().manual_seed(0)
+    for case in range(40):
+        n, c = int(torch.randint(1, 300, (1,), generator=gen)), int(torch.randint(1, 81, (1,), generator=gen))
+        pred = torch.randn(n, c, generator=gen) * 4
+        target = torch.randint(0, c + 1, (n,), generator=gen)  # c: background
+        weight = torch.rand(n, generator=gen) if case % 2 else None
+        avg_factor = float(n) / 3 if case % 3 == 0 else None
+        reduction = ("mean", "sum", "none")[case % 3] if avg_factor is None else "mean"
+        gamma, alpha = (2.0, 0.25) if case % 4 else (1.5, 0.5)
+        loss = FocalLoss(gamma=gamma, alpha=alpha, loss_weight=1.0)
+        cpu = loss(pred, target, weight, avg_factor=avg_factor, reduction_override=reduction)
+        gpu = gpu_branch(pred, target, weight, gamma=gamma, alpha=alpha, reduction=reduction, avg_factor=avg_factor)
+        assert torch.equal(gpu, cpu), case
+    assert capsys.readouterr().err.count("focal loss runs in pure PyTorch") == 1
+
+
+def test_the_focal_loss_fallback_on_a_worked_example(without_cuda_ops):
+    """Logit 0 (p = 1/2), alpha 1/4, gamma 2: the labelled class costs alpha (1-p)^2 ln 2 = ln2/16, every
+    other class (1-alpha) p^2 ln 2 = 3 ln2/16; a background label (= the class count) has no labelled class."""
+    pred, target = torch.zeros(2, 3, dtype=torch.float64), torch.tensor([1, 3])
+    loss = ld.models.mmcv_cuda.sigmoid_focal_loss(pred, target, 2.0, 0.25, None, "none")
+    ln2 = torch.log(torch.tensor(2.0, dtype=torch.float64))
+    expected = torch.tensor([[3, 1, 3], [3, 3, 3]], dtype=torch.float64) * ln2 / 16
+    assert torch.allclose(loss, expected, rtol=1e-15, atol=0)
+    assert ld.models.mmcv_cuda.sigmoid_focal_loss(pred, target, 2.0, 0.25, None, "mean") == loss.sum() / 2
+    weighted = ld.models.mmcv_cuda.sigmoid_focal_loss(pred[:1], target[:1], 2.0, 0.25, torch.tensor([1.0, 2.0, 3.0],
+                                                      dtype=torch.float64), "none")
+    assert torch.equal(weighted, 2 * loss[:1])  # the sample's label's weight, on every class
+    with pytest.raises(ValueError, match="weight needs every label below the class count"):
+        ld.models.mmcv_cuda.sigmoid_focal_loss(pred, target, 2.0, 0.25, torch.ones(3, dtype=torch.float64), "sum")
 
 
 @pytest.mark.parametrize("row", ["gfl_r101_dcn_2x", "gflv2_r101_dcn_2x"])
