@@ -11,9 +11,11 @@ implementation to go to and mmcv stops deep inside its extension. ``import ld.mo
   (``py_sigmoid_focal_loss``, the one mmdet runs on the CPU) on the one-hot labels instead, with one warning
   line. mmcv's kernel clamps ``log(p)`` at ``log(FLT_MIN)``, so the two agree within float rounding for
   logits inside about ±80 (beyond, mmcv's loss is the clamped one).
-- **Deformable convolutions** (the ``-DCN`` rows: mmcv's ``DCN`` / ``DCNv2``) have no pure-torch
-  stand-in: on a GPU tensor without CUDA ops they stop with :class:`MissingCudaOpsError`, saying what
-  to install, instead of mmcv's own error.
+- **Deformable convolutions** (the ``-DCN`` rows: mmcv's ``DeformConv2d`` / ``ModulatedDeformConv2d``, through
+  ``mmcv.ops.deform_conv2d`` / ``modulated_deform_conv2d``): without CUDA ops, torchvision's compiled
+  ``deform_conv2d`` where torchvision is installed (its CUDA wheels ship the kernel; mmcv itself maps its DCN
+  onto it for MLU devices with these arguments, ``mmcv/ops/deform_conv.py``), else the pure-torch
+  :func:`ld.ops.deform_conv.deform_conv2d` (more memory), with one line saying which.
 """
 from __future__ import annotations
 
@@ -22,14 +24,10 @@ import sys
 
 import torch
 
-from ld.errors import LDError
+from ld.ops.deform_conv import deform_conv2d as torch_deform_conv2d
 from ld.ops.nms import nms as torch_nms
 
 _warned: set[str] = set()  # the ops whose fallback has said so (one line each per process)
-
-
-class MissingCudaOpsError(LDError, RuntimeError):
-    """A GPU run needs an mmcv op that was not compiled for CUDA."""
 
 
 @functools.cache
@@ -45,11 +43,11 @@ def lacks_cuda_op(tensor: torch.Tensor) -> bool:
     return tensor.is_cuda and not cuda_ops_compiled()
 
 
-def _warn_once(op: str, same: str) -> None:
+def _warn_once(op: str, how: str) -> None:
     if op not in _warned:
         _warned.add(op)
-        print(f"ld: mmcv has no CUDA ops here: {op} runs in pure PyTorch on the GPU ({same}; build mmcv with CUDA "
-              "ops for speed, README: GPU install)", file=sys.stderr, flush=True)
+        print(f"ld: mmcv has no CUDA ops here: {op} runs {how} (build mmcv with CUDA ops for speed, README: GPU "
+              "install)", file=sys.stderr, flush=True)
 
 
 def nms(boxes, scores, iou_threshold, offset=0, score_threshold=0, max_num=-1):
@@ -57,7 +55,7 @@ def nms(boxes, scores, iou_threshold, offset=0, score_threshold=0, max_num=-1):
     arguments and result: ``(dets (K, 5) = boxes and scores, indices)``, by descending score)."""
     if not (isinstance(boxes, torch.Tensor) and lacks_cuda_op(boxes)):
         return _mmcv_nms(boxes, scores, iou_threshold, offset, score_threshold, max_num)
-    _warn_once("NMS", "the same kept boxes")
+    _warn_once("NMS", "in pure PyTorch on the GPU: the same kept boxes")
     valid = None
     if score_threshold > 0:  # as mmcv's NMSop: filter by score, NMS, cap, map back
         valid = torch.nonzero(scores > score_threshold, as_tuple=False).squeeze(1)
@@ -81,7 +79,7 @@ def sigmoid_focal_loss(pred, target, gamma=2.0, alpha=0.25, weight=None, reducti
         return _mmcv_focal(pred, target, gamma, alpha, weight, reduction)
     from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
 
-    _warn_once("focal loss", "mmdet's own pure-PyTorch focal loss")
+    _warn_once("focal loss", "in pure PyTorch on the GPU: mmdet's own")
     num_classes = pred.size(1)
     one_hot = torch.nn.functional.one_hot(target.long(), num_classes + 1)[:, :num_classes].type_as(pred)
     loss = py_sigmoid_focal_loss(pred, one_hot, gamma=gamma, alpha=alpha, reduction="none")
@@ -95,31 +93,52 @@ def sigmoid_focal_loss(pred, target, gamma=2.0, alpha=0.25, weight=None, reducti
     return loss.sum() if reduction == "sum" else loss
 
 
-def _refuse_without_cuda_ops(forward):
-    @functools.wraps(forward)
-    def checked(self, x, *args, **kwargs):
-        if lacks_cuda_op(x):
-            raise MissingCudaOpsError(
-                f"this row needs mmcv built with CUDA ops: its backbone uses deformable convolutions (mmcv's "
-                f"{type(self).__name__}), which have no pure-PyTorch version, and this mmcv was built for the "
-                "CPU only. Reinstall mmcv with its CUDA ops (README: GPU install; `make install` does it where "
-                "torch sees CUDA and nvcc is found), or run a row without DCN")
-        return forward(self, x, *args, **kwargs)
-
-    checked.__ld_checked__ = True
-    return checked
+def _deform_kernel():
+    """The deformable convolution that runs where mmcv has no CUDA ops: torchvision's compiled one, else
+    :func:`ld.ops.deform_conv.deform_conv2d` (both take torchvision's arguments), said once."""
+    try:
+        from torchvision.ops import deform_conv2d as kernel
+        how = "on torchvision's compiled deform_conv2d"
+    except (ImportError, OSError, RuntimeError):  # not installed, or its kernels do not load beside this torch
+        kernel = torch_deform_conv2d
+        how = "in pure PyTorch on the GPU (ld.ops.deform_conv: more memory; or install torchvision)"
+    _warn_once("DCN", how)
+    return kernel
 
 
-_mmcv_nms = None
-_mmcv_focal = None
+def deform_conv2d(input, offset, weight, stride=1, padding=0, dilation=1, groups=1, deform_groups=1, bias=False,
+                  im2col_step=32):
+    """``mmcv.ops.deform_conv2d`` (DCN v1; same arguments and result) with :func:`_deform_kernel` where mmcv
+    has no CUDA ops for ``input``: the groups follow from the weight's and the offset's shapes."""
+    if not lacks_cuda_op(input):
+        return _mmcv_deform(input, offset, weight, stride, padding, dilation, groups, deform_groups, bias,
+                            im2col_step)
+    return _deform_kernel()(input, offset, weight.type_as(input), None, _pair(stride), _pair(padding),
+                            _pair(dilation))
+
+
+def modulated_deform_conv2d(input, offset, mask, weight, bias, stride=1, padding=0, dilation=1, groups=1,
+                            deform_groups=1):
+    """``mmcv.ops.modulated_deform_conv2d`` (DCN v2; same arguments and result) with :func:`_deform_kernel`
+    where mmcv has no CUDA ops for ``input``."""
+    if not lacks_cuda_op(input):
+        return _mmcv_modulated(input, offset, mask, weight, bias, stride, padding, dilation, groups, deform_groups)
+    return _deform_kernel()(input, offset, weight.type_as(input), bias if isinstance(bias, torch.Tensor) else None,
+                            _pair(stride), _pair(padding), _pair(dilation), mask=mask.type_as(input))
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+_mmcv_nms = _mmcv_focal = _mmcv_deform = _mmcv_modulated = None
 
 
 def install() -> None:
-    """Put the NMS and focal-loss fallbacks and the DCN check in place (idempotent)."""
-    global _mmcv_nms, _mmcv_focal
+    """Put the NMS, focal-loss and deformable-convolution fallbacks in place (idempotent)."""
+    global _mmcv_nms, _mmcv_focal, _mmcv_deform, _mmcv_modulated
     import mmcv.ops
-    from mmcv.ops.deform_conv import DeformConv2d, DeformConv2dPack
-    from mmcv.ops.modulated_deform_conv import ModulatedDeformConv2d, ModulatedDeformConv2dPack
+    from mmcv.ops import deform_conv, modulated_deform_conv
     from mmdet.models.losses import focal_loss
 
     mmcv_nms_module = sys.modules["mmcv.ops.nms"]  # the package's attribute `nms` is the function
@@ -130,6 +149,8 @@ def install() -> None:
     if _mmcv_focal is None:
         _mmcv_focal = focal_loss._sigmoid_focal_loss  # mmdet's FocalLoss calls it by this name for a GPU tensor
         focal_loss._sigmoid_focal_loss = sigmoid_focal_loss
-    for cls in (DeformConv2d, DeformConv2dPack, ModulatedDeformConv2d, ModulatedDeformConv2dPack):
-        if "forward" in vars(cls) and not getattr(cls.forward, "__ld_checked__", False):
-            cls.forward = _refuse_without_cuda_ops(cls.forward)
+    if _mmcv_deform is None:  # the modules' forward methods call these by their module names
+        _mmcv_deform, deform_conv.deform_conv2d = deform_conv.deform_conv2d, deform_conv2d
+        _mmcv_modulated = modulated_deform_conv.modulated_deform_conv2d
+        modulated_deform_conv.modulated_deform_conv2d = modulated_deform_conv2d
+        mmcv.ops.deform_conv2d, mmcv.ops.modulated_deform_conv2d = deform_conv2d, modulated_deform_conv2d

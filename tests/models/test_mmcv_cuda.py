@@ -1,5 +1,5 @@
 """Without mmcv's CUDA ops: the pure-torch NMS keeps exactly mmcv's boxes, the focal loss is mmdet's pure-torch
-one, and DCN rows refuse clearly.
+one, and DCN runs on torchvision's kernel or the pure-torch one with mmcv's results.
 
 No GPU here: a missing CUDA op is simulated by making :func:`ld.models.mmcv_cuda.lacks_cuda_op` say so for CPU
 tensors, so the fallback runs where mmcv's own kernel can be run beside it."""
@@ -128,17 +128,68 @@ def test_the_focal_loss_fallback_on_a_worked_example(without_cuda_ops):
         ld.models.mmcv_cuda.sigmoid_focal_loss(pred, target, 2.0, 0.25, torch.ones(3, dtype=torch.float64), "sum")
 
 
+@pytest.mark.parametrize("pack", ["DeformConv2dPack", "ModulatedDeformConv2dPack"])
+def test_mmcvs_dcn_modules_run_the_pure_kernel_without_cuda_ops_with_mmcvs_results(pack, without_cuda_ops, capsys):
+    """No torchvision here: the pure-torch kernel (ld.ops.deform_conv), through mmcv's own modules, gives their
+    CPU kernel's output and gradients within float32 rounding (tests/ops/test_deform_conv.py: 1e-5 relative)."""
+    import mmcv.ops
+
+    torch.manual_seed(0)
+    conv = getattr(mmcv.ops, pack)(8, 6, 3, padding=1, stride=2, deform_groups=2)
+    torch.nn.init.normal_(conv.conv_offset.weight, std=0.3)  # real offsets (mmcv starts them at zero)
+    x = torch.rand(2, 8, 13, 10)
+    results = {}
+    for name, lacks in (("fallback", True), ("mmcv", False)):
+        ld.models.mmcv_cuda.lacks_cuda_op = lambda tensor, lacks=lacks: lacks
+        inputs = x.clone().requires_grad_()
+        conv.zero_grad()
+        out = conv(inputs)
+        out.square().sum().backward()
+        results[name] = [out, inputs.grad, conv.weight.grad, conv.conv_offset.weight.grad]
+    for ours, theirs in zip(results["fallback"], results["mmcv"]):
+        assert (ours - theirs).abs().max() <= 1e-5 * theirs.abs().max()
+    assert capsys.readouterr().err.count("DCN runs in pure PyTorch") == 1
+
+
+def test_torchvisions_kernel_is_chosen_where_it_imports(without_cuda_ops, monkeypatch, capsys):
+    """torchvision (its CUDA wheels' compiled deform_conv2d) comes first: simulated by a module of that name
+    whose deform_conv2d records its arguments (those of torchvision's signature) and runs the pure kernel."""
+    import sys
+    import types
+
+    import mmcv.ops
+
+    from ld.ops.deform_conv import deform_conv2d as pure
+
+    calls = []
+    stub = types.ModuleType("torchvision.ops")
+    stub.deform_conv2d = lambda *args, **kwargs: calls.append((args[3:], kwargs)) or pure(*args, **kwargs)
+    monkeypatch.setitem(sys.modules, "torchvision", types.ModuleType("torchvision"))
+    monkeypatch.setitem(sys.modules, "torchvision.ops", stub)
+    conv = mmcv.ops.ModulatedDeformConv2dPack(4, 4, 3, padding=2, dilation=2)
+    conv(torch.rand(1, 4, 7, 7))
+    [(args, kwargs)] = calls
+    assert args == (conv.bias, (1, 1), (2, 2), (2, 2)) and set(kwargs) == {"mask"}
+    assert "DCN runs on torchvision's compiled deform_conv2d" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("row", ["gfl_r101_dcn_2x", "gflv2_r101_dcn_2x"])
-def test_a_dcn_row_refuses_clearly_without_cuda_ops(row, without_cuda_ops, repo_root):
+def test_a_dcn_row_runs_without_cuda_ops_with_mmcvs_features(row, without_cuda_ops, repo_root):
     from mmdet.registry import MODELS
 
     from ld.models.distiller import student_only
     from ld.profiles import load_params, resolve_config
 
     cfg = student_only(resolve_config(f"pipelines/configs/{row}.py", load_params(), "smoke"))
-    model = MODELS.build(cfg.model)
-    with pytest.raises(ld.models.mmcv_cuda.MissingCudaOpsError, match="this row needs mmcv built with CUDA ops"):
-        model.extract_feat(torch.rand(1, 3, 64, 64))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval()
+    x = torch.rand(1, 3, 96, 96)  # mmcv's DCN refuses a feature map smaller than its kernel (c5: 3x3)
+    with torch.no_grad():
+        fallback = model.extract_feat(x)
+        ld.models.mmcv_cuda.lacks_cuda_op = lambda tensor: False  # mmcv's CPU kernels, the reference
+        reference = model.extract_feat(x)
+    for ours, theirs in zip(fallback, reference):
+        assert (ours - theirs).abs().max() <= 1e-4 * theirs.abs().max()  # float32 through 101 layers
 
 
 def test_with_cuda_ops_or_on_the_cpu_mmcvs_own_ops_run():
