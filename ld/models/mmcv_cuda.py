@@ -93,15 +93,21 @@ def sigmoid_focal_loss(pred, target, gamma=2.0, alpha=0.25, weight=None, reducti
     return loss.sum() if reduction == "sum" else loss
 
 
-def _deform_kernel():
-    """The deformable convolution that runs where mmcv has no CUDA ops: torchvision's compiled one, else
-    :func:`ld.ops.deform_conv.deform_conv2d` (both take torchvision's arguments), said once."""
+@functools.cache
+def _chosen_deform_kernel():
+    """torchvision's compiled ``deform_conv2d`` where it imports, else :func:`ld.ops.deform_conv.deform_conv2d`
+    (both take torchvision's arguments), and how to say which; looked up once per process."""
     try:
         from torchvision.ops import deform_conv2d as kernel
-        how = "on torchvision's compiled deform_conv2d"
+        return kernel, "on torchvision's compiled deform_conv2d"
     except (ImportError, OSError, RuntimeError):  # not installed, or its kernels do not load beside this torch
-        kernel = torch_deform_conv2d
-        how = "in pure PyTorch on the GPU (ld.ops.deform_conv: more memory; or install torchvision)"
+        return torch_deform_conv2d, ("in pure PyTorch on the GPU (ld.ops.deform_conv: more memory; or install "
+                                     "torchvision)")
+
+
+def _deform_kernel():
+    """The deformable convolution that runs where mmcv has no CUDA ops (:func:`_chosen_deform_kernel`), said once."""
+    kernel, how = _chosen_deform_kernel()
     _warn_once("DCN", how)
     return kernel
 
