@@ -1,5 +1,6 @@
 """Row configs resolve against every profile, and the profile does what it says."""
 import ast
+import functools
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -67,12 +68,18 @@ def test_unknown_profile_lists_known_ones(params):
         get_profile(params, "huge")
 
 
+@functools.cache
+def _teacher_run(name: str) -> str | None:
+    """The teacher a row config names (read once per config, for both profiles)."""
+    from mmengine.config import Config
+
+    return Config.fromfile(f"pipelines/configs/{name}.py").get("teacher")
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("profile", ["smoke", "mini"])
 def test_every_config_resolves_under_every_profile(params, name, profile, tmp_path):
-    from mmengine.config import Config
-
-    teacher_run = Config.fromfile(f"pipelines/configs/{name}.py").get("teacher")
+    teacher_run = _teacher_run(name)
     teacher = _teacher_dir(tmp_path / teacher_run) if teacher_run else None
     cfg = build_train_config(f"pipelines/configs/{name}.py", params, profile=profile, teacher_dir=teacher,
                              work_root=tmp_path / "work")
