@@ -94,7 +94,7 @@ def sigmoid_focal_loss(pred, target, gamma=2.0, alpha=0.25, weight=None, reducti
 
 
 @functools.cache
-def _chosen_deform_kernel():
+def chosen_deform_kernel():
     """torchvision's compiled ``deform_conv2d`` where it imports, else :func:`ld.ops.deform_conv.deform_conv2d`
     (both take torchvision's arguments), and how to say which; looked up once per process."""
     try:
@@ -106,8 +106,8 @@ def _chosen_deform_kernel():
 
 
 def _deform_kernel():
-    """The deformable convolution that runs where mmcv has no CUDA ops (:func:`_chosen_deform_kernel`), said once."""
-    kernel, how = _chosen_deform_kernel()
+    """The deformable convolution that runs where mmcv has no CUDA ops (:func:`chosen_deform_kernel`), said once."""
+    kernel, how = chosen_deform_kernel()
     _warn_once("DCN", how)
     return kernel
 

@@ -153,20 +153,15 @@ def main() -> int:
     def dcnv2() -> dict:
         from mmcv.ops import ModulatedDeformConv2dPack
 
-        from ld.models.mmcv_cuda import cuda_ops_compiled
+        from ld.models.mmcv_cuda import chosen_deform_kernel, cuda_ops_compiled
 
         conv = ModulatedDeformConv2dPack(16, 16, 3, padding=1).cuda()
         x = torch.rand(2, 16, 32, 32, device="cuda", requires_grad=True)
         y = conv(x)  # without mmcv's CUDA ops: torchvision's kernel, else ld.ops.deform_conv (ld.models.mmcv_cuda)
         y.square().mean().backward()
         torch.cuda.synchronize()
-        try:
-            import torchvision.ops  # noqa: F401
-            fallback = "torchvision"
-        except (ImportError, OSError, RuntimeError):
-            fallback = "ld.ops.deform_conv (pure torch)"
-        return {"kernel": "mmcv CUDA ops" if cuda_ops_compiled() else fallback, "output": list(y.shape),
-                "grad_finite": bool(torch.isfinite(x.grad).all())}
+        kernel = "mmcv's CUDA ops" if cuda_ops_compiled() else chosen_deform_kernel()[1]
+        return {"kernel": kernel, "output": list(y.shape), "grad_finite": bool(torch.isfinite(x.grad).all())}
 
     check.step("dcnv2_forward_backward", dcnv2)
     check.step("bench_fps", lambda: benchmark_fps(student / "config.py", student / "model.pth", num_images=16,

@@ -22,9 +22,9 @@ ld.models.mmcv_cuda.install()  # as `import ld` does
 def without_cuda_ops(monkeypatch):
     monkeypatch.setattr(ld.models.mmcv_cuda, "lacks_cuda_op", lambda tensor: True)
     monkeypatch.setattr(ld.models.mmcv_cuda, "_warned", set())
-    ld.models.mmcv_cuda._chosen_deform_kernel.cache_clear()  # the kernel is looked up again (torchvision stand-in)
+    ld.models.mmcv_cuda.chosen_deform_kernel.cache_clear()  # the kernel is looked up again (torchvision stand-in)
     yield
-    ld.models.mmcv_cuda._chosen_deform_kernel.cache_clear()
+    ld.models.mmcv_cuda.chosen_deform_kernel.cache_clear()
 
 
 def _random_boxes(rng, n, clustered):
