@@ -56,7 +56,7 @@ def _cmd_seeds(args) -> None:
     written = run_seed_study(params, profile, args.run, out=args.out or seeds_results_dir(profile, args.run),
                              models=args.models or seeds_models_dir(profile, args.run), work_root=args.work_root)
     print(f"ld seeds: {args.run}: {len(written)} evaluations written" + ("" if written else
-          f" (profile {profile} trains no other seed of it: params.yaml study.seeds / study.seeded)"))
+          f" (profile {profile} trains no seed of it here: params.yaml study.seeds / study.seeded)"))
 
 
 def _cmd_paper_run(args) -> None:
@@ -262,8 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=_cmd_train)
 
     sd = sub.add_parser("seeds", help="the seed study: train and evaluate one of params.yaml's study runs with "
-                                      "the profile's other seeds (config NMS and voting Cluster-DIoU-NMS)")
-    sd.add_argument("run", help="a run of study.baselines / study.students")
+                                      "the profile's other seeds, every seed for a run of the study only "
+                                      "(config NMS and voting Cluster-DIoU-NMS)")
+    sd.add_argument("run", help="a run of study.baselines / study.students / study.imitation")
     sd.add_argument("--out", default=None, help="metrics folder (default: results/<profile>/seeds/<run>)")
     sd.add_argument("--models", default=None, help="models folder (default: models/<profile>/seeds/<run>)")
     sd.add_argument("--work-root", default="work", help="root of run folders (checkpoints to resume)")

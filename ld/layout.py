@@ -9,13 +9,16 @@ Paths, relative to the repository::
     models/<profile>/seeds/<run>/seed<k>/           the run's other seeds: seeds_train@ / seeds_distill@<run>
     results/<profile>/metrics/<run>.json            its metrics: eval@, eval_distill@ or eval_teacher@<run>
     results/<profile>/seeds/<run>/seed<k>[.<nms>].json  the other seeds' metrics (the seeds stages)
+    models/<profile>/seeds/<run>/seed<k>/           every seed of a run of the study only: seeds_imitation@<run>
 
-The seed study (``params.yaml: study``) names its runs: ``baselines`` (trained without a teacher) and
-``students`` (distilled, each with its teacher as in ``distill``), and, per profile, the seeds and which
-runs the other seeds train (``seeded``: every study run where a profile has no entry). The main pipeline
-trains every run with ``params.yaml: seed``; the seeds stages train each study run again with every
-other seed (:mod:`ld.engine.seed_study`) and evaluate it twice, with the config's NMS and with
-:data:`VOTING_NMS`.
+The seed study (``params.yaml: study``) names its runs: ``baselines`` (trained without a teacher),
+``students`` (distilled, each with its teacher as in ``distill``) and ``imitation`` (feature imitation
+alone, the paper's thesis rows: runs of the study only), and, per profile, the seeds and which runs the
+other seeds train (``seeded``: every study run where a profile has no entry). The main pipeline trains
+every run of ``train`` and ``distill`` with ``params.yaml: seed``; the seeds stages train each study run
+again with every other seed, and a run of the study only with every seed, the main one too, where the
+profile seeds it (:mod:`ld.engine.seed_study`); each model is evaluated twice, with the config's NMS and
+with :data:`VOTING_NMS`.
 """
 from __future__ import annotations
 
@@ -78,22 +81,29 @@ def eval_stage(run: str, teacher: str = "", imported: bool = False) -> str:
     return f"eval_teacher@{run}" if imported else f"eval_distill@{run}" if teacher else f"eval@{run}"
 
 
-def seeds_stage(run: str, distilled: bool) -> str:
-    """The DVC stage that trains and evaluates a study run's other seeds (a student's, or a baseline's)."""
-    return f"seeds_distill@{run}" if distilled else f"seeds_train@{run}"
+# The seed study's sections (params.yaml: study) -> the DVC stage that trains a run's seeds; the runs of
+# STUDY_ONLY are trained by no main-pipeline stage: their seeds stage trains the main seed too
+SEEDS_STAGES = {"baselines": "seeds_train", "students": "seeds_distill", "imitation": "seeds_imitation"}
+STUDY_ONLY = "imitation"
+
+
+def seeds_stage(run: str, section: str) -> str:
+    """The DVC stage that trains and evaluates the seeds of the study run ``run`` of ``section`` (a key of
+    :data:`SEEDS_STAGES`): ``seeds_train@<run>``, ``seeds_distill@<run>`` or ``seeds_imitation@<run>``."""
+    return f"{SEEDS_STAGES[section]}@{run}"
 
 
 def making_stage(folder: str | PurePath, params: dict[str, Any]) -> str | None:
     """The DVC stage that writes the run folder ``models/<profile>/<run>`` (``train@<run>`` for a trained
-    row, ``distill@<run>`` for a student, ``teacher@<run>`` for an imported teacher) or a study run's other
+    row, ``distill@<run>`` for a student, ``teacher@<run>`` for an imported teacher) or a study run's
     seeds, ``models/<profile>/seeds/<run>/...`` (:func:`seeds_stage`); None for any other path."""
     parts = PurePath(folder).parts
     if len(parts) < 3 or parts[0] != MODELS.name or (parts[2] == "seeds" and len(parts) < 4):
         return None
     if parts[2] == "seeds":
-        study, run = params.get("study") or {}, parts[3]
-        return (seeds_stage(run, False) if run in (study.get("baselines") or []) else
-                seeds_stage(run, True) if run in (study.get("students") or {}) else None)
+        study = params.get("study") or {}
+        return next((seeds_stage(parts[3], section) for section in SEEDS_STAGES
+                     if parts[3] in (study.get(section) or [])), None)
     run = parts[2]
     for stage, runs in (("train", params.get("train") or []), ("distill", params.get("distill") or {}),
                         ("teacher", params.get("teachers") or {})):
@@ -103,27 +113,30 @@ def making_stage(folder: str | PurePath, params: dict[str, Any]) -> str | None:
 
 
 def study_runs(params: dict[str, Any]) -> list[dict[str, str]]:
-    """``[{run, teacher}]`` of ``params['study']``: the baselines (teacher ``''``), then the students,
-    each student's teacher checked against ``distill`` (the stage depends on the model it names)."""
+    """``[{run, teacher, section}]`` of ``params['study']``: the baselines (teacher ``''``), the students,
+    each student's teacher checked against ``distill`` (the stage depends on the model it names), then the
+    runs of the study only (section :data:`STUDY_ONLY`: feature imitation alone, each with its teacher)."""
     study = params.get("study") or {}
-    if not (study.get("baselines") or study.get("students")):
-        raise ConfigError("params.yaml: study lists no run (needs `baselines` and/or `students`)")
+    if not any(study.get(section) for section in SEEDS_STAGES):
+        raise ConfigError("params.yaml: study lists no run (needs `baselines`, `students` and/or `imitation`)")
     distill = params.get("distill") or {}
-    runs = [{"run": run, "teacher": ""} for run in study.get("baselines") or []]
+    runs = [{"run": run, "teacher": "", "section": "baselines"} for run in study.get("baselines") or []]
     for run, spec in (study.get("students") or {}).items():
         if run not in distill:
             raise ConfigError(f"params.yaml: study.students.{run} is not a `distill` run")
         if spec["teacher"] != distill[run]["teacher"]:
             raise ConfigError(f"params.yaml: study.students.{run}.teacher is '{spec['teacher']}', but distill "
                               f"gives '{distill[run]['teacher']}' (they must agree: the stage depends on it)")
-        runs.append({"run": run, "teacher": spec["teacher"]})
+        runs.append({"run": run, "teacher": spec["teacher"], "section": "students"})
+    runs += [{"run": run, "teacher": spec["teacher"], "section": STUDY_ONLY}
+             for run, spec in (study.get(STUDY_ONLY) or {}).items()]
     return runs
 
 
 def study_seeds(params: dict[str, Any], profile: str | None = None, run: str | None = None) -> list[int]:
     """The seeds of ``params['study']['seeds'][profile]``, the main ``seed`` first (only it where the
     profile has no entry); with ``run``, that run's: the main seed alone where the profile's
-    ``study.seeded`` list leaves the run out."""
+    ``study.seeded`` list leaves the run out, or none for a run of the study only (nothing trains it)."""
     profile = profile or params["profile"]
     if profile not in params["profiles"]:
         raise ConfigError(f"params.yaml: unknown profile '{profile}'; known profiles: {sorted(params['profiles'])}")
@@ -132,8 +145,16 @@ def study_seeds(params: dict[str, Any], profile: str | None = None, run: str | N
     main = int(params.get("seed", 0))
     seeded = (study.get("seeded") or {}).get(profile)
     if run is not None and seeded is not None and run not in seeded:
-        return [main]
+        return [] if run in (study.get(STUDY_ONLY) or {}) else [main]
     return [main] + [s for s in dict.fromkeys(seeds) if s != main]
+
+
+def trained_seeds(params: dict[str, Any], spec: dict[str, str], profile: str | None = None) -> list[int]:
+    """The seeds the seeds stage of ``spec`` (one of :func:`study_runs`) trains: every seed of the run
+    (:func:`study_seeds`) but the main one, which the main pipeline trains; all of them for a run of the
+    study only."""
+    seeds = study_seeds(params, profile, spec["run"])
+    return seeds if spec["section"] == STUDY_ONLY else seeds[1:]
 
 
 def seeds_by_run(params: dict[str, Any], profile: str | None = None) -> dict[str, list[int]]:

@@ -383,6 +383,8 @@ def schema() -> Rule:
         "study": optional(nullable(record({
             "baselines": optional(nullable(list_of(run, unique=True))),
             "students": optional(nullable(mapping_of(record({"teacher": required(run)}), what="run"))),
+            # runs of the study only (study_runs, the seeds_imitation stages)
+            "imitation": optional(nullable(mapping_of(record({"teacher": required(run)}), what="run"))),
             # study_seeds iterates seeds[profile]: a list (null there would crash), the whole mapping may be null
             "seeds": optional(nullable(mapping_of(list_of(integer(0, SEED_MAX)), what="profile name"))),
             # the runs a profile's other seeds train (study_seeds(run=)); a profile without an entry: all
@@ -481,7 +483,8 @@ def _teacher_cycles(distill: dict[str, str]) -> Problems:
 
 def _check_study(study: dict[str, Any], trained: list[str], distill: dict[str, str]) -> Problems:
     """ld.layout.study_runs: the study's baselines are trained runs, its students distilled runs
-    with the teacher `distill` gives them (the seeds stage depends on that model)."""
+    with the teacher `distill` gives them (the seeds stage depends on that model), its runs of the study only
+    no run of the pipeline, each with a teacher the pipeline makes."""
     problems = []
     for i, run in enumerate(_names(study.get("baselines"))):
         if run not in trained:
@@ -493,12 +496,21 @@ def _check_study(study: dict[str, Any], trained: list[str], distill: dict[str, s
         elif isinstance(teacher, str) and distill[run] != teacher:
             problems.append(f"study.students.{run}.teacher: {teacher!r}, but distill.{run}.teacher is "
                             f"{distill[run]!r} (they must agree)")
-    studied = [*_names(study.get("baselines")), *_mapping(study, "students")]
-    for profile, runs in _mapping(study, "seeded").items():
-        for i, run in enumerate(_names(runs)):
+    runs = [*trained, *distill]
+    for run, spec in _mapping(study, "imitation").items():
+        teacher = spec.get("teacher") if isinstance(spec, dict) else None
+        if run in runs:
+            problems.append(f"study.imitation.{run}: {run!r} is also a run of train, teachers or distill: a run "
+                            "of the study only is trained by its seeds stage alone (remove it from one)")
+        if isinstance(teacher, str) and teacher not in runs:
+            problems.append(_not_a_run(f"study.imitation.{run}.teacher", teacher, runs,
+                                       "a run of train, teachers or distill"))
+    studied = [*_names(study.get("baselines")), *_mapping(study, "students"), *_mapping(study, "imitation")]
+    for profile, seeded in _mapping(study, "seeded").items():
+        for i, run in enumerate(_names(seeded)):
             if run not in studied:
                 problems.append(_not_a_run(f"study.seeded.{profile}[{i}]", run, studied,
-                                           "a run of study.baselines or study.students"))
+                                           "a run of study.baselines, study.students or study.imitation"))
     return problems
 
 

@@ -84,13 +84,16 @@ def test_a_missing_model_names_the_stage_that_makes_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text("train: [gfl_r18_1x]\nteachers: {gfl_r101_2x: {checkpoint: x}}\n"
                                           "distill: {ld_r18_gfl_r50_1x: {teacher: gfl_r50_2x}}\n"
-                                          "study: {baselines: [gfl_r18_1x], students: {ld_r18_gfl_r50_1x: {}}}\n")
+                                          "study: {baselines: [gfl_r18_1x], students: {ld_r18_gfl_r50_1x: {}},\n"
+                                          "        imitation: {im_fitnet_r18_gfl_r50_1x: {teacher: gfl_r50_2x}}}\n")
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     assert making_stage("models/smoke/gfl_r18_1x", params) == "train@gfl_r18_1x"
     assert making_stage("models/mini/ld_r18_gfl_r50_1x", params) == "distill@ld_r18_gfl_r50_1x"
     assert making_stage("models/coco/gfl_r101_2x", params) == "teacher@gfl_r101_2x"
     assert making_stage("models/smoke/seeds/ld_r18_gfl_r50_1x/seed1", params) == "seeds_distill@ld_r18_gfl_r50_1x"
     assert making_stage("models/smoke/seeds/gfl_r18_1x/seed1", params) == "seeds_train@gfl_r18_1x"
+    assert making_stage("models/mini/seeds/im_fitnet_r18_gfl_r50_1x/seed0", params) == \
+        "seeds_imitation@im_fitnet_r18_gfl_r50_1x"  # a run of the study only: every seed, the main one too
     assert making_stage("models/smoke/seeds/gfl_r50_2x/seed1", params) is None  # not a study run
     assert making_stage("models/smoke/unknown", params) is None and making_stage("/elsewhere/run", params) is None
     with pytest.raises(MissingFileError) as err:

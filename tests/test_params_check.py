@@ -178,6 +178,15 @@ BAD = [
      "study.seeds.smoke must be a list, each item an integer in [0, 4294967295], got None"),
     ("study-seeds-unknown-profile", [("study.seeds.minii", [0])],
      "study.seeds.minii: unknown profile 'minii' (did you mean 'mini'?)"),
+    ("study-imitation-also-distilled", [("study.imitation.ld_r18_gfl_r50_1x", {"teacher": "gfl_r50_2x"})],
+     "study.imitation.ld_r18_gfl_r50_1x: 'ld_r18_gfl_r50_1x' is also a run of train, teachers or distill: a run "
+     "of the study only is trained by its seeds stage alone"),
+    ("study-imitation-unknown-teacher", [("study.imitation.im_fitnet_r18_gfl_r50_1x.teacher", "gfl_r50_2y")],
+     "study.imitation.im_fitnet_r18_gfl_r50_1x.teacher must be a run of train, teachers or distill, got "
+     "'gfl_r50_2y' (did you mean 'gfl_r50_2x'?)"),
+    ("study-seeded-unknown-run", [("study.seeded.smoke", ["im_fitnet_r18_gfl_r50_1x", "im_fitnit_r18_gfl_r50_1x"])],
+     "study.seeded.smoke[1] must be a run of study.baselines, study.students or study.imitation, got "
+     "'im_fitnit_r18_gfl_r50_1x' (did you mean 'im_fitnet_r18_gfl_r50_1x'?)"),
 ]
 
 

@@ -1,6 +1,7 @@
-"""One run of the seed study (the ``seeds_train@<run>`` / ``seeds_distill@<run>`` stages, ``ld seeds``):
-each of the profile's other seeds trained and evaluated twice, with the config's NMS and with voting
-Cluster-DIoU-NMS (:mod:`ld.layout` says which runs and seeds). All in the stage's one process, as
+"""One run of the seed study (the ``seeds_train@<run>`` / ``seeds_distill@<run>`` / ``seeds_imitation@<run>``
+stages, ``ld seeds``): each of the profile's other seeds (every seed, for a run of the study only) trained
+and evaluated twice, with the config's NMS and with voting Cluster-DIoU-NMS (:mod:`ld.layout` says which
+runs and seeds). All in the stage's one process, as
 ``ld train`` and ``ld eval`` would do them: a killed study resumes its training from the work dir (keyed
 by config, teacher and data, so a finished seed only exports again)."""
 from __future__ import annotations
@@ -11,21 +12,23 @@ from typing import Any
 
 from ld.errors import ConfigError, LDError
 from ld.io import atomic_write_json
-from ld.layout import VOTING_NMS, config_file, run_dir, seed_metrics, study_runs, study_seeds
+from ld.layout import VOTING_NMS, config_file, run_dir, seed_metrics, study_runs, trained_seeds
 
 
 def run_seed_study(params: dict[str, Any], profile: str, run: str, *, out: str | Path, models: str | Path,
                    work_root: str | Path = "work") -> list[Path]:
-    """Train and evaluate the study run ``run`` with every extra seed; returns the metrics files
-    written: ``<out>/seed<k>.json`` and ``<out>/seed<k>.voting_cluster_diounms.json`` each (the format of
-    ``results/<profile>/metrics``), the models in ``<models>/seed<k>``. ``<out>/seeds.json`` says which
-    seeds the folder holds (none for a run the profile does not seed: a folder in git all the same, so a
-    fresh clone's ``dvc status`` finds the stage's output)."""
+    """Train and evaluate the study run ``run`` with every extra seed (every seed: a run of the study only,
+    :func:`ld.layout.trained_seeds`); returns the metrics files written: ``<out>/seed<k>.json`` and
+    ``<out>/seed<k>.voting_cluster_diounms.json`` each (the format of ``results/<profile>/metrics``), the
+    models in ``<models>/seed<k>``. ``<out>/seeds.json`` says which seeds the folder holds (none for a run
+    the profile does not seed: a folder in git all the same, so a fresh clone's ``dvc status`` finds the
+    stage's output)."""
     specs = {spec["run"]: spec for spec in study_runs(params)}
     if run not in specs:
-        raise ConfigError(f"params.yaml: '{run}' is not a run of the study (study.baselines / study.students: "
-                          f"{sorted(specs)})")
-    spec, seeds = specs[run], study_seeds(params, profile, run)[1:]
+        raise ConfigError(f"params.yaml: '{run}' is not a run of the study (study.baselines / students / "
+                          f"imitation: {sorted(specs)})")
+    spec = specs[run]
+    seeds = trained_seeds(params, spec, profile)
     out, models = Path(out), Path(models)
     out.mkdir(parents=True, exist_ok=True)  # the stage's outs, also where the profile has no other seed
     models.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,15 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ld.frames import PERCENT, ap_points, format_ap, percent, write_frame
-from ld.layout import CONFIGS, eval_stage, seed_metrics, seeds_stage, study_runs
-from ld.results.tables import ROLE_COLORS, ROLES, read_metrics_file, role_legend, runs_from_params
+from ld.layout import CONFIGS, STUDY_ONLY, config_file, eval_stage, seed_metrics, seeds_stage, study_runs
+from ld.results.tables import (
+    ROLE_COLORS,
+    ROLES,
+    describe_config,
+    read_metrics_file,
+    role_legend,
+    runs_from_params,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -19,14 +26,20 @@ SEED_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75")
 
 
 def study_rows(params: dict[str, Any], configs_dir: str | Path = CONFIGS) -> list[dict[str, str]]:
-    """The seed study's rows, labelled: ``{role, run, teacher, model, method}`` for each teacher of a
-    student (trained once; role 'teacher', unless it is itself a study run, as Self-LD's), then each
-    baseline and each student of ``params['study']`` (ld.layout.study_runs)."""
+    """The seed study's rows, labelled: ``{role, run, teacher, section, model, method}`` for each teacher of
+    a student (trained once; role 'teacher', unless it is itself a study run, as Self-LD's), then each
+    baseline, each student and each run of the study only (role 'student') of ``params['study']``
+    (ld.layout.study_runs)."""
     runs = study_runs(params)
     labels = {row["run"]: row for row in runs_from_params(params, configs_dir)}
+    for spec in runs:  # a run of the study only: labelled from its config, as runs_from_params labels the others
+        if spec["section"] == STUDY_ONLY:
+            model, method = describe_config(config_file(spec["run"], configs_dir))
+            labels[spec["run"]] = {"model": model, "method": method}
     studied = {r["run"] for r in runs}
     teachers = [t for t in dict.fromkeys(r["teacher"] for r in runs if r["teacher"]) if t not in studied]
-    rows = [{"role": "teacher", "run": t, "teacher": labels.get(t, {}).get("teacher", "")} for t in teachers]
+    rows = [{"role": "teacher", "run": t, "teacher": labels.get(t, {}).get("teacher", ""), "section": ""}
+            for t in teachers]
     rows += [{"role": "student" if r["teacher"] else "baseline", **r} for r in runs]
     return [{**row, "model": labels.get(row["run"], {}).get("model", ""),
              "method": labels.get(row["run"], {}).get("method", "")} for row in rows]
@@ -44,34 +57,38 @@ def seed_runs(metrics_dir: str | Path, seeds_dir: str | Path, rows: list[dict[st
     """One row per (run, seed) of the seed study (``rows``: :func:`study_rows`): ``seeds`` (one list for
     every run, or each run's: :func:`ld.layout.seeds_by_run`) begin with the main seed, read from the
     main pipeline's ``metrics_dir/<run>.json``, the others from ``seeds_dir/<run>/seed<k>.json``; a teacher
-    has the main seed alone. ``nms``: the extra seeds' evaluation with that NMS (``seed<k>.<nms>.json``; the
-    main seed has none). Missing files are rows marked 'not run'; a malformed file is a
-    :class:`BadFileError` naming the stage that writes it."""
+    has the main seed alone, a run of the study only has every seed in ``seeds_dir``. ``nms``: the seeds
+    study's evaluation with that NMS (``seed<k>.<nms>.json``; the main pipeline's has none). Column
+    ``seeds_stage``: True where the seeds stage trained the model (those evaluated with both NMS). Missing
+    files are rows marked 'not run'; a malformed file is a :class:`BadFileError` naming the stage that
+    writes it."""
     metrics_dir, seeds_dir = Path(metrics_dir), Path(seeds_dir)
     records = []
     for row in rows:
         run_seeds = seeds[row["run"]] if isinstance(seeds, dict) else seeds
         for i, seed in enumerate(run_seeds[:1] if row["role"] == "teacher" else run_seeds):
-            if i == 0 and nms is not None:
+            run, by_seeds_stage = row["run"], i > 0 or row.get("section") == STUDY_ONLY
+            if not by_seeds_stage and nms is not None:
                 continue
-            run = row["run"]
-            if i == 0:  # the main pipeline's evaluation (no stage named for a teacher: trained or imported)
+            if not by_seeds_stage:  # the main pipeline's evaluation (no stage named for a teacher: trained or imported)
                 path = metrics_dir / f"{run}.json"
                 stage = eval_stage(run, row["teacher"]) if row["role"] != "teacher" else None
             else:
-                path, stage = seed_metrics(seeds_dir / run, seed, nms), seeds_stage(run, bool(row["teacher"]))
+                path, stage = seed_metrics(seeds_dir / run, seed, nms), seeds_stage(run, row["section"])
             metrics = read_metrics_file(path, stage)
             values = {k: metrics["coco"].get(k) if metrics else None for k in SEED_METRICS}
             records.append({**row, "seed": seed, **values, "status": "ok" if metrics else "not run",
-                            "initial_weights": initial_weights(metrics) if metrics else None})
-    columns = ["role", "model", "method", "run", "teacher", "seed", *SEED_METRICS, "status", "initial_weights"]
+                            "initial_weights": initial_weights(metrics) if metrics else None,
+                            "seeds_stage": by_seeds_stage})
+    columns = ["role", "model", "method", "run", "teacher", "seed", *SEED_METRICS, "status", "initial_weights",
+               "seeds_stage"]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
 def seed_runs_shown(per_seed: pd.DataFrame) -> pd.DataFrame:
     """The per-seed table of :func:`seed_runs` as people read it: AP, AP50, AP75 in % ('AP (%)', ...), and the
     first 12 hex digits of each model's initial weights (equal at a seed: the two runs are paired)."""
-    shown = per_seed.drop(columns=["role"]).assign(initial_weights=per_seed.initial_weights.str[:12])
+    shown = per_seed.drop(columns=["role", "seeds_stage"]).assign(initial_weights=per_seed.initial_weights.str[:12])
     return percent(shown, SEED_METRICS).rename(columns={"initial_weights": "initial weights"})
 
 

@@ -120,6 +120,10 @@ def test_smoke_repro_writes_the_seed_study_and_every_paper_table(clone, repro):
     for run in study:
         extras = {f"seed{extra}{nms}.json" for extra in seeds[1:] for nms in ("", ".voting_cluster_diounms")}
         assert {p.name for p in (root / "seeds" / run).iterdir()} == {"seeds.json", *(extras if run in seeded else ())}
+    imitation = PARAMS["study"]["imitation"]  # runs of the study only: smoke does not seed them, so no rows
+    assert imitation and not set(imitation) & set(seeded) and not set(imitation) & set(summary.run)
+    for run in imitation:
+        assert [p.name for p in (root / "seeds" / run).iterdir()] == ["seeds.json"]
     # paired by construction: at each seed the seeded student started from its baseline's initial weights, as
     # every student of the R-18 GFocal baseline did at the main seed (their metrics carry the digests)
     def digest(path):
@@ -134,7 +138,12 @@ def test_smoke_repro_writes_the_seed_study_and_every_paper_table(clone, repro):
     assert digest(root / "metrics" / "gfl_r18_1x.json") != digest(root / "metrics" / "atss_r18_1x.json")
     claims = pd.read_csv(root / "tables" / "claims.csv")
     assert len(claims) == len(CLAIMS) and set(claims.verdict) <= {"holds", "does not hold", "inconclusive"}
-    assert not claims.status.str.startswith(("not run", "not finished", "not in the study")).any(), claims.status
+    thesis = claims.control.isin(list(imitation))  # the thesis rows: their runs are not in smoke's study
+    assert (claims.status[thesis] == claims.control[thesis].map(
+        lambda run: f"not in this profile's seed study: {run} (params.yaml study, study.seeded)")).all()
+    assert thesis.sum() == 5 and not claims.status[~thesis].str.startswith("not").any(), claims.status
+    strength = pd.read_csv(root / "tables" / "teacher_strength.csv")
+    assert strength.run.tolist() == ["ld_r18_gfl_r50_1x", "ld_r18_ld_r34_1x", "selfld_r18_1x"]  # Main LD: smoke ran it
     for table in PARAMS["paper_tables"]:
         text = (root / "tables" / f"paper_{table}.md").read_text()
         assert "paper AP (%)" in text and ("| ok " in text or "not run in this profile" in text), table

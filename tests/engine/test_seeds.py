@@ -7,7 +7,7 @@ import math
 import pytest
 
 from ld.engine.seed_study import run_seed_study
-from ld.errors import ConfigError, LDError
+from ld.errors import BadFileError, ConfigError, LDError
 from ld.frames import write_frame
 from ld.layout import VOTING_NMS, seed_metrics, seeds_by_run, study_runs, study_seeds
 from ld.results.study import draw_seed_study, seed_runs, seed_runs_shown, seed_summary, write_seed_summary
@@ -22,14 +22,17 @@ PARAMS = {
               "seeds": {"smoke": [2, 0, 1, 1]}},
 }
 # the rows study_rows makes of PARAMS, labelled by hand (study_rows reads the labels from the row configs)
-ROWS = [{"role": "teacher", "run": "t", "teacher": "", "model": "R-50", "method": ""},
-        {"role": "teacher", "run": "t2", "teacher": "", "model": "V2 R-50", "method": ""},
-        {"role": "baseline", "run": "b", "teacher": "", "model": "R-18", "method": ""},
-        {"role": "baseline", "run": "b2", "teacher": "", "model": "V2 R-18", "method": ""},
-        {"role": "student", "run": "ld", "teacher": "t", "model": "R-18", "method": "Main LD"},
-        {"role": "student", "run": "vlr", "teacher": "t", "model": "R-18", "method": "Main LD + VLR LD"},
-        {"role": "student", "run": "self", "teacher": "b", "model": "R-18", "method": "Self-LD (Main LD)"},
-        {"role": "student", "run": "v2ld", "teacher": "t2", "model": "V2 R-18", "method": "Main LD"}]
+ROWS = [{"role": "teacher", "run": "t", "teacher": "", "section": "", "model": "R-50", "method": ""},
+        {"role": "teacher", "run": "t2", "teacher": "", "section": "", "model": "V2 R-50", "method": ""},
+        {"role": "baseline", "run": "b", "teacher": "", "section": "baselines", "model": "R-18", "method": ""},
+        {"role": "baseline", "run": "b2", "teacher": "", "section": "baselines", "model": "V2 R-18", "method": ""},
+        {"role": "student", "run": "ld", "teacher": "t", "section": "students", "model": "R-18", "method": "Main LD"},
+        {"role": "student", "run": "vlr", "teacher": "t", "section": "students", "model": "R-18",
+         "method": "Main LD + VLR LD"},
+        {"role": "student", "run": "self", "teacher": "b", "section": "students", "model": "R-18",
+         "method": "Self-LD (Main LD)"},
+        {"role": "student", "run": "v2ld", "teacher": "t2", "section": "students", "model": "V2 R-18",
+         "method": "Main LD"}]
 
 
 def test_study_runs_list_the_baselines_then_the_students_with_their_teachers():
@@ -119,6 +122,45 @@ def test_a_profile_trains_the_other_seeds_of_the_runs_it_names_only(steps, tmp_p
     assert len(run_seed_study(params, "smoke", "vlr", out=tmp_path / "v", models=tmp_path / "v_m")) == 4
     params["study"]["seeded"] = {"mini": ["b"]}  # no entry for smoke: every run
     assert study_seeds(params, "smoke", "ld") == [0, 2, 1]
+
+
+IMITATION = {**PARAMS, "study": {**PARAMS["study"], "imitation": {"im": {"teacher": "t"}}}}
+
+
+def test_a_run_of_the_study_only_trains_every_seed_the_main_one_too(steps, tmp_path):
+    """``study.imitation``: runs no main-pipeline stage trains; their seeds stage trains the main seed too,
+    and nothing at a profile that does not seed them (their tables have no row there)."""
+    calls, _ = steps
+    assert study_runs(IMITATION)[-1] == {"run": "im", "teacher": "t", "section": "imitation"}
+    assert [s["section"] for s in study_runs(IMITATION)[:3]] == ["baselines", "baselines", "students"]
+    written = run_seed_study(IMITATION, "smoke", "im", out=tmp_path / "m", models=tmp_path / "models")
+    assert [c[2] for c in calls if c[0] == "train"] == [0, 2, 1]  # the main seed first
+    assert {c[3] for c in calls if c[0] == "train"} == {"models/smoke/t"}
+    assert written[:2] == [seed_metrics(tmp_path / "m", 0), seed_metrics(tmp_path / "m", 0, VOTING_NMS)]
+    assert json.loads((tmp_path / "m" / "seeds.json").read_text())["seeds"] == [0, 2, 1]
+    calls.clear()
+    params = {**IMITATION, "study": {**IMITATION["study"], "seeded": {"smoke": ["b"]}}}
+    assert study_seeds(params, "smoke", "im") == [] and seeds_by_run(params, "smoke")["im"] == []
+    assert study_seeds(params, "smoke", "ld") == [0]  # a student of the pipeline keeps its main seed
+    assert run_seed_study(params, "smoke", "im", out=tmp_path / "n", models=tmp_path / "n_m") == [] and not calls
+
+
+def test_a_run_of_the_study_only_reads_every_seed_from_its_seeds_stage(tmp_path):
+    rows = [*ROWS[:1], {"role": "student", "run": "im", "teacher": "t", "section": "imitation", "model": "R-18",
+                        "method": "GI imitation"}]
+    _metrics(tmp_path / "metrics" / "t.json", 0.5)
+    _metrics(tmp_path / "metrics" / "im.json", 0.9)  # not read: no main-pipeline stage writes it
+    for seed, ap in ((0, 0.41), (1, 0.43)):
+        _metrics(seed_metrics(tmp_path / "seeds" / "im", seed), ap)
+        _metrics(seed_metrics(tmp_path / "seeds" / "im", seed, VOTING_NMS), ap + 0.01)
+    plain = seed_runs(tmp_path / "metrics", tmp_path / "seeds", rows, [0, 1])
+    assert plain.set_index(["run", "seed"]).AP.to_dict() == {("t", 0): 0.5, ("im", 0): 0.41, ("im", 1): 0.43}
+    assert plain.seeds_stage.tolist() == [False, True, True]  # the models evaluated with both NMS
+    voting = seed_runs(tmp_path / "metrics", tmp_path / "seeds", rows, [0, 1], nms=VOTING_NMS)
+    assert voting.set_index(["run", "seed"]).AP.to_dict() == {("im", 0): 0.42, ("im", 1): 0.44}
+    (tmp_path / "seeds" / "im" / "seed1.json").write_text("{")
+    with pytest.raises(BadFileError, match=r"`dvc repro seeds_imitation@im`"):
+        seed_runs(tmp_path / "metrics", tmp_path / "seeds", rows, [0, 1])
 
 
 def test_a_failed_step_of_the_study_is_one_error_naming_it(steps, tmp_path):

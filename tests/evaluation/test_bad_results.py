@@ -62,9 +62,10 @@ def test_missing_metrics_files_are_still_not_run_rows(tmp_path):
 
 
 def test_malformed_seed_file_names_the_seeds_stage(tmp_path):
-    runs = [{"role": "teacher", "run": "t50", "teacher": "", "model": "R-50", "method": ""},
-            {"role": "baseline", "run": "b18", "teacher": "", "model": "R-18", "method": ""},
-            {"role": "student", "run": "ld18", "teacher": "t50", "model": "R-18", "method": "Main LD"}]
+    runs = [{"role": "teacher", "run": "t50", "teacher": "", "section": "", "model": "R-50", "method": ""},
+            {"role": "baseline", "run": "b18", "teacher": "", "section": "baselines", "model": "R-18", "method": ""},
+            {"role": "student", "run": "ld18", "teacher": "t50", "section": "students", "model": "R-18",
+             "method": "Main LD"}]
     for run in ("t50", "b18", "ld18"):
         _write(tmp_path / "metrics" / f"{run}.json", {"coco": {"AP": 0.3}})
     per_seed = seed_runs(tmp_path / "metrics", tmp_path / "seeds", runs, [0, 1])

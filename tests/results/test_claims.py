@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ld.ops.imitation import IMITATION_METHODS
 from ld.results.claims import (
     CLAIMS,
     FAILS,
@@ -24,6 +25,7 @@ from ld.results.claims import (
     welch,
     write_claims,
 )
+from ld.results.teacher_strength import RECIPES
 
 ANALYSIS = {"teacher": "t", "baseline": "b", "student": "ld"}
 AP = Claim("LD helps", "+0.7", "README", run="ld", control="b")
@@ -132,7 +134,7 @@ def test_a_row_with_missing_seeds_says_it_is_not_finished():
     assert _table(_summary(ld=[0.21], b=[0.20, 0.21]), [AP]).verdict == OPEN  # one seed: no spread
     assert _table(_summary(ld=[], b=[0.20]), [AP]).status == "not run yet"
     row = _table(_summary(b=[0.20]), [AP])
-    assert row.status.startswith("not in the study: ld") and row.verdict == ""
+    assert row.status.startswith("not in this profile's seed study: ld") and row.verdict == ""
 
 
 def test_the_nms_claim_pairs_the_two_evaluations_of_each_model():
@@ -208,11 +210,14 @@ def test_every_claim_compares_runs_of_the_study():
     from tests.conftest import REPO
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    study = {*params["study"]["baselines"], *params["study"]["students"]}
+    study = {*params["study"]["baselines"], *params["study"]["students"], *params["study"]["imitation"]}
     for claim in CLAIMS:
         assert claim.paper and claim.source, claim
         if claim.kind == "ap":
             assert {claim.run, claim.control} <= study, claim
+    assert {run for runs in RECIPES.values() for run in runs} <= study  # the teacher-strength figure's runs
+    methods = {c.control.split("_r18_")[0].removeprefix("im_") for c in CLAIMS if c.control.startswith("im_")}
+    assert methods == set(IMITATION_METHODS)  # a thesis row for every imitation method
 
 
 def test_the_committed_mini_claims_table_is_what_its_notebook_makes_of_the_committed_results(tmp_path, monkeypatch):
@@ -234,6 +239,6 @@ def test_the_committed_mini_claims_table_is_what_its_notebook_makes_of_the_commi
             shutil.copy(src, dst)
     monkeypatch.chdir(tmp_path)
     execute_notebook(Path("notebooks/claims.ipynb"), Path("out.ipynb"), {"profile": "mini"}, progress=False)
-    for name in ("claims.md", "claims.csv"):
+    for name in ("claims.md", "claims.csv", "teacher_strength.md", "teacher_strength.csv"):
         made, committed = (root / "results/mini/tables" / name for root in (tmp_path, REPO))
         assert made.read_text() == committed.read_text(), name

@@ -1,0 +1,8 @@
+# Feature imitation alone ('decouple' region, ld.ops.imitation), the paper's thesis rows at the CPU profiles:
+# GFocalV1 R-18 student, 1x, from the GFocalV1 R-50 2x teacher; no LD term. Weight 0.25, not upstream's 2.0:
+# DeFeat weighs its background term 2x, so this gives it the 0.5 of the other rows (ld_full_gi_r18_gfl_r50_1x.py:
+# from scratch at these learning rates 2.0 diverges; smoke: 0.5 here diverges in 14 iterations; README "differs").
+_base_ = ['./_base_/students/gfl_r18.py', './_base_/schedules/1x.py']
+teacher = 'gfl_r50_2x'
+model = dict(bbox_head=dict(ld_main=dict(enabled=False),
+                            imitation=dict(enabled=True, loss_weight=0.25, method='decouple')))
