@@ -136,12 +136,14 @@ def test_smoke_repro_writes_the_seed_study_and_every_paper_table(clone, repro):
     assert len({digest(root / "metrics" / f"{run}.json") for run in ("gfl_r18_1x", "ld_r18_gfl_r50_1x",
                                                                       "ld_vlr_r18_gfl_r50_1x", "selfld_r18_1x")}) == 1
     assert digest(root / "metrics" / "gfl_r18_1x.json") != digest(root / "metrics" / "atss_r18_1x.json")
-    claims = pd.read_csv(root / "tables" / "claims.csv")
-    assert len(claims) == len(CLAIMS) and set(claims.verdict) <= {"holds", "does not hold", "inconclusive"}
+    claims = pd.read_csv(root / "tables" / "claims.csv", keep_default_na=False)
+    assert len(claims) == len(CLAIMS)
     thesis = claims.control.isin(list(imitation))  # the thesis rows: their runs are not in smoke's study
     assert (claims.status[thesis] == claims.control[thesis].map(
         lambda run: f"not in this profile's seed study: {run} (params.yaml study, study.seeded)")).all()
     assert thesis.sum() == 5 and not claims.status[~thesis].str.startswith("not").any(), claims.status
+    assert set(claims.verdict[~thesis]) <= {"holds", "does not hold", "inconclusive"}
+    assert set(claims.verdict[thesis]) == {""}
     strength = pd.read_csv(root / "tables" / "teacher_strength.csv")
     assert strength.run.tolist() == ["ld_r18_gfl_r50_1x", "ld_r18_ld_r34_1x", "selfld_r18_1x"]  # Main LD: smoke ran it
     for table in PARAMS["paper_tables"]:
@@ -287,6 +289,7 @@ def test_changed_ld_param_reruns_only_what_depends_on_it(clone, repro):
     distilled = PARAMS["distill"]  # every distillation run depends on `ld`; no trained run does
     expected = ({f"{stage}@{run}" for run in distilled for stage in ("distill", "eval_distill")}
                 | {f"seeds_distill@{run}" for run in PARAMS["study"]["students"]}
+                | {f"seeds_imitation@{run}" for run in PARAMS["study"]["imitation"]}  # their configs' LD terms
                 | {"table", "report", "seeds_table", "claims", "ambiguity"}
                 | {f"paper_table@{t}" for t in PARAMS["paper_tables"]})
     assert ran == expected, out
