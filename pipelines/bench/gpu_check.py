@@ -1,11 +1,14 @@
-"""The GPU path end to end, as one prepared check (minutes on one GPU): which mmcv ops run on CUDA, a
-smoke teacher and LD student trained a few iterations on the GPU, `ld eval` there with both NMS types,
-a DCNv2 forward/backward, `ld bench fps`, and DDP with NCCL where two or more GPUs are present.
+"""The GPU path end to end, as one prepared check (minutes on one GPU): which mmcv ops run on CUDA; every
+kind of row (:data:`ROWS`: GFocalV1 and V2 teachers and LD students, LD into ATSS, FCOS and RetinaNet,
+feature imitation, a DCN backbone) trained a few iterations at smoke size on the GPU and evaluated there
+with both NMS types; a DCNv2 forward/backward; `ld bench fps`; plain against voting Cluster-DIoU-NMS on
+COCO-sized random detections (:func:`nms_on_device`); and DDP with NCCL where two or more GPUs are present.
 Writes one JSON of what ran, how long it took and what failed (never stops at the first failure):
 
     python pipelines/bench/gpu_check.py --out results/bench/gpu_check.json
 
-Without CUDA it writes nothing and exits 0 (`skipped`), so it is safe anywhere.
+Without CUDA it writes nothing and exits 0 (`skipped`), so it is safe anywhere; ``--device cpu`` runs the
+same steps on the CPU (those that need CUDA skipped), to check the script before a GPU session.
 """
 from __future__ import annotations
 
@@ -96,6 +99,56 @@ def mmcv_ops_on_cuda() -> dict:
     return {"ops": ops}
 
 
+# Every kind of row, in training order: (config, its teacher's config or None)
+ROWS = (("gfl_r50_2x", None), ("gflv2_r50_2x", None),
+        ("ld_r18_gfl_r50_1x", "gfl_r50_2x"),  # GFocalV1 student, Main LD
+        ("ld_gflv2_r18_gflv2_r50_1x", "gflv2_r50_2x"),  # GFocalV2 student (DGQP)
+        ("ld_atss_r18_gfl_r50_1x", "gfl_r50_2x"),  # focal loss: mmcv's CUDA op, else mmdet's pure torch
+        ("ld_fcos_r18_gfl_r50_1x", "gfl_r50_2x"),
+        ("ld_retina_r18_gfl_r50_1x", "gfl_r50_2x"),
+        ("im_gibox_r18_gfl_r50_1x", "gfl_r50_2x"),  # feature imitation alone
+        ("gfl_r101_dcn_2x", None))  # DCN: mmcv's CUDA op, else torchvision's kernel, else ld.ops.deform_conv
+NMS_SIZES = (1000, 5000, 10000)  # detections per image before NMS (COCO: up to 1000 per level, 5 levels)
+
+
+def nms_on_device(device: str, sizes=NMS_SIZES, repeats: int = 7) -> dict:
+    """Per image, the median time of mmcv's batched NMS (on CUDA: its kernel, or ld's fallback) and of voting
+    Cluster-DIoU-NMS (``max_num`` 100, as the pipeline calls it) on the same random detections (80 classes,
+    pipelines/bench/nms.py's), and their ratio; interleaved repeats after a warm-up."""
+    import statistics
+
+    from mmcv.ops import batched_nms
+
+    from ld.ops.voting_cluster_diou_nms import voting_cluster_diou_nms
+
+    sys.path.insert(0, str(Path(__file__).parent))  # as bench.py imports it
+    from nms import MAX_PER_IMG, synthetic_detections
+
+    methods = {"nms": lambda b, s, lab: batched_nms(b, s, lab, dict(type="nms", iou_threshold=0.6)),
+               "voting_cluster_diounms": lambda b, s, lab: voting_cluster_diou_nms(
+                   b, s, lab, iou_threshold=0.6, max_num=MAX_PER_IMG)}
+    result = {}
+    for n in sizes:
+        dets = [t.to(device) for t in synthetic_detections(n, "uniform")]
+        times = {name: [] for name in methods}
+        for i in range(repeats + 1):
+            for name, fn in methods.items():
+                _sync(device)
+                start = time.perf_counter()
+                fn(*dets)
+                _sync(device)
+                if i:  # the first round warms up
+                    times[name].append(time.perf_counter() - start)
+        ms = {name: round(1000 * statistics.median(t), 3) for name, t in times.items()}
+        result[str(n)] = {"ms": ms, "voting_over_nms": round(ms["voting_cluster_diounms"] / ms["nms"], 2)}
+    return {"device": device, "per_image": result}
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def tiny_params() -> dict:
     from ld.profiles import load_params
 
@@ -108,8 +161,11 @@ def tiny_params() -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "results/bench/gpu_check.json"))
+    parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
+                        help="cpu: the same steps on the CPU (a check of this script; CUDA-only steps skipped)")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    on_gpu = args.device == "cuda"
+    if on_gpu and not torch.cuda.is_available():
         print("gpu_check: skipped (no CUDA device)")
         return 0
     sys.path.insert(0, str(ROOT))
@@ -120,54 +176,66 @@ def main() -> int:
     from ld.engine.evaluate import evaluate_checkpoint
     from ld.engine.fps import benchmark_fps
     from ld.engine.train import build_train_config, train
-    from ld.ops.voting_cluster_diou_nms import NMS_TYPES
+    from ld.layout import NMS_TYPES
 
     check = Check(Path(args.out))
     total = time.perf_counter()
+    check.results["device"] = args.device
     check.step("environment", lambda: check.results.update(environment()))
-    check.step("mmcv_ops_on_cuda", mmcv_ops_on_cuda)
+    check.step("mmcv_ops_on_cuda", mmcv_ops_on_cuda if on_gpu else lambda: {"status": "skipped: --device cpu"})
     tmp = Path(tempfile.mkdtemp(prefix="ld-gpu-check-"))
     data, params = tmp / "data", tiny_params()
     check.step("data", lambda: {"splits": write_dataset(data, SynthSpec(num_train=32, num_val=16, image_size=96),
                                                         show_progress=False)["splits"]})
 
     def trained(config: str, teacher: Path | None = None) -> dict:
-        torch.cuda.reset_peak_memory_stats()
+        if on_gpu:
+            torch.cuda.reset_peak_memory_stats()
         cfg = build_train_config(ROOT / f"pipelines/configs/{config}.py", params, profile="smoke", data_root=data,
                                  teacher_dir=teacher, work_root=tmp / "work")
         train(cfg, tmp / "models" / config)
+        meta = load_checkpoint(tmp / "models" / config / "model.pth")["meta"]
+        if not on_gpu:
+            return {"iterations": meta["iter"]}
         peak = torch.cuda.max_memory_allocated()
         if peak == 0:
             raise RuntimeError("nothing was allocated on the GPU: training did not run there")
-        meta = load_checkpoint(tmp / "models" / config / "model.pth")["meta"]
         return {"iterations": meta["iter"], "gpu_peak_mib": round(peak / 2**20, 1)}
 
-    check.step("train_teacher_gfl_r50_2x", lambda: trained("gfl_r50_2x"))
-    check.step("train_ld_student_ld_r18_gfl_r50_1x",
-               lambda: trained("ld_r18_gfl_r50_1x", tmp / "models" / "gfl_r50_2x"))
+    def evaluated(config: str, nms: str) -> dict:
+        model = tmp / "models" / config
+        coco = evaluate_checkpoint(model / "config.py", model / "model.pth", tmp / f"metrics_{config}_{nms}.json",
+                                   nms=nms)["coco"]
+        return {"AP": coco["AP"], "AP50": coco["AP50"]}
+
+    for config, teacher in ROWS:  # a row whose teacher failed fails too, and says so
+        check.step(f"train_{config}", lambda c=config, t=teacher: trained(c, t and tmp / "models" / t))
+        for nms in NMS_TYPES:
+            check.step(f"eval_{config}_{nms}", lambda c=config, nms=nms: evaluated(c, nms))
     student = tmp / "models" / "ld_r18_gfl_r50_1x"
-    for nms in NMS_TYPES:
-        check.step(f"eval_{nms}", lambda nms=nms: {"coco": evaluate_checkpoint(
-            student / "config.py", student / "model.pth", tmp / f"metrics_{nms}.json", nms=nms)["coco"]})
 
     def dcnv2() -> dict:
         from mmcv.ops import ModulatedDeformConv2dPack
 
         from ld.models.mmcv_cuda import chosen_deform_kernel, cuda_ops_compiled
 
-        conv = ModulatedDeformConv2dPack(16, 16, 3, padding=1).cuda()
-        x = torch.rand(2, 16, 32, 32, device="cuda", requires_grad=True)
+        conv = ModulatedDeformConv2dPack(16, 16, 3, padding=1).to(args.device)
+        x = torch.rand(2, 16, 32, 32, device=args.device, requires_grad=True)
         y = conv(x)  # without mmcv's CUDA ops: torchvision's kernel, else ld.ops.deform_conv (ld.models.mmcv_cuda)
         y.square().mean().backward()
-        torch.cuda.synchronize()
-        kernel = "mmcv's CUDA ops" if cuda_ops_compiled() else chosen_deform_kernel()[1]
+        _sync(args.device)
+        kernel = ("mmcv's CPU kernel" if not on_gpu else "mmcv's CUDA ops" if cuda_ops_compiled() else
+                  chosen_deform_kernel()[1])
         return {"kernel": kernel, "output": list(y.shape), "grad_finite": bool(torch.isfinite(x.grad).all())}
 
     check.step("dcnv2_forward_backward", dcnv2)
     check.step("bench_fps", lambda: benchmark_fps(student / "config.py", student / "model.pth", num_images=16,
                                                   warmup=4))
+    check.step("nms_per_image", lambda: nms_on_device(args.device))
 
     def ddp_nccl() -> dict:
+        if not on_gpu:
+            return {"status": "skipped: --device cpu"}
         if torch.cuda.device_count() < 2:
             return {"status": f"skipped: {torch.cuda.device_count()} GPU"}
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "ld.cli",
