@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark's GPU mode, one prepared run (under 8 minutes on one GPU): training steps at COCO's
 # 1333x800, batch 2, the paper's R-101 teacher and R-18 student: the baseline, mmdet's LD, ours (main LD;
-# main + VLR with the teacher as it runs by default and in float32), and the teacher's levers.
+# main + VLR with the teacher as it runs by default and in float32; offline LD, main and + VLR, from the teacher
+# cache its warm-up steps fill), and the teacher's levers.
 # Writes bench_coco_steps_cuda.json and .md into $OUT (default results/bench):
 #   bash pipelines/bench/gpu_steps.sh
 set -euo pipefail
