@@ -58,13 +58,13 @@ COCO_STEP_VARIANTS = {  # COCO's widths: the paper's R-101 teacher and R-18 stud
     "ld_vlr_fp32": ("ld_r18_gfl_r101_1x", "online", {"vlr": True, "teacher_precision": "fp32"}),
 }
 # at COCO's 1333x800 (a GPU), offline LD too: the teacher's outputs read from the cache its warm-up steps fill
-COCO_GPU_STEP_VARIANTS = {**COCO_STEP_VARIANTS, "ld_offline": ("ld_r18_gfl_r101_1x", "offline", {}),
-                          "ld_vlr_offline": ("ld_r18_gfl_r101_1x", "offline", {"vlr": True})}
+COCO_OFFLINE_STEP_VARIANTS = {"ld_offline": ("ld_r18_gfl_r101_1x", "offline", {}),
+                              "ld_vlr_offline": ("ld_r18_gfl_r101_1x", "offline", {"vlr": True})}
 # shape -> (profile, image size (h, w), images per step, variants); None: the --profile's own
 SHAPES = {
     "profile": (None, None, None, STEP_VARIANTS),
     "coco_like": ("coco", (320, 320), 2, COCO_STEP_VARIANTS),  # a CPU's share of COCO
-    "coco": ("coco", (800, 1333), 2, COCO_GPU_STEP_VARIANTS),  # COCO's 1333x800 (a GPU)
+    "coco": ("coco", (800, 1333), 2, {**COCO_STEP_VARIANTS, **COCO_OFFLINE_STEP_VARIANTS}),  # COCO's 1333x800
 }
 
 
