@@ -111,42 +111,13 @@ ROWS = (("gfl_r50_2x", None), ("gflv2_r50_2x", None),
 NMS_SIZES = (1000, 5000, 10000)  # detections per image before NMS (COCO: up to 1000 per level, 5 levels)
 
 
-def nms_on_device(device: str, sizes=NMS_SIZES, repeats: int = 7) -> dict:
-    """Per image, the median time of mmcv's batched NMS (on CUDA: its kernel, or ld's fallback) and of voting
-    Cluster-DIoU-NMS (``max_num`` 100, as the pipeline calls it) on the same random detections (80 classes,
-    pipelines/bench/nms.py's), and their ratio; interleaved repeats after a warm-up."""
-    import statistics
-
-    from mmcv.ops import batched_nms
-
-    from ld.ops.voting_cluster_diou_nms import voting_cluster_diou_nms
-
+def nms_on_device(device: str) -> dict:
+    """pipelines/bench/nms.py's side by side of mmcv's batched NMS (on CUDA: its kernel, or ld's fallback) and
+    voting Cluster-DIoU-NMS on random detections of :data:`NMS_SIZES`, on ``device``."""
     sys.path.insert(0, str(Path(__file__).parent))  # as bench.py imports it
-    from nms import MAX_PER_IMG, synthetic_detections
+    from nms import synthetic
 
-    methods = {"nms": lambda b, s, lab: batched_nms(b, s, lab, dict(type="nms", iou_threshold=0.6)),
-               "voting_cluster_diounms": lambda b, s, lab: voting_cluster_diou_nms(
-                   b, s, lab, iou_threshold=0.6, max_num=MAX_PER_IMG)}
-    result = {}
-    for n in sizes:
-        dets = [t.to(device) for t in synthetic_detections(n, "uniform")]
-        times = {name: [] for name in methods}
-        for i in range(repeats + 1):
-            for name, fn in methods.items():
-                _sync(device)
-                start = time.perf_counter()
-                fn(*dets)
-                _sync(device)
-                if i:  # the first round warms up
-                    times[name].append(time.perf_counter() - start)
-        ms = {name: round(1000 * statistics.median(t), 3) for name, t in times.items()}
-        result[str(n)] = {"ms": ms, "voting_over_nms": round(ms["voting_cluster_diounms"] / ms["nms"], 2)}
-    return {"device": device, "per_image": result}
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+    return synthetic(NMS_SIZES, repeats=7, memory=False, device=device)
 
 
 def tiny_params() -> dict:
@@ -223,7 +194,8 @@ def main() -> int:
         x = torch.rand(2, 16, 32, 32, device=args.device, requires_grad=True)
         y = conv(x)  # without mmcv's CUDA ops: torchvision's kernel, else ld.ops.deform_conv (ld.models.mmcv_cuda)
         y.square().mean().backward()
-        _sync(args.device)
+        if on_gpu:
+            torch.cuda.synchronize()
         kernel = ("mmcv's CPU kernel" if not on_gpu else "mmcv's CUDA ops" if cuda_ops_compiled() else
                   chosen_deform_kernel()[1])
         return {"kernel": kernel, "output": list(y.shape), "grad_finite": bool(torch.isfinite(x.grad).all())}

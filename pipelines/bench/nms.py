@@ -148,6 +148,12 @@ def _synthetic_methods() -> dict:
                 b, s, lab, iou_threshold=0.6, max_num=MAX_PER_IMG)}
 
 
+def sync(device: str) -> None:
+    """Wait for ``device``'s queued kernels (a GPU's), so a timer around a call times its work."""
+    if device != "cpu":
+        torch.cuda.synchronize()
+
+
 def _memory_kib() -> tuple[int, int]:
     """(VmRSS, VmHWM) of this process in KiB."""
     fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
@@ -180,9 +186,13 @@ def _peak_extra_mib_child(method: str, n: int, labels: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def synthetic(sizes=SYNTHETIC_SIZES, repeats: int = 11, memory: bool = True) -> dict:
+def synthetic(sizes=SYNTHETIC_SIZES, repeats: int = 11, memory: bool = True, device: str = "cpu") -> dict:
     """mmcv's ``batched_nms`` vs ours on :func:`synthetic_detections`, one thread: ms per call (the median of
-    ``repeats`` interleaved rounds after a warm-up round) and, with ``memory``, :func:`peak_extra_mib`."""
+    ``repeats`` interleaved rounds after a warm-up round) and, with ``memory``, :func:`peak_extra_mib` (the
+    CPU's resident set: ``device`` 'cpu' only). On ``device`` 'cuda' the detections are on the GPU and each
+    call is timed between two synchronisations."""
+    if memory and device != "cpu":
+        raise ValueError("peak memory is measured on the CPU only: memory=False with a GPU")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     methods = _synthetic_methods()
@@ -190,12 +200,14 @@ def synthetic(sizes=SYNTHETIC_SIZES, repeats: int = 11, memory: bool = True) -> 
     try:
         for n in sizes:
             for labels in SYNTHETIC_LABELS:
-                data = synthetic_detections(n, labels)
+                data = [t.to(device) for t in synthetic_detections(n, labels)]
                 times = {name: [] for name in methods}
                 for repeat in range(repeats + 1):  # round 0 is a warm-up
                     for name, fn in methods.items():
+                        sync(device)
                         start = time.perf_counter()
                         out = fn(*data)
+                        sync(device)
                         if repeat:
                             times[name].append(time.perf_counter() - start)
                         if name == "nms":
@@ -225,6 +237,7 @@ def synthetic(sizes=SYNTHETIC_SIZES, repeats: int = 11, memory: bool = True) -> 
                       "warm-up call" if memory else None,
             "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                         "torch": torch.__version__},
+            **({"device": torch.cuda.get_device_name()} if device != "cpu" else {}),
             "methods": {"nms": "mmcv.ops.batched_nms (IoU, all kept boxes)",
                         VOTING_NMS: "ours, all kept boxes (max_num=-1)",
                         f"{VOTING_NMS}_max{MAX_PER_IMG}": f"ours, max_num={MAX_PER_IMG} (the pipeline's max_per_img)"},
