@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from ld.errors import ConfigError, LDError
+from ld.fork_server import SERVER_ENV as FORK_SERVER_ENV
+from ld.fork_server import STAGE_TIMES_ENV
 from ld.layout import NMS_TYPES
 
 
@@ -192,7 +194,7 @@ def _cmd_stage_times(args) -> int:
         if not times.is_file():
             raise ConfigError(f"--from {times}: no such file (a file of LD_STAGE_TIMES lines, e.g. --times's)")
     else:
-        code, wall, times = profile_repro(args.repro_args, times=args.times)
+        code, wall, times = profile_repro(args.repro_args, times=args.times, fork_server=args.fork_server)
     try:
         rows = stage_rows(read_times(times))
     finally:
@@ -374,7 +376,15 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--from", dest="source", default=None, help="print the table of a file of such lines "
                                                                  "(--times's, or LD_STAGE_TIMES's) instead of running")
     st.add_argument("--save", default=None, help="write the table as JSON here too")
+    st.add_argument("--no-fork-server", dest="fork_server", action="store_false",
+                    help="run each stage's `ld` in a process of its own, importing torch, mmengine and mmdet "
+                         "anew (default: a fork server preloads them once, ld/fork_server.py)")
     st.set_defaults(func=_cmd_stage_times)
+
+    fs = sub.add_parser("fork-server", help="(started by `ld stage-times`) preload torch, mmengine and mmdet, "
+                                             "then run each `ld` command of a `dvc repro` in a forked child")
+    fs.add_argument("socket", help="the Unix socket to listen on (LD_FORK_SERVER of the commands)")
+    fs.set_defaults(func=_cmd_fork_server)
 
     df = sub.add_parser("diff", help="two revisions or experiments side by side: the params that differ and each "
                                      "run's AP, AP50, AP75, VOC AP in %% (A, B, B-A), in under 160 columns")
@@ -385,9 +395,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# `ld stage-times` (ld.results.stage_profile) sets this to a file: each `ld` process then appends one JSON line
-# of its times to it (the stage is DVC's DVC_STAGE), the time spent importing measured apart from the work.
-STAGE_TIMES_ENV = "LD_STAGE_TIMES"
 
 
 def _seconds_since_start() -> float:
@@ -439,15 +446,26 @@ def _record_times(path: str, argv: list[str], started: float, clock: dict, code:
         times.write(line + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, started: float | None = None, imports: float = 0.0) -> int:
+    """``ld ARGV`` (default: this process's arguments). ``started``, ``imports``: where the command runs in a
+    child of the fork server (:mod:`ld.fork_server`), the start and import seconds of the ``ld`` process that
+    handed it over, for its ``stage-times`` line."""
+    if argv is None and os.environ.get(FORK_SERVER_ENV):
+        code = _delegate(sys.argv[1:])
+        if code is not None:
+            return code
     times_file = os.environ.get(STAGE_TIMES_ENV)
     if not times_file:
         return _main(argv)
     import time
 
-    startup = _seconds_since_start() if argv is None else 0.0  # called by a test: no start-up of its own
-    started, clock = time.time() - startup, _clock_imports()
-    clock["imports"] += startup
+    # a test's call has no start-up of its own; a fork server's child, its client's
+    startup = _seconds_since_start() if argv is None else 0.0
+    clock = _clock_imports()
+    if started is None:
+        started, clock["imports"] = time.time() - startup, clock["imports"] + startup
+    else:
+        clock["imports"] += imports
     argv = sys.argv[1:] if argv is None else argv
     code = 1
     try:
@@ -462,6 +480,37 @@ def main(argv: list[str] | None = None) -> int:
 
         builtins.__import__, importlib.import_module = clock["restore"]
         _record_times(times_file, argv, started, clock, code)
+
+
+def _delegate(argv: list[str]) -> int | None:
+    """This command run by the fork server that ``LD_FORK_SERVER`` names (:func:`ld.fork_server.delegate`),
+    its exit code; None where it runs here: no server, or an environment the server's is not (the
+    environment compared is this one with the deterministic mode the command's profile asks for)."""
+    import contextlib
+    import io
+    import time
+
+    from ld.cpu_pinning import PINNED_ENV, wants_pinning
+    from ld.fork_server import delegate
+
+    if argv[:1] == ["fork-server"] or "-h" in argv or "--help" in argv:
+        return None
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            args, _ = build_parser().parse_known_args(argv)
+    except SystemExit:
+        return None  # a usage error: printed by the command itself
+    env = dict(os.environ)
+    if wants_pinning(args.params, args.profile):
+        env.update(PINNED_ENV)
+    startup = _seconds_since_start()
+    return delegate(argv, env, started=time.time() - startup, imports=startup)
+
+
+def _cmd_fork_server(args) -> int:
+    from ld.fork_server import serve
+
+    return serve(args.socket, main)
 
 
 def _main(argv: list[str] | None) -> int:

@@ -136,7 +136,9 @@ def study_runs(params: dict[str, Any]) -> list[dict[str, str]]:
 def study_seeds(params: dict[str, Any], profile: str | None = None, run: str | None = None) -> list[int]:
     """The seeds of ``params['study']['seeds'][profile]``, the main ``seed`` first (only it where the
     profile has no entry); with ``run``, that run's: the main seed alone where the profile's
-    ``study.seeded`` list leaves the run out, or none for a run of the study only (nothing trains it)."""
+    ``study.seeded`` list leaves the run out, or none for a run of the study only (nothing trains it), and
+    ``study.more_seeds[profile].seeds`` after the others where that entry's ``runs`` list it (the runs of
+    the claims that the profile's seeds leave undecided)."""
     profile = profile or params["profile"]
     if profile not in params["profiles"]:
         raise ConfigError(f"params.yaml: unknown profile '{profile}'; known profiles: {sorted(params['profiles'])}")
@@ -146,6 +148,9 @@ def study_seeds(params: dict[str, Any], profile: str | None = None, run: str | N
     seeded = (study.get("seeded") or {}).get(profile)
     if run is not None and seeded is not None and run not in seeded:
         return [] if run in (study.get(STUDY_ONLY) or {}) else [main]
+    more = (study.get("more_seeds") or {}).get(profile) or {}
+    if run is not None and run in (more.get("runs") or []):
+        seeds += [int(s) for s in more.get("seeds") or []]
     return [main] + [s for s in dict.fromkeys(seeds) if s != main]
 
 

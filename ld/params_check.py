@@ -203,8 +203,9 @@ def list_of(item: Rule, *, unique: bool = False, min_len: int = 0) -> Rule:
             problems += found
         if unique:
             for i, v in enumerate(out):
-                if isinstance(v, str) and v in out[:i]:
-                    problems.append(f"{path}[{i}]: {v!r} is listed twice (each name once)")
+                if isinstance(v, str | int) and v in out[:i]:
+                    each = "name" if isinstance(v, str) else "value"
+                    problems.append(f"{path}[{i}]: {v!r} is listed twice (each {each} once)")
         return out, problems
 
     return Rule(expected, check)
@@ -389,6 +390,11 @@ def schema() -> Rule:
             "seeds": optional(nullable(mapping_of(list_of(integer(0, SEED_MAX)), what="profile name"))),
             # the runs a profile's other seeds train (study_seeds(run=)); a profile without an entry: all
             "seeded": optional(nullable(mapping_of(list_of(run, unique=True), what="profile name"))),
+            # seeds beyond `seeds` for some runs (study_seeds(run=)): the runs of undecided claims
+            "more_seeds": optional(nullable(mapping_of(record({
+                "seeds": required(list_of(integer(0, SEED_MAX), unique=True)),
+                "runs": required(list_of(run, unique=True)),
+            }), what="profile name"))),
         }))),
         # ld.results.paper.TABLES; dvc.yaml paper_table
         "paper_tables": optional(list_of(choice(PAPER_TABLES), unique=True)),
@@ -414,13 +420,13 @@ def _names(value: Any) -> list[str]:
 
 def check_profile_choice(params: dict[str, Any]) -> Problems:
     """``profile`` names one of ``profiles`` (ld.profiles.get_profile); ``study.seeds`` and
-    ``study.seeded`` list profiles."""
+    ``study.seeded`` and ``study.more_seeds`` list profiles."""
     profiles = _mapping(params, "profiles")
     problems = []
     name = params.get("profile")
     if isinstance(name, str) and name and profiles and name not in profiles:
         problems.append(unknown("profile", name, profiles, what="profile"))
-    for key in ("seeds", "seeded"):
+    for key in ("seeds", "seeded", "more_seeds"):
         for name in _mapping(_mapping(params, "study"), key):
             if profiles and name not in profiles:
                 problems.append(unknown(f"study.{key}.{name}", name, profiles, what="profile"))
@@ -484,7 +490,9 @@ def _teacher_cycles(distill: dict[str, str]) -> Problems:
 def _check_study(study: dict[str, Any], trained: list[str], distill: dict[str, str]) -> Problems:
     """ld.layout.study_runs: the study's baselines are trained runs, its students distilled runs
     with the teacher `distill` gives them (the seeds stage depends on that model), its runs of the study only
-    no run of the pipeline, each with a teacher the pipeline makes."""
+    no run of the pipeline, each with a teacher the pipeline makes; ld.layout.study_seeds: the runs of
+    ``seeded`` and ``more_seeds`` are study runs, ``more_seeds`` adds seeds to seeded runs, none of the
+    profile's ``seeds``."""
     problems = []
     for i, run in enumerate(_names(study.get("baselines"))):
         if run not in trained:
@@ -511,6 +519,21 @@ def _check_study(study: dict[str, Any], trained: list[str], distill: dict[str, s
             if run not in studied:
                 problems.append(_not_a_run(f"study.seeded.{profile}[{i}]", run, studied,
                                            "a run of study.baselines, study.students or study.imitation"))
+    for profile, more in _mapping(study, "more_seeds").items():
+        more = more if isinstance(more, dict) else {}
+        seeded = _mapping(study, "seeded").get(profile)
+        for i, run in enumerate(_names(more.get("runs"))):
+            if run not in studied:
+                problems.append(_not_a_run(f"study.more_seeds.{profile}.runs[{i}]", run, studied,
+                                           "a run of study.baselines, study.students or study.imitation"))
+            elif isinstance(seeded, list) and run not in seeded:
+                problems.append(f"study.more_seeds.{profile}.runs[{i}]: {run!r} is not in study.seeded.{profile}, "
+                                "whose other seeds it would follow (add it there, or remove it here)")
+        seeds = _mapping(study, "seeds").get(profile)
+        for i, seed in enumerate(more.get("seeds") if isinstance(more.get("seeds"), list) else []):
+            if isinstance(seeds, list) and seed in seeds:
+                problems.append(f"study.more_seeds.{profile}.seeds[{i}]: {seed} is already a seed of every run "
+                                f"(study.seeds.{profile}): give seeds beyond those")
     return problems
 
 

@@ -264,9 +264,9 @@ def test_the_seed_study_depends_on_each_run_and_its_teacher_alone():
     assert STAGES["seeds_train"]["foreach"] == "${study.baselines}"
     assert "models/${profile}/${item.teacher}" in _deps(STAGES["seeds_distill"])
     assert {p for p in _params(STAGES["seeds_distill"]) if p.startswith(("study", "distill"))} == {
-        "study.seeds", "study.seeded", "study.students.${key}", "distill.${key}.teacher"}
+        "study.seeds", "study.seeded", "study.more_seeds", "study.students.${key}", "distill.${key}.teacher"}
     assert {p for p in _params(STAGES["seeds_train"]) if p.startswith(("study", "distill"))} == {
-        "study.seeds", "study.seeded"}
+        "study.seeds", "study.seeded", "study.more_seeds"}
     assert "models/${profile}/seeds/${key}" in student["outs"]
 
 

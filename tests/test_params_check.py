@@ -187,6 +187,19 @@ BAD = [
     ("study-seeded-unknown-run", [("study.seeded.smoke", ["im_fitnet_r18_gfl_r50_1x", "im_fitnit_r18_gfl_r50_1x"])],
      "study.seeded.smoke[1] must be a run of study.baselines, study.students or study.imitation, got "
      "'im_fitnit_r18_gfl_r50_1x' (did you mean 'im_fitnet_r18_gfl_r50_1x'?)"),
+    ("more-seeds-unknown-run", [("study.more_seeds.mini.runs", ["gfl_r18_1x", "ld_r81_gfl_r50_1x"])],
+     "study.more_seeds.mini.runs[1] must be a run of study.baselines, study.students or study.imitation, got "
+     "'ld_r81_gfl_r50_1x' (did you mean 'ld_r18_gfl_r50_1x'?)"),
+    ("more-seeds-not-seeded", [("study.more_seeds.smoke", {"seeds": [2], "runs": ["ld_r18_gfl_r50_1x"]})],
+     "study.more_seeds.smoke.runs[0]: 'ld_r18_gfl_r50_1x' is not in study.seeded.smoke, whose other seeds it "
+     "would follow"),
+    ("more-seeds-taken", [("study.more_seeds.mini.seeds", [3, 2])],
+     "study.more_seeds.mini.seeds[1]: 2 is already a seed of every run (study.seeds.mini)"),
+    ("more-seeds-repeated", [("study.more_seeds.mini.seeds", [3, 4, 3])],
+     "study.more_seeds.mini.seeds[2]: 3 is listed twice (each value once)"),
+    ("more-seeds-no-runs", [("study.more_seeds.mini.runs", DROP)], "study.more_seeds.mini.runs is missing"),
+    ("more-seeds-unknown-profile", [("study.more_seeds.minni", {"seeds": [3], "runs": ["gfl_r18_1x"]})],
+     "study.more_seeds.minni: unknown profile 'minni' (did you mean 'mini'?)"),
 ]
 
 

@@ -12,6 +12,7 @@ A notebook's kernel (the report stage's papermill) is not an ``ld`` process: its
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -95,17 +96,22 @@ def format_profile(rows: list[dict[str, Any]], total_wall: float | None = None) 
     return "\n".join(out)
 
 
-def profile_repro(repro_args: list[str], *, times: str | Path | None = None) -> tuple[int, float, Path]:
+def profile_repro(repro_args: list[str], *, times: str | Path | None = None,
+                  fork_server: bool = True) -> tuple[int, float, Path]:
     """Run ``dvc repro REPRO_ARGS`` with every ``ld`` process timing itself into ``times`` (appended to;
-    default a temporary file, which the caller removes); returns dvc's exit code, its wall seconds and the
-    file."""
+    default a temporary file, which the caller removes), its ``ld`` commands run by a fork server
+    (:mod:`ld.fork_server`) unless ``fork_server`` is false; returns dvc's exit code, its wall seconds and
+    the file."""
+    from ld.fork_server import running
+
     if times is None:
         handle, name = tempfile.mkstemp(prefix="ld-stage-times-", suffix=".jsonl")
         os.close(handle)
         times = name
     env = dict(os.environ, LD_STAGE_TIMES=str(Path(times).resolve()))
     start = time.perf_counter()
-    code = subprocess.run([sys.executable, "-m", "dvc", "repro", *repro_args], env=env).returncode
+    with running(env) if fork_server else contextlib.nullcontext(env) as env:
+        code = subprocess.run([sys.executable, "-m", "dvc", "repro", *repro_args], env=env).returncode
     return code, time.perf_counter() - start, Path(times)
 
 

@@ -54,9 +54,13 @@ def clone(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def repro(clone):
-    """`dvc repro` as `ld stage-times` runs it: each `ld` process appends its times to LD_STAGE_TIMES."""
+    """`dvc repro` as `ld stage-times` runs it: each `ld` process appends its times to LD_STAGE_TIMES, and runs
+    in a child of its fork server (ld/fork_server.py), so the byte-for-byte checks below check that path."""
+    from ld.fork_server import running
+
     root, env = clone
-    return _run(["dvc", "repro"], root, {**env, "LD_STAGE_TIMES": str(root.parent / "stage_times.jsonl")})
+    with running({**env, "LD_STAGE_TIMES": str(root.parent / "stage_times.jsonl")}, cwd=root) as served:
+        return _run(["dvc", "repro"], root, served)
 
 
 def test_smoke_repro_writes_metrics_for_every_run(clone, repro):
@@ -189,6 +193,9 @@ def test_every_stage_that_ran_has_its_times(clone, repro):
     rows = stage_rows(read_times(clone[0].parent / "stage_times.jsonl"))
     assert [row["stage"] for row in rows] == ran and all(row["processes"] == 1 for row in rows)
     assert all(0 < row["imports"] < row["wall"] for row in rows if row["stage"].startswith(("train@", "distill@")))
+    # the trainings ran in children of one fork server (each `ld` of its own would be its stage shell's child)
+    records = read_times(clone[0].parent / "stage_times.jsonl")
+    assert len({r["ppid"] for r in records if r["stage"].startswith(("train@", "distill@"))}) == 1
     print(format_profile(rows))
 
 

@@ -124,6 +124,22 @@ def test_a_profile_trains_the_other_seeds_of_the_runs_it_names_only(steps, tmp_p
     assert study_seeds(params, "smoke", "ld") == [0, 2, 1]
 
 
+def test_more_seeds_train_the_runs_of_undecided_claims_beyond_the_profiles_seeds(steps, tmp_path):
+    """``study.more_seeds``: the runs it names get its seeds after the profile's (their seeds stage trains
+    them too); the other runs, and a profile without an entry, keep the profile's seeds."""
+    calls, _ = steps
+    params = {**PARAMS, "study": {**PARAMS["study"], "seeded": {"smoke": ["b", "ld", "vlr"]},
+                                  "more_seeds": {"smoke": {"seeds": [7, 3], "runs": ["b", "ld"]}}}}
+    assert study_seeds(params, "smoke", "ld") == [0, 2, 1, 7, 3]
+    assert study_seeds(params, "smoke", "vlr") == [0, 2, 1] and study_seeds(params, "smoke") == [0, 2, 1]
+    assert study_seeds(params, "smoke", "self") == [0]  # not seeded at smoke
+    assert study_seeds(params, "mini", "ld") == [0]
+    assert seeds_by_run(params, "smoke")["b"] == [0, 2, 1, 7, 3]
+    run_seed_study(params, "smoke", "ld", out=tmp_path / "m", models=tmp_path / "models")
+    assert [c[2] for c in calls if c[0] == "train"] == [2, 1, 7, 3]
+    assert json.loads((tmp_path / "m" / "seeds.json").read_text())["seeds"] == [2, 1, 7, 3]
+
+
 IMITATION = {**PARAMS, "study": {**PARAMS["study"], "imitation": {"im": {"teacher": "t"}}}}
 
 
