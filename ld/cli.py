@@ -490,7 +490,6 @@ def _delegate(argv: list[str]) -> int | None:
     import io
     import time
 
-    from ld.cpu_pinning import PINNED_ENV, wants_pinning
     from ld.fork_server import delegate
 
     if argv[:1] == ["fork-server"] or "-h" in argv or "--help" in argv:
@@ -500,11 +499,19 @@ def _delegate(argv: list[str]) -> int | None:
             args, _ = build_parser().parse_known_args(argv)
     except SystemExit:
         return None  # a usage error: printed by the command itself
-    env = dict(os.environ)
-    if wants_pinning(args.params, args.profile):
-        env.update(PINNED_ENV)
+    _pin(args)  # as the command itself would (and will, where it runs here)
     startup = _seconds_since_start()
-    return delegate(argv, env, started=time.time() - startup, imports=startup)
+    return delegate(argv, dict(os.environ), started=time.time() - startup, imports=startup)
+
+
+def _pin(args) -> None:
+    """The deterministic mode that the command's profile asks for, set before torch starts (ld.cpu_pinning): in
+    an `ld` process (not in a process that calls main() with torch loaded already, such as a test's or a fork
+    server's child, whose server set it)."""
+    from ld.cpu_pinning import pin_process, wants_pinning
+
+    if "torch" not in sys.modules and wants_pinning(args.params, args.profile):
+        pin_process()
 
 
 def _cmd_fork_server(args) -> int:
@@ -533,12 +540,7 @@ def _main(argv: list[str] | None) -> int:
             args.repro_args = [*unknown, *args.repro_args]
         elif unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-        from ld.cpu_pinning import pin_process, wants_pinning
-
-        # the profile's deterministic mode, set before torch starts: in an `ld` process (not in a process that
-        # calls main() with torch loaded already, such as a test's)
-        if "torch" not in sys.modules and wants_pinning(args.params, args.profile):
-            pin_process()
+        _pin(args)
         try:
             return args.func(args) or 0
         except LDError as err:
