@@ -199,9 +199,11 @@ def test_the_claims_file_states_the_rule_and_the_csv_keeps_the_sources(tmp_path)
     assert pd.read_csv(csv).note.tolist() == ["the teacher is far ahead"]
 
 
-def test_the_gi_row_says_what_drives_it():
-    gi = next(c for c in CLAIMS if c.run == "ld_full_gi_r18_gfl_r50_1x")
-    assert all(word in gi.note for word in ("equally wide", "from scratch", "teacher-student gap"))
+def test_the_gi_row_and_every_thesis_row_say_what_drives_feature_imitation():
+    rows = [c for c in CLAIMS if c.run == "ld_full_gi_r18_gfl_r50_1x" or c.control.startswith("im_")]
+    assert len(rows) == 1 + len(IMITATION_METHODS)
+    for row in rows:
+        assert all(word in row.note for word in ("equally wide", "from scratch", "teacher-student gap")), row
 
 
 def test_every_claim_compares_runs_of_the_study():
