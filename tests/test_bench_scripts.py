@@ -33,3 +33,25 @@ def test_the_check_finds_a_moved_name(tmp_path):
     script.write_text("def main():\n    from ld.ops.voting_cluster_diou_nms import NMS_TYPES\n")
     (module, name, line), = _ld_imports(script)
     assert line == 2 and not hasattr(importlib.import_module(module), name)
+
+
+def test_the_gpu_checks_nms_agreement_step_compares_the_kernels_that_run(monkeypatch):
+    """On the CPU the kernels that run are mmcv's and the pure one (no torchvision here): both keep the pure
+    kernel's boxes in every case; a kernel that drops a box is counted as disagreeing."""
+    import sys
+
+    import ld.models  # noqa: F401  (installs the fallbacks, as the script's imports do)
+    import ld.models.mmcv_cuda
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setattr(ld.models.mmcv_cuda, "chosen_nms_kernel", lambda: (None, "pure"))
+    try:
+        gpu_check = importlib.import_module("gpu_check")
+        assert gpu_check.nms_kernels_agree("cpu", cases=4) == {"cases": 4, "equal_to_pure_kernel": {
+            "ld.ops.nms": 4, "mmcv": 4}}
+        monkeypatch.setattr(ld.models.mmcv_cuda, "chosen_nms_kernel",
+                            lambda: (lambda b, s, t: ld.models.mmcv_cuda._mmcv_nms(b, s, t)[1][1:], "dropping"))
+        assert gpu_check.nms_kernels_agree("cpu", cases=4)["equal_to_pure_kernel"]["torchvision"] == 0
+    finally:
+        for name in ("gpu_check", "nms"):  # the scripts' modules, out of the way of any later import
+            sys.modules.pop(name, None)

@@ -4,8 +4,12 @@ mmcv dispatches its ops by device: built for the CPU only (the default here), a 
 implementation to go to and mmcv stops deep inside its extension. ``import ld.models`` calls :func:`install`:
 
 - **NMS** (mmdet's heads and :mod:`ld.results.analysis` go through ``mmcv.ops.batched_nms`` -> ``mmcv.ops.nms``):
-  on a GPU tensor without CUDA ops, the pure-torch :func:`ld.ops.nms.nms` runs instead, keeping the same
-  boxes, with one warning line; with CUDA ops, or on the CPU, mmcv's own kernel runs, untouched.
+  on a GPU tensor without CUDA ops, torchvision's compiled ``nms`` where torchvision is installed (its CUDA
+  wheels ship the kernel: the IoU test of mmcv's, ``> iou_threshold``, no offset), else the pure-torch
+  :func:`ld.ops.nms.nms` (mmcv's kept boxes, tested against its kernel), with one line saying which; with CUDA
+  ops, or on the CPU, mmcv's own kernel runs, untouched. torchvision's kernel keeps mmcv's boxes up to the
+  order of exactly tied scores (each sorts by score with its own sort) and IoUs within float rounding of the
+  threshold; the legacy ``offset=1`` always takes the pure-torch kernel (torchvision has no offset).
 - **Focal loss** (ATSS, FCOS and RetinaNet: mmdet's ``FocalLoss`` calls ``mmcv.ops.sigmoid_focal_loss`` for a
   GPU tensor): without CUDA ops, :func:`sigmoid_focal_loss` computes mmdet's pure-torch focal loss
   (``py_sigmoid_focal_loss``, the one mmdet runs on the CPU) on the one-hot labels instead, with one warning
@@ -51,23 +55,49 @@ def _warn_once(op: str, how: str) -> None:
 
 
 def nms(boxes, scores, iou_threshold, offset=0, score_threshold=0, max_num=-1):
-    """``mmcv.ops.nms`` with the pure-torch kernel where mmcv has no CUDA ops for ``boxes`` (same
-    arguments and result: ``(dets (K, 5) = boxes and scores, indices)``, by descending score)."""
+    """``mmcv.ops.nms`` with :func:`_nms_kernel` where mmcv has no CUDA ops for ``boxes`` (same arguments and
+    result: ``(dets (K, 5) = boxes and scores, indices)``, by descending score)."""
     if not (isinstance(boxes, torch.Tensor) and lacks_cuda_op(boxes)):
         return _mmcv_nms(boxes, scores, iou_threshold, offset, score_threshold, max_num)
-    _warn_once("NMS", "in pure PyTorch on the GPU: the same kept boxes")
+    kernel = _nms_kernel(int(offset))
     valid = None
     if score_threshold > 0:  # as mmcv's NMSop: filter by score, NMS, cap, map back
         valid = torch.nonzero(scores > score_threshold, as_tuple=False).squeeze(1)
         boxes_in, scores_in = boxes[valid], scores[valid]
     else:
         boxes_in, scores_in = boxes, scores
-    inds = torch_nms(boxes_in, scores_in, float(iou_threshold), int(offset))
+    inds = kernel(boxes_in, scores_in, float(iou_threshold))
     if max_num > 0:
         inds = inds[:max_num]
     if valid is not None:
         inds = valid[inds]
     return torch.cat((boxes[inds], scores[inds].reshape(-1, 1)), dim=1), inds
+
+
+_PURE_NMS = "in pure PyTorch on the GPU (ld.ops.nms: mmcv's kept boxes; or install torchvision)"
+
+
+@functools.cache
+def chosen_nms_kernel():
+    """torchvision's compiled ``nms(boxes, scores, iou_threshold)`` where it imports, else None (the pure-torch
+    :func:`ld.ops.nms.nms`), and how to say which; looked up once per process."""
+    try:
+        from torchvision.ops import nms as kernel
+        return kernel, "on torchvision's compiled nms"
+    except (ImportError, OSError, RuntimeError):  # not installed, or its kernels do not load beside this torch
+        return None, _PURE_NMS
+
+
+def _nms_kernel(offset: int):
+    """The NMS ``(boxes, scores, iou_threshold) -> kept indices`` that runs where mmcv has no CUDA ops
+    (:func:`chosen_nms_kernel`; the pure-torch one for ``offset=1``, which torchvision lacks), said once."""
+    kernel, how = chosen_nms_kernel()
+    if kernel is None or offset:
+        if kernel is not None:
+            how = "in pure PyTorch on the GPU (ld.ops.nms: offset=1, which torchvision's nms lacks)"
+        kernel = functools.partial(torch_nms, offset=offset)
+    _warn_once("NMS", how)
+    return kernel
 
 
 def sigmoid_focal_loss(pred, target, gamma=2.0, alpha=0.25, weight=None, reduction="mean"):

@@ -2,7 +2,8 @@
 kind of row (:data:`ROWS`: GFocalV1 and V2 teachers and LD students, LD into ATSS, FCOS and RetinaNet,
 feature imitation, a DCN backbone) trained a few iterations at smoke size on the GPU and evaluated there
 with both NMS types; a DCNv2 forward/backward; `ld bench fps`; plain against voting Cluster-DIoU-NMS on
-COCO-sized random detections (:func:`nms_on_device`); and DDP with NCCL where two or more GPUs are present.
+COCO-sized random detections (:func:`nms_on_device`), and whether the NMS kernels that run keep the same boxes
+(:func:`nms_kernels_agree`); and DDP with NCCL where two or more GPUs are present.
 Writes one JSON of what ran, how long it took and what failed (never stops at the first failure):
 
     python pipelines/bench/gpu_check.py --out results/bench/gpu_check.json
@@ -113,11 +114,45 @@ NMS_SIZES = (1000, 5000, 10000)  # detections per image before NMS (COCO: up to 
 
 def nms_on_device(device: str) -> dict:
     """pipelines/bench/nms.py's side by side of mmcv's batched NMS (on CUDA: its kernel, or ld's fallback) and
-    voting Cluster-DIoU-NMS on random detections of :data:`NMS_SIZES`, on ``device``."""
+    voting Cluster-DIoU-NMS on random detections of :data:`NMS_SIZES`, on ``device``; which kernel the plain
+    NMS ran on."""
+    from ld.models.mmcv_cuda import chosen_nms_kernel, cuda_ops_compiled
+
     sys.path.insert(0, str(Path(__file__).parent))  # as bench.py imports it
     from nms import synthetic
 
-    return synthetic(NMS_SIZES, repeats=7, memory=False, device=device)
+    kernel = ("mmcv's CPU kernel" if device == "cpu" else "mmcv's CUDA ops" if cuda_ops_compiled() else
+              chosen_nms_kernel()[1])
+    return {"kernel": kernel, **synthetic(NMS_SIZES, repeats=7, memory=False, device=device)}
+
+
+def nms_kernels_agree(device: str, cases: int = 40) -> dict:
+    """The NMS kernels that can run on ``device`` (mmcv's own, torchvision's compiled ``nms``, the pure-torch
+    :func:`ld.ops.nms.nms`) on random COCO-like detections (300-5,000 boxes, IoU thresholds 0.5-0.7): in how
+    many cases each keeps the pure kernel's boxes, in its order (ties aside, they should in all)."""
+    import ld.models.mmcv_cuda
+    from ld.ops.nms import nms as pure
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from nms import synthetic_detections
+
+    kernels = {"ld.ops.nms": lambda b, s, t: pure(b, s, t)}
+    try:  # mmcv's kernel for this device, called directly (ld's fallback bypassed)
+        ld.models.mmcv_cuda._mmcv_nms(torch.zeros(1, 4, device=device), torch.ones(1, device=device), 0.5)
+        kernels["mmcv"] = lambda b, s, t: ld.models.mmcv_cuda._mmcv_nms(b, s, t)[1]
+    except Exception:  # noqa: BLE001  (no kernel for this device)
+        pass
+    torchvision_nms = ld.models.mmcv_cuda.chosen_nms_kernel()[0]
+    if torchvision_nms is not None:
+        kernels["torchvision"] = torchvision_nms
+    agree = dict.fromkeys(kernels, 0)
+    for case in range(cases):
+        n, thr = (300, 1000, 2000, 5000)[case % 4], (0.5, 0.6, 0.7)[case % 3]
+        boxes, scores, _ = (t.to(device) for t in synthetic_detections(n, "uniform", seed=case))
+        reference = pure(boxes, scores, thr)
+        for name, kernel in kernels.items():
+            agree[name] += bool(torch.equal(kernel(boxes, scores, thr).to(reference.device), reference))
+    return {"cases": cases, "equal_to_pure_kernel": agree}
 
 
 def tiny_params() -> dict:
@@ -204,6 +239,7 @@ def main() -> int:
     check.step("bench_fps", lambda: benchmark_fps(student / "config.py", student / "model.pth", num_images=16,
                                                   warmup=4))
     check.step("nms_per_image", lambda: nms_on_device(args.device))
+    check.step("nms_kernels_agree", lambda: nms_kernels_agree(args.device))
 
     def ddp_nccl() -> dict:
         if not on_gpu:

@@ -1,5 +1,6 @@
-"""Without mmcv's CUDA ops: the pure-torch NMS keeps exactly mmcv's boxes, the focal loss is mmdet's pure-torch
-one, and DCN runs on torchvision's kernel or the pure-torch one with mmcv's results.
+"""Without mmcv's CUDA ops: NMS runs on torchvision's kernel or the pure-torch one, which keeps exactly mmcv's
+boxes; the focal loss is mmdet's pure-torch one; DCN runs on torchvision's kernel or the pure-torch one with
+mmcv's results.
 
 No GPU here: a missing CUDA op is simulated by making :func:`ld.models.mmcv_cuda.lacks_cuda_op` say so for CPU
 tensors, so the fallback runs where mmcv's own kernel can be run beside it."""
@@ -22,9 +23,22 @@ ld.models.mmcv_cuda.install()  # as `import ld` does
 def without_cuda_ops(monkeypatch):
     monkeypatch.setattr(ld.models.mmcv_cuda, "lacks_cuda_op", lambda tensor: True)
     monkeypatch.setattr(ld.models.mmcv_cuda, "_warned", set())
-    ld.models.mmcv_cuda.chosen_deform_kernel.cache_clear()  # the kernel is looked up again (torchvision stand-in)
+    for chosen in (ld.models.mmcv_cuda.chosen_deform_kernel, ld.models.mmcv_cuda.chosen_nms_kernel):
+        chosen.cache_clear()  # the kernels are looked up again (torchvision stand-ins)
     yield
-    ld.models.mmcv_cuda.chosen_deform_kernel.cache_clear()
+    for chosen in (ld.models.mmcv_cuda.chosen_deform_kernel, ld.models.mmcv_cuda.chosen_nms_kernel):
+        chosen.cache_clear()
+
+
+def _torchvision_stand_in(monkeypatch, **ops):
+    """A module named ``torchvision.ops`` with ``ops``: what ``from torchvision.ops import ...`` then finds."""
+    import sys
+    import types
+
+    stub = types.ModuleType("torchvision.ops")
+    stub.__dict__.update(ops)
+    monkeypatch.setitem(sys.modules, "torchvision", types.ModuleType("torchvision"))
+    monkeypatch.setitem(sys.modules, "torchvision.ops", stub)
 
 
 def _random_boxes(rng, n, clustered):
@@ -67,6 +81,32 @@ def test_batched_nms_falls_back_with_one_warning_and_keeps_the_same_detections(w
         ld.models.mmcv_cuda.lacks_cuda_op = lambda tensor: True
         assert torch.equal(keep, ref_keep) and torch.equal(dets, ref_dets), case
     assert capsys.readouterr().err.count("mmcv has no CUDA ops here") == 1
+
+
+def test_torchvisions_nms_is_chosen_where_it_imports(without_cuda_ops, monkeypatch, capsys):
+    """torchvision's compiled nms (its CUDA wheels ship it) comes first: simulated by a module of that name
+    whose nms records its arguments (torchvision's signature: boxes, scores, iou_threshold) and runs the pure
+    kernel; mmcv's score filter and cap are applied around it as mmcv's NMSop does. The legacy offset=1, which
+    torchvision's nms lacks, takes the pure kernel."""
+    from mmcv.ops import batched_nms, nms
+
+    calls = []
+    _torchvision_stand_in(monkeypatch, nms=lambda *args: calls.append(args[2:]) or torch_nms(*args))
+    rng = np.random.default_rng(2)
+    boxes, scores = _random_boxes(rng, 200, clustered=True)
+    labels = torch.from_numpy(rng.integers(0, 3, 200))
+    cfg = {"type": "nms", "iou_threshold": 0.6, "score_threshold": 0.3, "max_num": 40}
+    dets, keep = batched_nms(boxes, scores, labels, dict(cfg))
+    assert calls == [(0.6,)]
+    assert "NMS runs on torchvision's compiled nms" in capsys.readouterr().err
+    ld.models.mmcv_cuda.lacks_cuda_op = lambda tensor: False  # mmcv's kernel, the reference
+    ref_dets, ref_keep = batched_nms(boxes, scores, labels, dict(cfg))
+    assert torch.equal(keep, ref_keep) and torch.equal(dets, ref_dets)
+    ld.models.mmcv_cuda.lacks_cuda_op = lambda tensor: True
+    monkeypatch.setattr(ld.models.mmcv_cuda, "_warned", set())
+    _, legacy = nms(boxes, scores, 0.5, offset=1)
+    assert len(calls) == 1 and torch.equal(legacy, torch_nms(boxes, scores, 0.5, offset=1))
+    assert "NMS runs in pure PyTorch on the GPU (ld.ops.nms: offset=1" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="compares with mmcv's CPU kernel: evaluation runs on the CPU")
@@ -157,18 +197,13 @@ def test_mmcvs_dcn_modules_run_the_pure_kernel_without_cuda_ops_with_mmcvs_resul
 def test_torchvisions_kernel_is_chosen_where_it_imports(without_cuda_ops, monkeypatch, capsys):
     """torchvision (its CUDA wheels' compiled deform_conv2d) comes first: simulated by a module of that name
     whose deform_conv2d records its arguments (those of torchvision's signature) and runs the pure kernel."""
-    import sys
-    import types
-
     import mmcv.ops
 
     from ld.ops.deform_conv import deform_conv2d as pure
 
     calls = []
-    stub = types.ModuleType("torchvision.ops")
-    stub.deform_conv2d = lambda *args, **kwargs: calls.append((args[3:], kwargs)) or pure(*args, **kwargs)
-    monkeypatch.setitem(sys.modules, "torchvision", types.ModuleType("torchvision"))
-    monkeypatch.setitem(sys.modules, "torchvision.ops", stub)
+    _torchvision_stand_in(monkeypatch, deform_conv2d=lambda *args, **kwargs: calls.append((args[3:], kwargs))
+                          or pure(*args, **kwargs))
     conv = mmcv.ops.ModulatedDeformConv2dPack(4, 4, 3, padding=2, dilation=2)
     conv(torch.rand(1, 4, 7, 7))
     [(args, kwargs)] = calls
