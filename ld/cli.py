@@ -56,7 +56,8 @@ def _cmd_seeds(args) -> None:
     params = load_params(args.params)
     profile = args.profile or params["profile"]
     written = run_seed_study(params, profile, args.run, out=args.out or seeds_results_dir(profile, args.run),
-                             models=args.models or seeds_models_dir(profile, args.run), work_root=args.work_root)
+                             models=args.models or seeds_models_dir(profile, args.run), work_root=args.work_root,
+                             only=args.seeds)
     print(f"ld seeds: {args.run}: {len(written)} evaluations written" + ("" if written else
           f" (profile {profile} trains no seed of it here: params.yaml study.seeds / study.seeded)"))
 
@@ -270,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--out", default=None, help="metrics folder (default: results/<profile>/seeds/<run>)")
     sd.add_argument("--models", default=None, help="models folder (default: models/<profile>/seeds/<run>)")
     sd.add_argument("--work-root", default="work", help="root of run folders (checkpoints to resume)")
+    sd.add_argument("--seeds", type=int, nargs="+", default=None, metavar="K",
+                    help="these of the run's seeds alone, e.g. to spread the study over machines (seeds.json "
+                         "then lists them beside those it listed before)")
     sd.set_defaults(func=_cmd_seeds)
 
     paper = sub.add_parser("paper", help="the paper's tables").add_subparsers(dest="paper_command", required=True)

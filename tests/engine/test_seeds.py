@@ -140,6 +140,51 @@ def test_more_seeds_train_the_runs_of_undecided_claims_beyond_the_profiles_seeds
     assert json.loads((tmp_path / "m" / "seeds.json").read_text())["seeds"] == [2, 1, 7, 3]
 
 
+def test_some_seeds_alone_spread_a_study_and_seeds_json_lists_what_the_folder_holds(steps, tmp_path):
+    """``ld seeds RUN --seeds K ...``: those of the run's seeds alone, in the study's order; ``seeds.json``
+    keeps the seeds it listed before and adds each one as it is done (a seed whose evaluation fails is not
+    listed); a seed the profile does not train for the run, or a malformed ``seeds.json``, is refused."""
+    calls, fail = steps
+    params = {**PARAMS, "study": {**PARAMS["study"], "more_seeds": {"smoke": {"seeds": [7, 3], "runs": ["ld"]}}}}
+
+    def listed():
+        return json.loads((tmp_path / "m" / "seeds.json").read_text())["seeds"]
+
+    written = run_seed_study(params, "smoke", "ld", out=tmp_path / "m", models=tmp_path / "mo", only=[3, 2])
+    assert [c[2] for c in calls if c[0] == "train"] == [2, 3] and len(written) == 4
+    assert listed() == [2, 3]
+    calls.clear()
+    run_seed_study(params, "smoke", "ld", out=tmp_path / "m", models=tmp_path / "mo", only=[7])
+    assert [c[2] for c in calls if c[0] == "train"] == [7] and listed() == [2, 7, 3]  # the study's order
+    fail.add("train")
+    with pytest.raises(LDError, match="training ld with seed 1 failed"):
+        run_seed_study(params, "smoke", "ld", out=tmp_path / "m", models=tmp_path / "mo", only=[1])
+    assert listed() == [2, 7, 3]
+    with pytest.raises(ConfigError, match=r"--seeds 0 5: not a seed that profile smoke trains for 'ld' .*"
+                                          r"study.more_seeds: \[2, 1, 7, 3\]"):
+        run_seed_study(params, "smoke", "ld", out=tmp_path / "m", models=tmp_path / "mo", only=[5, 0, 2])
+    (tmp_path / "m" / "seeds.json").write_text('{"seeds": "2"}')
+    with pytest.raises(BadFileError, match="seeds.json: not a seed study's seeds.json"):
+        run_seed_study(params, "smoke", "ld", out=tmp_path / "m", models=tmp_path / "mo", only=[2])
+    fail.clear()
+    run_seed_study(params, "smoke", "ld", out=tmp_path / "m", models=tmp_path / "mo")  # every seed, afresh
+    assert listed() == [2, 1, 7, 3]
+
+
+def test_ld_seeds_takes_some_seeds_and_refuses_another_in_one_line(steps, tmp_path, monkeypatch, capsys):
+    import ld.profiles
+    from ld.cli import main
+
+    monkeypatch.setattr(ld.profiles, "load_params", lambda path: PARAMS)  # the hand-made study, unvalidated
+    folders = ["--out", str(tmp_path / "m"), "--models", str(tmp_path / "mo")]
+    assert main(["seeds", "self", "--seeds", "1", *folders]) == 0
+    assert [c[2] for c in steps[0] if c[0] == "train"] == [1]
+    assert main(["seeds", "self", "--seeds", "4", "1", *folders]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "ld seeds: error: --seeds 4: not a seed that profile smoke trains for 'self' (params.yaml study.seeds / "
+        "study.seeded / study.more_seeds: [2, 1])")
+
+
 IMITATION = {**PARAMS, "study": {**PARAMS["study"], "imitation": {"im": {"teacher": "t"}}}}
 
 
