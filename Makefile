@@ -16,7 +16,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 install: $(STAMP)
 
 $(STAMP): requirements/build.txt requirements/mmcv.txt requirements/mmcv_build_env.py requirements/run.txt requirements/constraints.txt pyproject.toml
-	@echo "== install into $(VENV) (mmcv's ops compile once, ~7 min on 2 cores; pip caches the wheel)"
+	@echo "== install into $(VENV) (mmcv's ops compile once, ~10 min on 2 cores; pip caches the wheel)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) -r requirements/build.txt
 	# mmcv's ops for the CPU, plus its CUDA ops where torch has CUDA (requirements/mmcv_build_env.py)
