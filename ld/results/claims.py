@@ -7,7 +7,9 @@ its standard error, its 95% confidence interval and a verdict by one stated rule
 - *does not hold*: it lies on the other side;
 - *inconclusive*: it contains zero (the study cannot tell at this size);
 - a row whose runs lack some of the profile's seeds says so (*not finished: k of n seeds*), its verdict
-  provisional.
+  provisional; an inconclusive AP row says how many seeds would decide it if its difference and the spread
+  of one seed's difference stayed as measured (:func:`seeds_to_decide`): an effect far below the seed
+  spread is undecidable at this size.
 
 The intervals are Student's t (:func:`t_critical`): two runs' seeds as independent groups with the
 Welch-Satterthwaite degrees of freedom (:func:`welch`), or, where the two runs are paired (each seed's two
@@ -47,7 +49,8 @@ RULE = ("95% confidence intervals of the difference (Student's t: paired over th
         "from the same initial weights, else Welch with Welch-Satterthwaite degrees of freedom). holds: the "
         "interval lies on the claimed side of 0; does not hold: on the other side; inconclusive: it contains 0. "
         "FPS: holds if the LD student is at most 10% slower than the baseline (one timing each). NMS: also at "
-        "most 0.4 AP50 lost.")
+        "most 0.4 AP50 lost. An inconclusive AP row's status says how many seeds would decide it if its "
+        "difference and the spread of one seed's difference stayed as measured.")
 HOLDS, FAILS, OPEN = "holds", "does not hold", "inconclusive"
 
 
@@ -63,13 +66,15 @@ def t_critical(df: float) -> float:
 class Difference:
     """A difference of means ``delta`` with its standard error ``se`` and degrees of freedom ``df`` (None:
     fewer than two values a side); ``paired``: over common seeds, with the correlation ``r`` of the two
-    runs across them (None where undefined)."""
+    runs across them (None where undefined); ``spread``: the standard deviation of one seed's difference
+    (paired: of the per-seed differences; Welch: ``sqrt(s1² + s2²)``), for :func:`seeds_to_decide`."""
 
     delta: float
     se: float | None
     df: float | None
     paired: bool = False
     r: float | None = None
+    spread: float | None = None
 
     def interval(self) -> tuple[float, float] | None:
         """The :data:`CONFIDENCE` interval ``delta ± t(df) * se``, or None without a standard error."""
@@ -89,7 +94,8 @@ def welch(mean1: float, std1: float | None, n1: int, mean2: float, std2: float |
     v1, v2 = std1 ** 2 / n1, std2 ** 2 / n2
     denominator = v1 ** 2 / (n1 - 1) + v2 ** 2 / (n2 - 1)
     return Difference(delta, welch_se(std1, n1, std2, n2),
-                      (v1 + v2) ** 2 / denominator if denominator > 0 else math.inf)
+                      (v1 + v2) ** 2 / denominator if denominator > 0 else math.inf,
+                      spread=math.hypot(std1, std2))
 
 
 def paired_difference(a: pd.Series, b: pd.Series) -> Difference:
@@ -100,7 +106,20 @@ def paired_difference(a: pd.Series, b: pd.Series) -> Difference:
     if n < 2:
         return Difference(d.mean() if n else float("nan"), None, None, paired=True)
     r = both.a.corr(both.b) if both.a.std() > 0 and both.b.std() > 0 else None
-    return Difference(d.mean(), d.std(ddof=1) / math.sqrt(n), n - 1, paired=True, r=r)
+    return Difference(d.mean(), d.std(ddof=1) / math.sqrt(n), n - 1, paired=True, r=r, spread=d.std(ddof=1))
+
+
+def seeds_to_decide(diff: Difference, most: int = 100) -> int | None:
+    """A projection for an undecided claim: the seeds a run (and its control) would need for the interval to
+    leave 0 if the difference and the spread of one seed's difference stayed as measured: the smallest
+    ``n >= 2`` with ``t(n - 1) * spread / sqrt(n) < |delta|``. None without a spread, or where ``most``
+    seeds would not do (an effect far below the seed spread at this size)."""
+    if diff.spread is None or pd.isna(diff.spread) or pd.isna(diff.delta):
+        return None
+    if diff.spread == 0:
+        return 2 if diff.delta else None
+    return next((n for n in range(2, most + 1) if t_critical(n - 1) * diff.spread / math.sqrt(n) < abs(diff.delta)),
+                None)
 
 
 @dataclass(frozen=True)
@@ -270,7 +289,12 @@ def _ap_row(claim: Claim, summary: pd.DataFrame, n_seeds: int | dict[str, int],
     ours = (f"{pm(run.AP_mean, run.AP_std)} vs {pm(control.AP_mean, control.AP_std)} "
             f"(n = {int(run.n)}, {int(control.n)})")
     status = "finished" if least >= n_seeds else f"not finished: {least} of {n_seeds} seeds"
-    return _row(claim, ours, pm(diff.delta, diff.se, delta=True), verdict(diff), status, shown_interval(diff),
+    result = verdict(diff)
+    if result == OPEN and diff.se is not None:  # why: how far the effect is below the seed spread at this size
+        needed = seeds_to_decide(diff)
+        status += (f"; at this spread about {needed} seeds would decide it" if needed else
+                   "; at this spread not even 100 seeds would decide it")
+    return _row(claim, ours, pm(diff.delta, diff.se, delta=True), result, status, shown_interval(diff),
                 _test_name(diff))
 
 

@@ -20,6 +20,7 @@ from ld.results.claims import (
     claims_table,
     paired,
     paired_difference,
+    seeds_to_decide,
     t_critical,
     verdict,
     welch,
@@ -135,6 +136,31 @@ def test_a_row_with_missing_seeds_says_it_is_not_finished():
     assert _table(_summary(ld=[], b=[0.20]), [AP]).status == "not run yet"
     row = _table(_summary(b=[0.20]), [AP])
     assert row.status.startswith("not in this profile's seed study: ld") and row.verdict == ""
+
+
+def test_the_seeds_that_would_decide_a_claim_at_its_measured_difference_and_spread():
+    """The smallest n with t(n-1) * spread / sqrt(n) < |delta|: a difference as large as one seed's spread
+    needs 7 seeds (t(5) = 2.571 > sqrt(6) = 2.449; t(6) = 2.447 < sqrt(7) = 2.646); four times the spread, 3
+    (t(2) * 0.25 = 1.08 < 1.73, and n = 2 is t(1) * 0.25 = 3.2 > 1.41); a tenth of it, more than 100."""
+    assert seeds_to_decide(Difference(0.01, 0.004, 4, spread=0.01)) == 7
+    assert seeds_to_decide(Difference(-0.01, 0.004, 4, spread=0.01)) == 7  # either sign
+    assert seeds_to_decide(Difference(0.04, 0.004, 4, spread=0.01)) == 3
+    assert seeds_to_decide(Difference(0.001, 0.004, 4, spread=0.01)) is None
+    assert seeds_to_decide(Difference(0.01, 0.004, 4)) is None  # no spread: no projection
+    d = paired_difference(pd.Series([0.21, 0.20, 0.22]), pd.Series([0.20, 0.21, 0.20]))
+    assert d.spread == pytest.approx(pd.Series([0.01, -0.01, 0.02]).std(ddof=1))
+    assert welch(0.21, 0.003, 3, 0.20, 0.004, 4).spread == pytest.approx(0.005)
+
+
+def test_an_inconclusive_row_says_how_many_seeds_would_decide_it():
+    row = _table(_summary(ld=[0.205, 0.199, 0.213], b=[0.200, 0.202, 0.198]), [AP])  # Welch: +0.6 ± 0.4
+    ld = pd.Series([0.205, 0.199, 0.213])
+    needed = seeds_to_decide(Difference(ld.mean() - 0.200, 1, 1, spread=math.hypot(ld.std(), 0.002)))
+    assert row.verdict == OPEN and needed is not None and needed > 3
+    assert row.status == f"finished; at this spread about {needed} seeds would decide it"
+    row = _table(_summary(ld=[0.21, 0.19, 0.20], b=[0.20, 0.21, 0.19]), [AP])  # no difference at all
+    assert row.status == "finished; at this spread not even 100 seeds would decide it"
+    assert _table(_summary(ld=[0.212, 0.214, 0.210], b=[0.200, 0.202, 0.198]), [AP]).status == "finished"
 
 
 def test_the_nms_claim_pairs_the_two_evaluations_of_each_model():
