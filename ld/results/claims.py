@@ -52,6 +52,7 @@ RULE = ("95% confidence intervals of the difference (Student's t: paired over th
         "most 0.4 AP50 lost. An inconclusive AP row's status says how many seeds would decide it if its "
         "difference and the spread of one seed's difference stayed as measured.")
 HOLDS, FAILS, OPEN = "holds", "does not hold", "inconclusive"
+MOST_SEEDS = 100  # seeds_to_decide looks no further: beyond, a claim is undecidable at this size
 
 
 def t_critical(df: float) -> float:
@@ -109,7 +110,7 @@ def paired_difference(a: pd.Series, b: pd.Series) -> Difference:
     return Difference(d.mean(), d.std(ddof=1) / math.sqrt(n), n - 1, paired=True, r=r, spread=d.std(ddof=1))
 
 
-def seeds_to_decide(diff: Difference, most: int = 100) -> int | None:
+def seeds_to_decide(diff: Difference, most: int = MOST_SEEDS) -> int | None:
     """A projection for an undecided claim: the seeds a run (and its control) would need for the interval to
     leave 0 if the difference and the spread of one seed's difference stayed as measured: the smallest
     ``n >= 2`` with ``t(n - 1) * spread / sqrt(n) < |delta|``. None without a spread, or where ``most``
@@ -293,7 +294,7 @@ def _ap_row(claim: Claim, summary: pd.DataFrame, n_seeds: int | dict[str, int],
     if result == OPEN and diff.se is not None:  # why: how far the effect is below the seed spread at this size
         needed = seeds_to_decide(diff)
         status += (f"; at this spread about {needed} seeds would decide it" if needed else
-                   "; at this spread not even 100 seeds would decide it")
+                   f"; at this spread not even {MOST_SEEDS} seeds would decide it")
     return _row(claim, ours, pm(diff.delta, diff.se, delta=True), result, status, shown_interval(diff),
                 _test_name(diff))
 

@@ -112,18 +112,31 @@ ROWS = (("gfl_r50_2x", None), ("gflv2_r50_2x", None),
 NMS_SIZES = (1000, 5000, 10000)  # detections per image before NMS (COCO: up to 1000 per level, 5 levels)
 
 
+def kernel_run(device: str, chosen) -> str:
+    """Which kernel an mmcv op ran on ``device``: mmcv's CPU kernel, its CUDA ops, or the fallback that
+    ``chosen`` (:func:`ld.models.mmcv_cuda.chosen_nms_kernel` / ``chosen_deform_kernel``) names."""
+    from ld.models.mmcv_cuda import cuda_ops_compiled
+
+    return "mmcv's CPU kernel" if device == "cpu" else "mmcv's CUDA ops" if cuda_ops_compiled() else chosen()[1]
+
+
+def _bench_nms():
+    """pipelines/bench/nms.py, imported as bench.py imports it."""
+    if str(Path(__file__).parent) not in sys.path:
+        sys.path.insert(0, str(Path(__file__).parent))
+    import nms
+
+    return nms
+
+
 def nms_on_device(device: str) -> dict:
     """pipelines/bench/nms.py's side by side of mmcv's batched NMS (on CUDA: its kernel, or ld's fallback) and
     voting Cluster-DIoU-NMS on random detections of :data:`NMS_SIZES`, on ``device``; which kernel the plain
     NMS ran on."""
-    from ld.models.mmcv_cuda import chosen_nms_kernel, cuda_ops_compiled
+    from ld.models.mmcv_cuda import chosen_nms_kernel
 
-    sys.path.insert(0, str(Path(__file__).parent))  # as bench.py imports it
-    from nms import synthetic
-
-    kernel = ("mmcv's CPU kernel" if device == "cpu" else "mmcv's CUDA ops" if cuda_ops_compiled() else
-              chosen_nms_kernel()[1])
-    return {"kernel": kernel, **synthetic(NMS_SIZES, repeats=7, memory=False, device=device)}
+    return {"kernel": kernel_run(device, chosen_nms_kernel),
+            **_bench_nms().synthetic(NMS_SIZES, repeats=7, memory=False, device=device)}
 
 
 def nms_kernels_agree(device: str, cases: int = 40) -> dict:
@@ -133,9 +146,7 @@ def nms_kernels_agree(device: str, cases: int = 40) -> dict:
     import ld.models.mmcv_cuda
     from ld.ops.nms import nms as pure
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from nms import synthetic_detections
-
+    synthetic_detections = _bench_nms().synthetic_detections
     kernels = {"ld.ops.nms": pure}  # the reference, listed to show it ran
     try:  # mmcv's kernel for this device, called directly (ld's fallback bypassed)
         ld.models.mmcv_cuda._mmcv_nms(torch.zeros(1, 4, device=device), torch.ones(1, device=device), 0.5)
@@ -223,7 +234,7 @@ def main() -> int:
     def dcnv2() -> dict:
         from mmcv.ops import ModulatedDeformConv2dPack
 
-        from ld.models.mmcv_cuda import chosen_deform_kernel, cuda_ops_compiled
+        from ld.models.mmcv_cuda import chosen_deform_kernel
 
         conv = ModulatedDeformConv2dPack(16, 16, 3, padding=1).to(args.device)
         x = torch.rand(2, 16, 32, 32, device=args.device, requires_grad=True)
@@ -231,9 +242,8 @@ def main() -> int:
         y.square().mean().backward()
         if on_gpu:
             torch.cuda.synchronize()
-        kernel = ("mmcv's CPU kernel" if not on_gpu else "mmcv's CUDA ops" if cuda_ops_compiled() else
-                  chosen_deform_kernel()[1])
-        return {"kernel": kernel, "output": list(y.shape), "grad_finite": bool(torch.isfinite(x.grad).all())}
+        return {"kernel": kernel_run(args.device, chosen_deform_kernel), "output": list(y.shape),
+                "grad_finite": bool(torch.isfinite(x.grad).all())}
 
     check.step("dcnv2_forward_backward", dcnv2)
     check.step("bench_fps", lambda: benchmark_fps(student / "config.py", student / "model.pth", num_images=16,
