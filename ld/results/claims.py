@@ -6,10 +6,12 @@ its standard error, its 95% confidence interval and a verdict by one stated rule
 - *holds*: the interval lies on the claimed side of zero;
 - *does not hold*: it lies on the other side;
 - *inconclusive*: it contains zero (the study cannot tell at this size);
-- a row whose runs lack some of the profile's seeds says so (*not finished: k of n seeds*), its verdict
-  provisional; an inconclusive AP row says how many seeds would decide it if its difference and the spread
-  of one seed's difference stayed as measured (:func:`seeds_to_decide`): an effect far below the seed
-  spread is undecidable at this size.
+- seeds are added to a claim's runs until it is decided (up to the profile's ``study.more_seeds``): an
+  AP row decided before all of them ran says *decided at k of up to n seeds* (adding seeds until decided
+  makes its 95% nominal); an inconclusive one says *not finished: k of n seeds* while the seeds it would
+  need are among the planned ones, and how many would decide it if its difference and the spread of one
+  seed's difference stayed as measured (:func:`seeds_to_decide`); an effect far below the seed spread, or
+  needing more seeds than planned, is *undecidable within n seeds* at this size.
 
 The intervals are Student's t (:func:`t_critical`): two runs' seeds as independent groups with the
 Welch-Satterthwaite degrees of freedom (:func:`welch`), or, where the two runs are paired (each seed's two
@@ -50,7 +52,9 @@ RULE = ("95% confidence intervals of the difference (Student's t: paired over th
         "interval lies on the claimed side of 0; does not hold: on the other side; inconclusive: it contains 0. "
         "FPS: holds if the LD student is at most 10% slower than the baseline (one timing each). NMS: also at "
         "most 0.4 AP50 lost. An inconclusive AP row's status says how many seeds would decide it if its "
-        "difference and the spread of one seed's difference stayed as measured.")
+        "difference and the spread of one seed's difference stayed as measured. Seeds are added to a claim "
+        "until it is decided: a row decided before its planned seeds ran says so (its 95% is then nominal); "
+        "one that its planned seeds cannot decide at this spread is undecidable within them.")
 HOLDS, FAILS, OPEN = "holds", "does not hold", "inconclusive"
 MOST_SEEDS = 100  # seeds_to_decide looks no further: beyond, a claim is undecidable at this size
 
@@ -289,14 +293,28 @@ def _ap_row(claim: Claim, summary: pd.DataFrame, n_seeds: int | dict[str, int],
         n_seeds = min(n_seeds.get(claim.run, 1), n_seeds.get(claim.control, 1))
     ours = (f"{pm(run.AP_mean, run.AP_std)} vs {pm(control.AP_mean, control.AP_std)} "
             f"(n = {int(run.n)}, {int(control.n)})")
-    status = "finished" if least >= n_seeds else f"not finished: {least} of {n_seeds} seeds"
     result = verdict(diff)
-    if result == OPEN and diff.se is not None:  # why: how far the effect is below the seed spread at this size
-        needed = seeds_to_decide(diff)
-        status += (f"; at this spread about {needed} seeds would decide it" if needed else
-                   f"; at this spread not even {MOST_SEEDS} seeds would decide it")
+    status = ap_status(result, diff, least, n_seeds)
     return _row(claim, ours, pm(diff.delta, diff.se, delta=True), result, status, shown_interval(diff),
                 _test_name(diff))
+
+
+def ap_status(result: str, diff: Difference, done: int, planned: int) -> str:
+    """An AP row's status: ``done`` of the ``planned`` seeds ran (the fewer of its two runs'); a decided row
+    stops there; an inconclusive one says how many seeds would decide it (:func:`seeds_to_decide`) and
+    whether the planned ones can."""
+    if result != OPEN:
+        return "finished" if done >= planned else f"decided at {done} of up to {planned} seeds"
+    needed = seeds_to_decide(diff) if diff.se is not None else None
+    if diff.se is None:  # one seed: no spread to project from
+        return "finished" if done >= planned else f"not finished: {done} of {planned} seeds"
+    why = (f"at this spread about {needed} seeds would decide it" if needed else
+           f"at this spread not even {MOST_SEEDS} seeds would decide it")
+    if done >= planned:
+        return f"finished; {why}"
+    if needed is None or needed > planned:
+        return f"undecidable within {planned} seeds ({done} run): {why}"
+    return f"not finished: {done} of {planned} seeds; {why}"
 
 
 def paired(voting: pd.DataFrame, plain: pd.DataFrame, metric: str) -> tuple[Difference, int]:
@@ -318,7 +336,8 @@ def _nms_row(claim: Claim, voting: pd.DataFrame, plain: pd.DataFrame, expected: 
         result = FAILS  # loses more AP50 than claimed, with the interval's confidence
     elif result == HOLDS and -ap50.delta > AP50_LOSS:
         result = OPEN
-    status = "finished" if n >= expected else f"not finished: {n} of {expected} models"
+    status = ("finished" if n >= expected else f"decided at {n} of up to {expected} models" if result != OPEN else
+              f"not finished: {n} of {expected} models")
     return _row(claim, ours, pm(ap.delta, ap.se, delta=True), result, status, shown_interval(ap), _test_name(ap))
 
 
@@ -378,14 +397,17 @@ def claims_table(summary: pd.DataFrame, n_seeds: int | dict[str, int], voting: p
     return pd.DataFrame.from_records(rows)
 
 
-def write_claims(table: pd.DataFrame, stem: str | Path, profile: str, seeds: list[int]) -> tuple[Path, Path]:
-    """``stem.csv`` (the table as is) and ``stem.md``: a title naming the profile and seeds, :data:`RULE`,
-    then the table (the runs compared and the sources left to the CSV) and the rows' notes."""
+def write_claims(table: pd.DataFrame, stem: str | Path, profile: str, seeds: list[int],
+                 more_seeds: list[int] = ()) -> tuple[Path, Path]:
+    """``stem.csv`` (the table as is) and ``stem.md``: a title naming the profile and seeds (``more_seeds``:
+    the further ones that the runs of undecided claims get, ``study.more_seeds``), :data:`RULE`, then the
+    table (the runs compared and the sources left to the CSV) and the rows' notes."""
     from ld.frames import markdown_table
     from ld.io import atomic_write_text
 
     stem = Path(stem)
-    head = (f"# The paper's claims on the `{profile}` profile (seeds {', '.join(map(str, seeds))})\n\n"
+    more = f"; up to {max(more_seeds)} for the runs of claims they leave undecided" if more_seeds else ""
+    head = (f"# The paper's claims on the `{profile}` profile (seeds {', '.join(map(str, seeds))}{more})\n\n"
             f"AP in %, mean ± standard deviation over seeds; differences ± their standard error, and their "
             f"{CONFIDENCE:.0%} confidence interval. Verdicts: {RULE}\n\n")
     shown = table.drop(columns=["run", "control", "source", "note"])

@@ -129,10 +129,23 @@ def test_ap_rows_are_paired_where_both_runs_started_from_the_same_weights_at_eac
         assert row.verdict == OPEN and row.test.startswith("Welch t, df 3.9"), row.test
 
 
-def test_a_row_with_missing_seeds_says_it_is_not_finished():
+def test_a_row_with_missing_seeds_says_whether_it_is_decided_undecidable_or_not_finished():
     row = _table(_summary(ld=[0.212, 0.214], b=[0.200, 0.202, 0.198]), [AP])
-    assert row.status == "not finished: 2 of 3 seeds" and row.verdict == HOLDS  # provisional
-    assert _table(_summary(ld=[0.21], b=[0.20, 0.21]), [AP]).verdict == OPEN  # one seed: no spread
+    assert row.status == "decided at 2 of up to 3 seeds" and row.verdict == HOLDS  # seeds stop once decided
+    row = _table(_summary(ld=[0.21], b=[0.20, 0.21]), [AP])
+    assert row.verdict == OPEN and row.status == "not finished: 1 of 3 seeds"  # one seed: no spread to project
+    # Welch +0.6 ± 0.4 at 3 seeds each: the seeds that would decide it (the test below), planned or not
+    open_row = _summary(ld=[0.205, 0.199, 0.213], b=[0.200, 0.202, 0.198])
+    ld = pd.Series([0.205, 0.199, 0.213])
+    needed = seeds_to_decide(Difference(ld.mean() - 0.200, 1, 1, spread=math.hypot(ld.std(), 0.002)))
+    assert needed > 3
+    assert _table(open_row, [AP], n_seeds=needed).status == (f"not finished: 3 of {needed} seeds; at this "
+                                                             f"spread about {needed} seeds would decide it")
+    assert _table(open_row, [AP], n_seeds=needed - 1).status == (
+        f"undecidable within {needed - 1} seeds (3 run): at this spread about {needed} seeds would decide it")
+    no_effect = _summary(ld=[0.21, 0.19, 0.20], b=[0.20, 0.21, 0.19])
+    assert _table(no_effect, [AP], n_seeds=8).status == (
+        "undecidable within 8 seeds (3 run): at this spread not even 100 seeds would decide it")
     assert _table(_summary(ld=[], b=[0.20]), [AP]).status == "not run yet"
     row = _table(_summary(b=[0.20]), [AP])
     assert row.status.startswith("not in this profile's seed study: ld") and row.verdict == ""
@@ -174,9 +187,10 @@ def test_the_nms_claim_pairs_the_two_evaluations_of_each_model():
     row = _table(_summary(), [c for c in CLAIMS if c.kind == "nms"], voting=voting, plain=plain)
     assert row.difference == "+0.2 ± 0.1" and row.verdict == OPEN  # 3.5 standard errors, t(2) = 4.3
     assert row["95% CI"] == "[-0.0, +0.4]" and row.test.startswith("paired t, df 2")
-    voting = voting.assign(AP=voting.AP + 0.001)  # +0.3 on every model: decided
-    assert _table(_summary(), [c for c in CLAIMS if c.kind == "nms"], voting=voting, plain=plain).verdict == HOLDS
     assert row.status == "not finished: 3 of 4 models" and "AP50 -0.1" in row.ours and "AP75 +0.4" in row.ours
+    voting = voting.assign(AP=voting.AP + 0.001)  # +0.3 on every model: decided
+    row = _table(_summary(), [c for c in CLAIMS if c.kind == "nms"], voting=voting, plain=plain)
+    assert row.verdict == HOLDS and row.status == "decided at 3 of up to 4 models"
     lossy = voting.assign(AP50=voting.AP50 - 0.006)  # 0.7 AP50 lost on every model: more than the claimed 0.4
     assert _table(_summary(), [c for c in CLAIMS if c.kind == "nms"], voting=lossy, plain=plain).verdict == FAILS
 
@@ -213,7 +227,10 @@ def test_the_claims_file_states_the_rule_and_the_csv_keeps_the_sources(tmp_path)
                          ANALYSIS, claims=(AP,))
     md, csv = write_claims(table, tmp_path / "claims", "mini", [0, 1, 2])
     text = md.read_text()
-    assert text.startswith("# The paper's claims on the `mini` profile (seeds 0, 1, 2)")
+    assert text.startswith("# The paper's claims on the `mini` profile (seeds 0, 1, 2)\n")
+    more = write_claims(table, tmp_path / "more", "mini", [0, 1, 2], [3, 4, 5])[0].read_text()
+    assert more.startswith("# The paper's claims on the `mini` profile (seeds 0, 1, 2; up to 5 for the runs of "
+                           "claims they leave undecided)\n")
     assert "95% confidence intervals" in text and "| LD helps" in text and "README" not in text
     assert "95% CI" in text and "Welch t, df" in text and "Notes:" not in text
     assert pd.read_csv(csv).source.tolist() == ["README"]
