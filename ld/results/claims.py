@@ -305,9 +305,9 @@ def ap_status(result: str, diff: Difference, done: int, planned: int) -> str:
     whether the planned ones can."""
     if result != OPEN:
         return "finished" if done >= planned else f"decided at {done} of up to {planned} seeds"
-    needed = seeds_to_decide(diff) if diff.se is not None else None
     if diff.se is None:  # one seed: no spread to project from
         return "finished" if done >= planned else f"not finished: {done} of {planned} seeds"
+    needed = seeds_to_decide(diff)
     why = (f"at this spread about {needed} seeds would decide it" if needed else
            f"at this spread not even {MOST_SEEDS} seeds would decide it")
     if done >= planned:
