@@ -299,14 +299,22 @@ def _ap_row(claim: Claim, summary: pd.DataFrame, n_seeds: int | dict[str, int],
                 _test_name(diff))
 
 
+def progress(result: str, done: int, planned: int, unit: str) -> str:
+    """How far a row's ``done`` of its ``planned`` seeds or models (``unit``) went: *finished*; *decided at k
+    of up to n* (a decided row stops there); else *not finished: k of n*."""
+    if done >= planned:
+        return "finished"
+    if result != OPEN:
+        return f"decided at {done} of up to {planned} {unit}"
+    return f"not finished: {done} of {planned} {unit}"
+
+
 def ap_status(result: str, diff: Difference, done: int, planned: int) -> str:
     """An AP row's status: ``done`` of the ``planned`` seeds ran (the fewer of its two runs'); a decided row
     stops there; an inconclusive one says how many seeds would decide it (:func:`seeds_to_decide`) and
     whether the planned ones can."""
-    if result != OPEN:
-        return "finished" if done >= planned else f"decided at {done} of up to {planned} seeds"
-    if diff.se is None:  # one seed: no spread to project from
-        return "finished" if done >= planned else f"not finished: {done} of {planned} seeds"
+    if result != OPEN or diff.se is None:  # decided, or one seed: no spread to project from
+        return progress(result, done, planned, "seeds")
     needed = seeds_to_decide(diff)
     why = (f"at this spread about {needed} seeds would decide it" if needed else
            f"at this spread not even {MOST_SEEDS} seeds would decide it")
@@ -336,8 +344,7 @@ def _nms_row(claim: Claim, voting: pd.DataFrame, plain: pd.DataFrame, expected: 
         result = FAILS  # loses more AP50 than claimed, with the interval's confidence
     elif result == HOLDS and -ap50.delta > AP50_LOSS:
         result = OPEN
-    status = ("finished" if n >= expected else f"decided at {n} of up to {expected} models" if result != OPEN else
-              f"not finished: {n} of {expected} models")
+    status = progress(result, n, expected, "models")
     return _row(claim, ours, pm(ap.delta, ap.se, delta=True), result, status, shown_interval(ap), _test_name(ap))
 
 
