@@ -31,3 +31,13 @@ def test_constraints_pin_everything_installed_from_requirements():
     for name in ("build.txt", "mmcv.txt", "run.txt"):
         for pkg, version in _pins(f"requirements/{name}").items():
             assert constraints.get(pkg) == version, f"constraints.txt disagrees on {pkg}"
+
+
+def test_dvc_reads_its_yaml_files_with_the_c_loader():
+    """DVC parses dvc.yaml and dvc.lock (168 kB at smoke) with ruamel.yaml's safe loader at every stage it
+    checks or runs: its C parser (ruamel.yaml.clib, pinned in run.txt) instead of the pure-Python one."""
+    from ruamel.yaml import YAML
+
+    loader = YAML(typ="safe")
+    assert loader.Parser.__name__ == "CParser", f"{loader.Parser}: `make install` brings ruamel.yaml.clib"
+    assert loader.load("stages: {train: {cmd: ld train}}") == {"stages": {"train": {"cmd": "ld train"}}}

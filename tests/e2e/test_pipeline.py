@@ -1,4 +1,5 @@
 """End to end: `dvc repro` of the smoke profile in a fresh copy of the repository, as a user runs it."""
+import contextlib
 import hashlib
 import json
 import math
@@ -45,6 +46,18 @@ def _clone(dst):
                 ["git", "commit", "-qm", "clone"]):
         _run(cmd, dst, env)
     return dst, env
+
+
+@pytest.fixture
+def fork_server():
+    """``fork_server(root, env) -> env``: a fork server (ld/fork_server.py) in the clone ``root`` for the rest of
+    the test, as `ld stage-times` (`make run`) runs every `ld` of a `dvc repro` in a child of one; the
+    environment to run the commands with. Start it once ``root``'s params.yaml is written: it takes that
+    profile's deterministic mode (an `ld` of another mode runs in its own process)."""
+    from ld.fork_server import running
+
+    with contextlib.ExitStack() as stack:
+        yield lambda root, env: stack.enter_context(running(env, cwd=root))
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +252,7 @@ def test_repro_in_a_clean_clone_reproduces_the_committed_results(clone, repro):
     warnings.warn("not bit for bit on this CPU, but within the tolerance: " + where, stacklevel=1)
 
 
-def test_a_fresh_clone_pulls_what_was_pushed_and_analyses_without_training(clone, repro, tmp_path):
+def test_a_fresh_clone_pulls_what_was_pushed_and_analyses_without_training(clone, repro, tmp_path, fork_server):
     """The DVC remote round trip: push from the clone that built everything, pull into a fresh git clone,
     run the analysis notebook there; before the pull, a missing model names its stage, exit 2. (Before the
     experiments below, which leave their results in the clone's workspace.)"""
@@ -251,6 +264,7 @@ def test_a_fresh_clone_pulls_what_was_pushed_and_analyses_without_training(clone
         _run(["git", "commit", "-qam", "the results of this machine"], root, env)
     fresh = tmp_path / "fresh"
     _run(["git", "clone", "-q", str(root), str(fresh)], tmp_path, env)
+    env = fork_server(fresh, env)
     analysis = ["ld", "notebook", "notebooks/ambiguity.ipynb", str(tmp_path / "ambiguity.ipynb"),
                 "-p", "figures_dir", str(tmp_path / "figures"), "-p", "num_images", "8"]
     teacher = PARAMS["analysis"]["teacher"]
@@ -282,8 +296,9 @@ def test_a_fresh_clone_pulls_what_was_pushed_and_analyses_without_training(clone
     assert _run(["git", "status", "--porcelain"], fresh, env) == ""
 
 
-def test_changed_ld_param_reruns_only_what_depends_on_it(clone, repro):
+def test_changed_ld_param_reruns_only_what_depends_on_it(clone, repro, fork_server):
     root, env = clone
+    env = fork_server(root, env)
     # what it reruns: the stages it changes and everything downstream of them (`--force-downstream`), named
     # by a dry run; then one of them run as an experiment, whose params and metrics `dvc exp show` lists
     params = (root / "params.yaml").read_text()

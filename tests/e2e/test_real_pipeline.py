@@ -10,7 +10,7 @@ from mmengine.config import Config
 
 from tests.data.test_data_check import _jpeg
 from tests.data.test_real_data import _tiny, voc_tree  # noqa: F401  (fixture)
-from tests.e2e.test_pipeline import PARAMS, _clone, _run
+from tests.e2e.test_pipeline import PARAMS, _clone, _run, fork_server  # noqa: F401  (fixture)
 
 # pytest-timeout: `dvc repro` of a teacher, an LD student and their evaluation per test
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -45,11 +45,13 @@ def _metrics(root, profile, run):
     return json.loads((root / "results" / profile / "metrics" / f"{run}.json").read_text())
 
 
-def test_a_coco_json_dataset_of_its_own_runs_end_to_end_teacher_ld_student_eval_table(tmp_path):
+def test_a_coco_json_dataset_of_its_own_runs_end_to_end_teacher_ld_student_eval_table(tmp_path,
+                                                                                    fork_server):  # noqa: F811
     tree = custom_coco_tree(tmp_path / "mydata")
     root, env = _clone(tmp_path / "clone")
     runs = {"train": ["gfl_r50_2x"], "distill": {"ld_r18_gfl_r50_1x": {"teacher": "gfl_r50_2x"}}}
     (root / "params.yaml").write_text(yaml.safe_dump(_params("coco", tree, runs), sort_keys=False))
+    env = fork_server(root, env)
     out = _run(["dvc", "repro", "table"], root, env)
     for stage in ("data", "train@gfl_r50_2x", "distill@ld_r18_gfl_r50_1x", "eval@gfl_r50_2x",
                   "eval_distill@ld_r18_gfl_r50_1x", "table"):
@@ -79,14 +81,15 @@ def test_a_coco_json_dataset_of_its_own_runs_end_to_end_teacher_ld_student_eval_
     assert "resumes from" not in out, out[-3000:]  # ld train's header says which (the details are in its log file)
 
 
-def test_a_vocdevkit_with_classes_of_its_own_runs_end_to_end_with_voc_metrics(voc_tree, tmp_path):  # noqa: F811
+def test_a_vocdevkit_with_classes_of_its_own_runs_end_to_end_with_voc_metrics(voc_tree, tmp_path,  # noqa: F811
+                                                                              fork_server):  # noqa: F811
     """The fixture's objects are persons and dogs: `data.classes: [person, dog]` makes it a 2-class dataset
     (upstream's HikariTJU/LD issue #36), in that label order."""
     root, env = _clone(tmp_path / "clone")
     params = _params("voc", voc_tree, {"train": ["gfl_r18_1x"], "distill": {}})
     params["profiles"]["voc"]["data"]["classes"] = ["person", "dog"]
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = _run(["dvc", "repro", "table"], root, env)
+    out = _run(["dvc", "repro", "table"], root, fork_server(root, env))
     assert "Running stage 'eval@gfl_r18_1x'" in out and "Running stage 'table'" in out, out[-3000:]
     cfg = Config.fromfile(str(root / "models" / "voc" / "gfl_r18_1x" / "config.py"))
     assert tuple(cfg.classes) == ("person", "dog") and cfg.model.bbox_head.num_classes == 2

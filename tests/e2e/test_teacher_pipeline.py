@@ -7,13 +7,13 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.e2e.test_pipeline import PARAMS, _clone, _run
+from tests.e2e.test_pipeline import PARAMS, _clone, _run, fork_server  # noqa: F401  (fixture)
 
 # pytest-timeout: an import, a teacher evaluation, a distillation and its evaluation through `dvc repro`
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
-def test_a_released_teacher_is_imported_and_distilled_from_through_dvc_repro(tmp_path):
+def test_a_released_teacher_is_imported_and_distilled_from_through_dvc_repro(tmp_path, fork_server):  # noqa: F811
     """An mmdet-2.x-layout R-101 checkpoint (random weights, the smoke-size stand-in of mmdet's
     gfl_r101_fpn_mstrain_2x_coco) listed under `teachers` replaces the teacher's train stage."""
     import hashlib
@@ -34,11 +34,15 @@ def test_a_released_teacher_is_imported_and_distilled_from_through_dvc_repro(tmp
     torch.save({"meta": {"mmdet_version": "2.10.0", "CLASSES": CLASSES, "epoch": 24},
                 "state_dict": state, "optimizer": {"state": {}, "param_groups": []}}, released)
     sha = hashlib.sha256(released.read_bytes()).hexdigest()
-    params = {**PARAMS, "train": [], "teachers": {"gfl_r101_2x": {"checkpoint": str(released), "sha256": sha[:8],
-                                                                   "published_ap": 44.7}},
+    # smoke's recipe on 8 training and 4 validation images: 2 iterations an epoch is all an import needs
+    smoke = PARAMS["profiles"]["smoke"]
+    profiles = {**PARAMS["profiles"], "smoke": {**smoke, "data": {**smoke["data"], "num_train": 8, "num_val": 4}}}
+    teacher = {"checkpoint": str(released), "sha256": sha[:8], "published_ap": 44.7}
+    params = {**PARAMS, "profiles": profiles, "train": [], "teachers": {"gfl_r101_2x": teacher},
               "distill": {"ld_r18_gfl_r101_1x": {"teacher": "gfl_r101_2x"}}}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     targets = ["eval_teacher@gfl_r101_2x", "eval_distill@ld_r18_gfl_r101_1x"]
+    env = fork_server(root, env)
     out = _run(["dvc", "repro", *targets], root, env)
     assert "Running stage 'teacher@gfl_r101_2x'" in out and "train@" not in out
     models = root / "models" / "smoke"
