@@ -521,7 +521,15 @@ def _pin(args) -> None:
 def _cmd_fork_server(args) -> int:
     from ld.fork_server import serve
 
-    return serve(args.socket, main)
+    try:
+        code = serve(args.socket, main)
+    except SystemExit as stop:  # SIGTERM: the `dvc repro` it served is over
+        code = stop.code
+    # its socket is closed and removed, its children are on their own: skip the interpreter's teardown of torch
+    # and mmdet (1.8 s of every `ld stage-times`, against 0.06 s)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 def _main(argv: list[str] | None) -> int:
