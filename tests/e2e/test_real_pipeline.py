@@ -81,15 +81,15 @@ def test_a_coco_json_dataset_of_its_own_runs_end_to_end_teacher_ld_student_eval_
     assert "resumes from" not in out, out[-3000:]  # ld train's header says which (the details are in its log file)
 
 
-def test_a_vocdevkit_with_classes_of_its_own_runs_end_to_end_with_voc_metrics(voc_tree, tmp_path,  # noqa: F811
-                                                                              fork_server):  # noqa: F811
+def test_a_vocdevkit_with_classes_of_its_own_runs_end_to_end_with_voc_metrics(voc_tree, tmp_path):  # noqa: F811
     """The fixture's objects are persons and dogs: `data.classes: [person, dog]` makes it a 2-class dataset
-    (upstream's HikariTJU/LD issue #36), in that label order."""
+    (upstream's HikariTJU/LD issue #36), in that label order. A plain `dvc repro`, as a user types it: each
+    stage's `ld` in a process of its own (the other end-to-end repros run theirs through a fork server)."""
     root, env = _clone(tmp_path / "clone")
     params = _params("voc", voc_tree, {"train": ["gfl_r18_1x"], "distill": {}})
     params["profiles"]["voc"]["data"]["classes"] = ["person", "dog"]
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = _run(["dvc", "repro", "table"], root, fork_server(root, env))
+    out = _run(["dvc", "repro", "table"], root, env)
     assert "Running stage 'eval@gfl_r18_1x'" in out and "Running stage 'table'" in out, out[-3000:]
     cfg = Config.fromfile(str(root / "models" / "voc" / "gfl_r18_1x" / "config.py"))
     assert tuple(cfg.classes) == ("person", "dog") and cfg.model.bbox_head.num_classes == 2
