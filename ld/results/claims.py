@@ -318,11 +318,9 @@ def ap_status(result: str, diff: Difference, done: int, planned: int) -> str:
     needed = seeds_to_decide(diff)
     why = (f"at this spread about {needed} seeds would decide it" if needed else
            f"at this spread not even {MOST_SEEDS} seeds would decide it")
-    if done >= planned:
-        return f"finished; {why}"
-    if needed is None or needed > planned:
+    if done < planned and (needed is None or needed > planned):
         return f"undecidable within {planned} seeds ({done} run): {why}"
-    return f"not finished: {done} of {planned} seeds; {why}"
+    return f"{progress(result, done, planned, 'seeds')}; {why}"
 
 
 def paired(voting: pd.DataFrame, plain: pd.DataFrame, metric: str) -> tuple[Difference, int]:
