@@ -119,14 +119,21 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike, what: str = "c
 
 
 def save_weights(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
-    """Save weights and the stable part of ``meta`` atomically (temporary file + rename)."""
+    """Save weights and the stable part of ``meta`` atomically (:func:`save_checkpoint`)."""
+    return save_checkpoint(path, {"state_dict": state_dict,
+                                  "meta": {k: v for k, v in meta.items() if k in STABLE_META}})
+
+
+def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Path:
+    """``torch.save`` atomically (temporary file + rename): a full disk or a kill leaves the old file, or
+    none, and no partial one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        torch.save({"state_dict": state_dict, "meta": {k: v for k, v in meta.items() if k in STABLE_META}}, tmp)
+        torch.save(checkpoint, tmp)
         os.replace(tmp, path)
-    except BaseException:  # a full disk or a kill: no partial file is left behind
+    except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path

@@ -103,6 +103,25 @@ def tiny_run(tiny_export) -> Path:
     return root
 
 
+# What the tests write under pytest's temporary folder at the most, both workers together (the smoke repro's
+# clone beside the pull round trip's remote and fresh clone), measured in `make test` from a fresh clone
+TESTS_PEAK_DISK_GB = 7.5
+
+
+def pytest_report_header(config):
+    """The free disk where the tests write, in the session's header, so that a run stopped by a full disk
+    ('No space left on device') shows how much it had."""
+    import shutil
+    import tempfile
+
+    where = Path(config.option.basetemp or tempfile.gettempdir())
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free / 1e9
+    short = "" if free >= TESTS_PEAK_DISK_GB else ": too little, free some space first"
+    return f"disk: {free:.1f} GB free in {where}, the tests write up to {TESTS_PEAK_DISK_GB} GB there{short}"
+
+
 def pytest_collection_modifyitems(config, items):
     """The slow end-to-end modules first, longest first (measured: the smoke repro, the COCO/VOC trees, the
     released teacher, resume, DDP): `make test` runs the files on two workers (pytest-xdist, ``--dist loadfile

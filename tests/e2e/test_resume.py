@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ld.checkpoint import load_checkpoint
 from ld.data.synth import SynthSpec, write_dataset
 from tests.conftest import REPO
 
@@ -89,14 +90,18 @@ def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(setup):
 
 
 def test_a_finished_run_keeps_its_last_checkpoint_only_and_a_second_start_only_exports_again(setup):
-    """mmengine keeps two checkpoints while training; once exported, the earlier one is deleted. The last
-    one is enough for the same run started again: it resumes at the end and writes the same model."""
+    """mmengine keeps two checkpoints while training; once exported, the earlier one is deleted and the last
+    loses its optimizer state. It is enough for the same run started again: that resumes at the end and
+    writes the same model."""
     if not (setup / "whole" / "model.pth").is_file():
         _finish(_train(setup, "whole"))
     checkpoints = sorted((setup / "work_whole").glob("*/*/*/epoch_*.pth"))
     assert [p.name for p in checkpoints] == ["epoch_4.pth"], checkpoints
     pointer = checkpoints[0].parent / "last_checkpoint"
     assert pointer.read_text().strip() == str(checkpoints[0])
+    kept = load_checkpoint(checkpoints[0])
+    assert "optimizer" not in kept and {"state_dict", "meta", "message_hub", "param_schedulers"} <= kept.keys()
+    assert not list(checkpoints[0].parent.glob(".*.tmp"))
     before = (setup / "whole" / "model.pth").read_bytes()
     (setup / "whole" / "model.pth").unlink()
     out = _finish(_train(setup, "whole"))

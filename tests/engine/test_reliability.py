@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ld.checkpoint import load_checkpoint, save_weights
+from ld.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from ld.errors import BadFileError, ConfigError, LDError
 from tests.conftest import REPO
 
@@ -132,16 +132,48 @@ def test_an_unwritable_out_stops_ld_train_before_it_trains(params, dataset, tmp_
     assert code == 2 and "not writable" in capsys.readouterr().err
 
 
-def test_a_full_disk_leaves_no_partial_file(tmp_path, monkeypatch):
-    def full_disk(obj, f, *args, **kwargs):
-        with open(f, "wb") as out:
-            out.write(b"partial")
-        raise OSError(28, "No space left on device")
+def _full_disk(obj, f, *args, **kwargs):
+    """``torch.save`` on a disk that fills up part way."""
+    with open(f, "wb") as out:
+        out.write(b"partial")
+    raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", full_disk)
+
+def test_a_full_disk_leaves_no_partial_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch, "save", _full_disk)
     with pytest.raises(OSError, match="No space left"):
         save_weights(tmp_path / "model.pth", {"w": torch.ones(1)}, {})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_while_a_checkpoint_is_rewritten_keeps_the_old_one(tmp_path, monkeypatch):
+    path = tmp_path / "epoch_2.pth"
+    torch.save({"state_dict": {"w": torch.ones(1)}, "optimizer": {"state": {}}}, path)
+    before = path.read_bytes()
+    monkeypatch.setattr(torch, "save", _full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(path, {"state_dict": {"w": torch.ones(1)}})
+    assert list(tmp_path.iterdir()) == [path] and path.read_bytes() == before
+
+
+def test_a_finished_run_folder_keeps_the_last_checkpoint_without_its_optimizer(tmp_path):
+    from ld.engine.train import _keep_what_a_reexport_needs
+
+    hub = {"log_scalars": {}, "runtime_info": {"epoch": 2}}
+    for epoch in (1, 2):
+        torch.save({"meta": {"epoch": epoch}, "state_dict": {"w": torch.full((3,), float(epoch))},
+                    "message_hub": hub, "param_schedulers": [{"last_step": epoch}],
+                    "optimizer": {"state": {0: {"momentum_buffer": torch.ones(3)}}, "param_groups": []}},
+                   tmp_path / f"epoch_{epoch}.pth")
+    (tmp_path / "last_checkpoint").write_text(str(tmp_path / "epoch_2.pth"))
+    _keep_what_a_reexport_needs(tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("epoch_*.pth")) == ["epoch_2.pth"]
+    kept = load_checkpoint(tmp_path / "epoch_2.pth")
+    assert sorted(kept) == ["message_hub", "meta", "param_schedulers", "state_dict"]
+    assert torch.equal(kept["state_dict"]["w"], torch.full((3,), 2.0)) and kept["param_schedulers"][0]["last_step"] == 2
+    mtime = (tmp_path / "epoch_2.pth").stat().st_mtime_ns
+    _keep_what_a_reexport_needs(tmp_path)  # a second finish (a run started again) rewrites nothing
+    assert (tmp_path / "epoch_2.pth").stat().st_mtime_ns == mtime
 
 
 # --- 3. evaluation loads exactly ---------------------------------------------------------------------------
