@@ -381,8 +381,8 @@ def _keep_what_a_reexport_needs(work_dir: Path) -> None:
     ``last_checkpoint`` names, not its optimizer state (mmengine's ``resume`` loads an optimizer only where
     the checkpoint has one). So every earlier epoch checkpoint is deleted (mmengine keeps two while it trains:
     it deletes the older before writing the next, so a kill while saving leaves a complete one), and the last
-    is rewritten, atomically, without the optimizer: a quarter of the disk of a finished run (the smoke repro's
-    work folder: 2.0 GB -> 1.0 GB; SGD's momentum is the size of the weights)."""
+    is rewritten, atomically, without the optimizer (SGD's momentum, the size of the weights): half of what it
+    kept before (the smoke repro's 22 checkpoints: 1.16 GB instead of 2.32 GB)."""
     pointer = work_dir / "last_checkpoint"
     if not pointer.is_file():
         return
