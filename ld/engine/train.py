@@ -390,7 +390,7 @@ def _keep_what_a_reexport_needs(work_dir: Path) -> None:
     for path in work_dir.glob("epoch_*.pth"):
         if _epoch_of(path) < _epoch_of(last):
             path.unlink(missing_ok=True)
-    checkpoint = load_checkpoint(last)
+    checkpoint = load_checkpoint(last, mmap=True)  # read only if it is rewritten
     if checkpoint.pop("optimizer", None) is not None:
         save_checkpoint(last, checkpoint)
 
