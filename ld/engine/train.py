@@ -97,7 +97,7 @@ def build_train_config(
     _set_identity(cfg, config, Path(work_root) / profile, teacher_digest)
     if live_dir is not None:  # the curves of the log lines (ld.engine.live), not part of the run's digest
         cfg.visualizer.vis_backends = [*cfg.visualizer.vis_backends, dict(
-            type="DVCLiveCurves", save_dir=str(live_dir), resume=(Path(cfg.work_dir) / "last_checkpoint").is_file())]
+            type="DVCLiveCurves", save_dir=str(live_dir), resume=_last_checkpoint(Path(cfg.work_dir)) is not None)]
     return cfg
 
 
@@ -213,10 +213,10 @@ def export_model(work_dir: str | Path, cfg, out_dir: str | Path) -> Path:
     config to ``out_dir/config.py`` and ``out_dir/model.pth``: only these two files are written, each
     atomically (the config first, the weights last), so a kill leaves the old or the new model."""
     work_dir, out_dir = Path(work_dir), check_export_dir(out_dir, EXPORTED)
-    pointer = work_dir / "last_checkpoint"
-    if not pointer.is_file():
+    last = _last_checkpoint(work_dir)
+    if last is None:
         raise MissingFileError(f"{work_dir} has no last_checkpoint: the run did not save a checkpoint")
-    ckpt = load_checkpoint(pointer.read_text().strip())
+    ckpt = load_checkpoint(last)
     exported = copy.deepcopy(cfg)  # the run's config without its curves (a test run would clear them)
     live_backends = _live_backends(exported)
     if live_backends:
@@ -275,7 +275,7 @@ def _check_identity(cfg) -> None:
         if recorded != cfg.run_digest:
             raise BadFileError(f"{cfg.work_dir} holds checkpoints of another run ({record} does not record this "
                                "config, teacher and data): remove the folder, or run with --no-resume")
-    elif (Path(cfg.work_dir) / "last_checkpoint").is_file():
+    elif _last_checkpoint(Path(cfg.work_dir)) is not None:
         raise BadFileError(f"{cfg.work_dir} holds checkpoints of unknown origin (no identity.json): remove the "
                            "folder, or run with --no-resume")
     else:
@@ -285,14 +285,14 @@ def _check_identity(cfg) -> None:
 def _check_last_checkpoint(work_dir: Path) -> None:
     """The checkpoint a resume would load is readable (its tensors memory-mapped, not read: mmengine reads
     them when it resumes); otherwise say how to go on."""
-    pointer = work_dir / "last_checkpoint"
-    if not pointer.is_file():
+    last = _last_checkpoint(work_dir)
+    if last is None:
         return
-    last = Path(pointer.read_text().strip())
     try:
         load_checkpoint(last, mmap=True)
     except LDError as err:
         earlier = sorted((p for p in work_dir.glob("epoch_*.pth") if p != last), key=_epoch_of)
+        pointer = work_dir / "last_checkpoint"
         how = (f"resume from the previous one with `echo {earlier[-1]} > {pointer}`, then run again" if earlier
                else "no earlier checkpoint is left")
         raise BadFileError(f"the run's last checkpoint cannot be loaded ({err}). To go on: {how}; or start "
@@ -329,8 +329,8 @@ def train(cfg, out_dir: str | Path | None = None, *, fresh: bool = False) -> Non
             torch.distributed.init_process_group(backend="gloo")
         run_cfg = unformatted(cfg)
         run_cfg.visualizer.pop("name", None)  # mmengine's instances are global: one of its own, named after the run
-        pointer = work_dir / "last_checkpoint"
-        start = f"resumes from {pointer.read_text().strip()}" if pointer.is_file() else "starts afresh"
+        last = _last_checkpoint(work_dir)
+        start = f"resumes from {last}" if last is not None else "starts afresh"
         with warnings_to_log():
             runner = QuietRunner.from_cfg(run_cfg)
             if rank0:
@@ -368,10 +368,10 @@ def _is_disk_error(err: BaseException) -> bool:
 def _remove_partial_checkpoints(work_dir: Path) -> None:
     """Delete the epoch checkpoints written after the one ``last_checkpoint`` names (mmengine updates the
     pointer after a checkpoint is complete, so a later file is a write cut short by a kill or a full disk)."""
-    pointer = work_dir / "last_checkpoint"
-    last = _epoch_of(Path(pointer.read_text().strip())) if pointer.is_file() else 0
+    last = _last_checkpoint(work_dir)
+    complete = _epoch_of(last) if last is not None else 0
     for path in work_dir.glob("epoch_*.pth"):
-        if _epoch_of(path) > last:
+        if _epoch_of(path) > complete:
             path.unlink(missing_ok=True)
 
 
@@ -383,16 +383,22 @@ def _keep_what_a_reexport_needs(work_dir: Path) -> None:
     it deletes the older before writing the next, so a kill while saving leaves a complete one), and the last
     is rewritten, atomically, without the optimizer (SGD's momentum, the size of the weights): half of what it
     kept before (the smoke repro's 22 checkpoints: 1.16 GB instead of 2.32 GB)."""
-    pointer = work_dir / "last_checkpoint"
-    if not pointer.is_file():
+    last = _last_checkpoint(work_dir)
+    if last is None:
         return
-    last = Path(pointer.read_text().strip())
     for path in work_dir.glob("epoch_*.pth"):
         if _epoch_of(path) < _epoch_of(last):
             path.unlink(missing_ok=True)
     checkpoint = load_checkpoint(last, mmap=True)  # read only if it is rewritten
     if checkpoint.pop("optimizer", None) is not None:
         save_checkpoint(last, checkpoint)
+
+
+def _last_checkpoint(work_dir: Path) -> Path | None:
+    """The checkpoint that ``work_dir/last_checkpoint`` names (mmengine writes it once a checkpoint is
+    complete), or None before the first."""
+    pointer = work_dir / "last_checkpoint"
+    return Path(pointer.read_text().strip()) if pointer.is_file() else None
 
 
 def _epoch_of(path: Path) -> int:
